@@ -1,0 +1,329 @@
+//! Configuration, read once from the environment when a function starts.
+//!
+//! Every variable is validated here, so a misconfigured stack fails at its first cold start with
+//! a message naming the variable, instead of in the middle of a monthly run.
+
+use std::time::Duration;
+
+use crate::error::StepError;
+use crate::naming;
+
+/// Who the golden image is shared with, as configured (the organization ARN may instead be
+/// looked up with DescribeOrganization).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShareConfig {
+    pub organization_arn: Option<String>,
+    pub organizational_unit_arns: Vec<String>,
+    pub account_ids: Vec<String>,
+    /// Share with the whole organization (looked up if not configured). Off only when the
+    /// image must go to selected OUs or accounts alone.
+    pub share_with_organization: bool,
+}
+
+/// The typed configuration of every step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// POINTER_PARAMETER_NAME: the SSM parameter that holds the golden AMI id.
+    pub pointer_parameter_name: String,
+    /// BAKE_DOCUMENT_NAME: the SSM Automation document that bakes the intermediate image.
+    pub bake_document_name: String,
+    /// AUTOMATION_ASSUME_ROLE_ARN: the role the bake automation runs as.
+    pub automation_assume_role_arn: String,
+    /// BAKE_INSTANCE_TYPE: the temporary instance's type.
+    pub bake_instance_type: String,
+    /// BAKE_SUBNET_ID: where the temporary instance runs (no public IP).
+    pub bake_subnet_id: String,
+    /// BAKE_INSTANCE_PROFILE_NAME: the temporary instance's profile (SSM managed instance core).
+    pub bake_instance_profile_name: String,
+    /// BAKE_TIMEOUT_MINUTES: how long a bake may run before it is stopped.
+    pub bake_timeout: Duration,
+    /// COPY_TIMEOUT_MINUTES: how long the re-encrypted copy may stay pending.
+    pub copy_timeout: Duration,
+    /// BAKE_POLL_SECONDS: the wait between two polls of the bake.
+    pub bake_poll_seconds: u64,
+    /// COPY_POLL_SECONDS: the wait between two polls of the copy.
+    pub copy_poll_seconds: u64,
+    /// GOLDEN_KMS_KEY_ARN: the dedicated org-wide key (a key ARN, not an alias).
+    pub golden_kms_key_arn: String,
+    /// IMAGE_NAME_PREFIX: the start of every image name this pipeline makes.
+    pub image_name_prefix: String,
+    /// SHARE_ORGANIZATION_ARN, SHARE_WITH_ORGANIZATION, SHARE_OU_ARNS, SHARE_ACCOUNT_IDS.
+    pub share: ShareConfig,
+    /// NOTIFICATION_TOPIC_ARN: the SNS topic for STARTED / SUCCEEDED / FAILED.
+    pub notification_topic_arn: String,
+    /// PIPELINE_NAME: how notifications name this pipeline.
+    pub pipeline_name: String,
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Self, StepError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
+        let env = Env(&lookup);
+        let golden_kms_key_arn = env.required("GOLDEN_KMS_KEY_ARN")?;
+        if !naming::is_kms_key_arn(&golden_kms_key_arn) {
+            return Err(env.malformed(
+                "GOLDEN_KMS_KEY_ARN",
+                &golden_kms_key_arn,
+                "a key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID); aliases are not accepted because verification compares key ARNs",
+            ));
+        }
+        let bake_subnet_id = env.required("BAKE_SUBNET_ID")?;
+        if !bake_subnet_id.starts_with("subnet-") {
+            return Err(env.malformed(
+                "BAKE_SUBNET_ID",
+                &bake_subnet_id,
+                "a subnet id (subnet-...)",
+            ));
+        }
+        let automation_assume_role_arn = env.required("AUTOMATION_ASSUME_ROLE_ARN")?;
+        if !is_role_arn(&automation_assume_role_arn) {
+            return Err(env.malformed(
+                "AUTOMATION_ASSUME_ROLE_ARN",
+                &automation_assume_role_arn,
+                "an IAM role ARN (arn:aws:iam::ACCOUNT:role/NAME)",
+            ));
+        }
+        let image_name_prefix = env
+            .optional("IMAGE_NAME_PREFIX")
+            .unwrap_or_else(|| "golden-ami".to_string());
+        if !naming::is_valid_image_name_prefix(&image_name_prefix) {
+            return Err(env.malformed(
+                "IMAGE_NAME_PREFIX",
+                &image_name_prefix,
+                "1-60 characters of letters, digits and ( ) [ ] . / - ' @ _",
+            ));
+        }
+        Ok(Self {
+            pointer_parameter_name: env.required("POINTER_PARAMETER_NAME")?,
+            bake_document_name: env.required("BAKE_DOCUMENT_NAME")?,
+            automation_assume_role_arn,
+            bake_instance_type: env
+                .optional("BAKE_INSTANCE_TYPE")
+                .unwrap_or_else(|| "t3.small".to_string()),
+            bake_subnet_id,
+            bake_instance_profile_name: env.required("BAKE_INSTANCE_PROFILE_NAME")?,
+            bake_timeout: env.minutes("BAKE_TIMEOUT_MINUTES", 120)?,
+            copy_timeout: env.minutes("COPY_TIMEOUT_MINUTES", 90)?,
+            bake_poll_seconds: env.seconds("BAKE_POLL_SECONDS", 120)?,
+            copy_poll_seconds: env.seconds("COPY_POLL_SECONDS", 60)?,
+            golden_kms_key_arn,
+            image_name_prefix,
+            share: env.share()?,
+            notification_topic_arn: env.required("NOTIFICATION_TOPIC_ARN")?,
+            pipeline_name: env
+                .optional("PIPELINE_NAME")
+                .unwrap_or_else(|| "golden-ami-pipeline".to_string()),
+        })
+    }
+}
+
+fn is_role_arn(value: &str) -> bool {
+    value.starts_with("arn:") && value.contains(":iam::") && value.contains(":role/")
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn optional(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|value| value.trim().to_string())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn required(&self, name: &str) -> Result<String, StepError> {
+        self.optional(name).ok_or_else(|| {
+            StepError::ConfigError(format!(
+                "environment variable {name} is missing or empty: set it in the function's environment (the SAM template does)"
+            ))
+        })
+    }
+
+    fn malformed(&self, name: &str, value: &str, expected: &str) -> StepError {
+        StepError::ConfigError(format!(
+            "environment variable {name} is {value:?}, expected {expected}"
+        ))
+    }
+
+    fn minutes(&self, name: &str, default: u64) -> Result<Duration, StepError> {
+        match self.optional(name) {
+            None => Ok(Duration::from_secs(default * 60)),
+            Some(value) => match value.parse::<u64>() {
+                Ok(minutes) if (1..=10_080).contains(&minutes) => {
+                    Ok(Duration::from_secs(minutes * 60))
+                }
+                _ => Err(self.malformed(name, &value, "a whole number of minutes from 1 to 10080")),
+            },
+        }
+    }
+
+    fn seconds(&self, name: &str, default: u64) -> Result<u64, StepError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(value) => match value.parse::<u64>() {
+                // Zero is allowed: the local stack polls without waiting.
+                Ok(seconds) if seconds <= 3_600 => Ok(seconds),
+                _ => Err(self.malformed(name, &value, "a whole number of seconds from 0 to 3600")),
+            },
+        }
+    }
+
+    fn list(&self, name: &str) -> Vec<String> {
+        self.optional(name)
+            .map(|value| {
+                value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn share(&self) -> Result<ShareConfig, StepError> {
+        let organization_arn = self.optional("SHARE_ORGANIZATION_ARN");
+        if let Some(arn) = organization_arn
+            .as_ref()
+            .filter(|arn| !naming::is_organization_arn(arn))
+        {
+            return Err(self.malformed(
+                "SHARE_ORGANIZATION_ARN",
+                arn,
+                "arn:aws:organizations::MANAGEMENT-ACCOUNT:organization/o-...",
+            ));
+        }
+        let organizational_unit_arns = self.list("SHARE_OU_ARNS");
+        if let Some(bad) = organizational_unit_arns
+            .iter()
+            .find(|arn| !naming::is_organizational_unit_arn(arn))
+        {
+            return Err(self.malformed(
+                "SHARE_OU_ARNS",
+                bad,
+                "comma-separated arn:aws:organizations::ACCOUNT:ou/o-.../ou-...",
+            ));
+        }
+        let account_ids = self.list("SHARE_ACCOUNT_IDS");
+        if let Some(bad) = account_ids
+            .iter()
+            .find(|id| id.len() != 12 || !id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(self.malformed(
+                "SHARE_ACCOUNT_IDS",
+                bad,
+                "comma-separated 12-digit account ids",
+            ));
+        }
+        let share_with_organization = match self.optional("SHARE_WITH_ORGANIZATION").as_deref() {
+            None => true,
+            Some(v) if v.eq_ignore_ascii_case("true") => true,
+            Some(v) if v.eq_ignore_ascii_case("false") => false,
+            Some(v) => return Err(self.malformed("SHARE_WITH_ORGANIZATION", v, "true or false")),
+        };
+        if !share_with_organization && organizational_unit_arns.is_empty() && account_ids.is_empty()
+        {
+            return Err(StepError::ConfigError(
+                "SHARE_WITH_ORGANIZATION is false and neither SHARE_OU_ARNS nor SHARE_ACCOUNT_IDS is set: the golden image would be shared with nobody".into(),
+            ));
+        }
+        Ok(ShareConfig {
+            organization_arn,
+            organizational_unit_arns,
+            account_ids,
+            share_with_organization,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn base() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("POINTER_PARAMETER_NAME", "/golden-ami/current"),
+            ("BAKE_DOCUMENT_NAME", "golden-ami-bake"),
+            (
+                "AUTOMATION_ASSUME_ROLE_ARN",
+                "arn:aws:iam::111122223333:role/golden-ami-automation",
+            ),
+            ("BAKE_SUBNET_ID", "subnet-0123456789abcdef0"),
+            ("BAKE_INSTANCE_PROFILE_NAME", "golden-ami-bake-instance"),
+            (
+                "GOLDEN_KMS_KEY_ARN",
+                "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            ),
+            (
+                "NOTIFICATION_TOPIC_ARN",
+                "arn:aws:sns:eu-west-1:111122223333:golden-ami",
+            ),
+        ])
+    }
+
+    fn load(vars: &HashMap<&str, &str>) -> Result<Config, StepError> {
+        Config::from_lookup(|name| vars.get(name).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_fill_the_optional_variables() {
+        let config = load(&base()).unwrap();
+        assert_eq!(config.bake_instance_type, "t3.small");
+        assert_eq!(config.bake_timeout, Duration::from_secs(7200));
+        assert_eq!(config.image_name_prefix, "golden-ami");
+        assert!(config.share.share_with_organization);
+        assert_eq!(config.share.organization_arn, None);
+    }
+
+    #[test]
+    fn a_missing_variable_is_named() {
+        let mut vars = base();
+        vars.remove("BAKE_DOCUMENT_NAME");
+        let error = load(&vars).unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(error.to_string().contains("BAKE_DOCUMENT_NAME is missing"));
+    }
+
+    #[test]
+    fn an_alias_is_refused_as_the_golden_key() {
+        let mut vars = base();
+        vars.insert(
+            "GOLDEN_KMS_KEY_ARN",
+            "arn:aws:kms:eu-west-1:111122223333:alias/golden",
+        );
+        let error = load(&vars).unwrap_err();
+        assert!(error.to_string().contains("GOLDEN_KMS_KEY_ARN"), "{error}");
+    }
+
+    #[test]
+    fn malformed_lists_and_numbers_are_named() {
+        for (name, value) in [
+            ("SHARE_ACCOUNT_IDS", "111122223333,12345"),
+            ("SHARE_OU_ARNS", "ou-abcd-12345678"),
+            ("BAKE_TIMEOUT_MINUTES", "two hours"),
+            ("SHARE_WITH_ORGANIZATION", "yes"),
+            ("BAKE_SUBNET_ID", "sg-1234"),
+        ] {
+            let mut vars = base();
+            vars.insert(name, value);
+            let error = load(&vars).unwrap_err();
+            assert!(error.to_string().contains(name), "{name}: {error}");
+        }
+    }
+
+    #[test]
+    fn sharing_with_nobody_is_refused() {
+        let mut vars = base();
+        vars.insert("SHARE_WITH_ORGANIZATION", "false");
+        assert!(load(&vars).is_err());
+        vars.insert("SHARE_ACCOUNT_IDS", "444455556666, 777788889999");
+        let config = load(&vars).unwrap();
+        assert_eq!(config.share.account_ids, ["444455556666", "777788889999"]);
+    }
+}

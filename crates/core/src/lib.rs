@@ -1,0 +1,16 @@
+//! The shared core of the golden AMI pipeline's steps: the state machine's JSON contract, the
+//! typed step errors, configuration, AWS clients, and naming and tagging helpers.
+
+pub mod config;
+pub mod deps;
+pub mod error;
+pub mod naming;
+pub mod types;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use config::{Config, ShareConfig};
+pub use deps::{Clients, Deps, init_tracing, report};
+pub use error::{StepError, classify_sdk_error, error_code};
+pub use types::*;

@@ -1,0 +1,150 @@
+//! Helpers for the step crates' unit tests: a fixed configuration and clock, and concrete SDK
+//! clients whose responses come from `aws-smithy-mocks` rules (no hand-written client traits).
+//! Compiled only with the `testing` feature, for tests, where a panic is a failed assertion.
+#![allow(clippy::panic)]
+
+use aws_smithy_types::retry::RetryConfig;
+use serde::de::DeserializeOwned;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+pub use aws_smithy_mocks::{Rule, RuleMode, mock};
+pub use aws_smithy_types::error::ErrorMetadata;
+
+use crate::config::Config;
+use crate::deps::{Clients, Deps};
+use crate::types::ExecutionContext;
+
+pub const ACCOUNT: &str = "111122223333";
+pub const POINTER: &str = "/golden-ami/current";
+pub const BAKE_DOCUMENT: &str = "golden-ami-bake";
+pub const GOLDEN_KEY_ARN: &str =
+    "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+pub const TOPIC_ARN: &str = "arn:aws:sns:eu-west-1:111122223333:golden-ami-pipeline";
+pub const ORGANIZATION_ARN: &str = "arn:aws:organizations::999988887777:organization/o-a1b2c3d4e5";
+pub const EXECUTION_ID: &str =
+    "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:2026-12-01-monthly";
+
+/// The instant every test runs at: five minutes into the events' execution.
+pub fn fixed_now() -> OffsetDateTime {
+    datetime!(2026-12-01 08:05:00 UTC)
+}
+
+/// The configuration the events/ files were written for.
+pub fn config() -> Config {
+    let vars = [
+        ("POINTER_PARAMETER_NAME", POINTER),
+        ("BAKE_DOCUMENT_NAME", BAKE_DOCUMENT),
+        (
+            "AUTOMATION_ASSUME_ROLE_ARN",
+            "arn:aws:iam::111122223333:role/golden-ami-pipeline-automation",
+        ),
+        ("BAKE_INSTANCE_TYPE", "t3.small"),
+        ("BAKE_SUBNET_ID", "subnet-0a1b2c3d4e5f60718"),
+        (
+            "BAKE_INSTANCE_PROFILE_NAME",
+            "golden-ami-pipeline-bake-instance",
+        ),
+        ("BAKE_TIMEOUT_MINUTES", "120"),
+        ("COPY_TIMEOUT_MINUTES", "90"),
+        ("GOLDEN_KMS_KEY_ARN", GOLDEN_KEY_ARN),
+        ("IMAGE_NAME_PREFIX", "golden-ami"),
+        ("NOTIFICATION_TOPIC_ARN", TOPIC_ARN),
+        ("PIPELINE_NAME", "golden-ami-pipeline"),
+    ];
+    match Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+    }) {
+        Ok(config) => config,
+        Err(error) => panic!("the test configuration is invalid: {error}"),
+    }
+}
+
+pub fn context() -> ExecutionContext {
+    ExecutionContext {
+        execution_id: EXECUTION_ID.to_string(),
+        started_at: "2026-12-01T08:00:00Z".to_string(),
+    }
+}
+
+/// Deps with the test configuration, the fixed clock and the given clients.
+pub fn deps(clients: Clients) -> Deps {
+    Deps {
+        config: config(),
+        clients,
+        clock: fixed_now,
+    }
+}
+
+/// Parse an events/ file (read with include_str!) into the handler's input type.
+pub fn event<T: DeserializeOwned>(json: &str) -> T {
+    match serde_json::from_str(json) {
+        Ok(value) => value,
+        Err(error) => panic!("the event file does not parse as the handler's input: {error}"),
+    }
+}
+
+/// A service error with the given code, as the SDK builds it from a response.
+pub fn service_error(code: &str, message: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message(message).build()
+}
+
+macro_rules! client_fn {
+    ($name:ident, $krate:ident) => {
+        #[doc = concat!("A `", stringify!($krate), "` client answering from `rules` (any order); retries off so call counts are exact.")]
+        pub fn $name(rules: &[&Rule]) -> $krate::Client {
+            aws_smithy_mocks::mock_client!(
+                $krate,
+                RuleMode::MatchAny,
+                rules.iter().copied(),
+                |config| config.retry_config(RetryConfig::disabled())
+            )
+        }
+    };
+}
+
+client_fn!(ec2, aws_sdk_ec2);
+client_fn!(ssm, aws_sdk_ssm);
+client_fn!(kms, aws_sdk_kms);
+client_fn!(sns, aws_sdk_sns);
+client_fn!(organizations, aws_sdk_organizations);
+
+/// A builder of `Clients`: every client answers from its own rules; a call with no matching
+/// rule fails the test.
+#[derive(Default)]
+pub struct MockClients<'a> {
+    pub ec2: Vec<&'a Rule>,
+    pub ssm: Vec<&'a Rule>,
+    pub kms: Vec<&'a Rule>,
+    pub sns: Vec<&'a Rule>,
+    pub organizations: Vec<&'a Rule>,
+}
+
+impl MockClients<'_> {
+    pub fn build(&self) -> Clients {
+        Clients {
+            ec2: ec2(&self.ec2),
+            ssm: ssm(&self.ssm),
+            kms: kms(&self.kms),
+            sns: sns(&self.sns),
+            organizations: organizations(&self.organizations),
+        }
+    }
+
+    pub fn deps(&self) -> Deps {
+        deps(self.build())
+    }
+}
+
+/// A bare HTTP response with `status` (e.g. 503 to exercise the retryable path).
+pub fn http_status(status: u16) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    match aws_smithy_runtime_api::http::StatusCode::try_from(status) {
+        Ok(code) => aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+            code,
+            aws_smithy_types::body::SdkBody::from("{}"),
+        ),
+        Err(error) => panic!("{status} is not an HTTP status: {error}"),
+    }
+}

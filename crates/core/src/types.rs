@@ -1,0 +1,385 @@
+//! The JSON contract between the state machine and the steps.
+//!
+//! Every Task receives `{"context": ..., "state": $}`: the execution context from `$$` and the
+//! whole state so far. Each step's result is stored by the state machine under one key of the
+//! state (its `ResultPath`), so a later step - and the failure path - sees what every earlier
+//! step did. All keys are camelCase.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::StepError;
+
+/// What the state machine tells every step about the execution (from the context object).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionContext {
+    /// The execution ARN (`$$.Execution.Id`): unique per run, the seed of every idempotency token.
+    pub execution_id: String,
+    /// When the execution started (`$$.Execution.StartTime`, RFC 3339).
+    pub started_at: String,
+}
+
+impl ExecutionContext {
+    /// The execution's name: the last segment of its ARN.
+    pub fn execution_name(&self) -> &str {
+        self.execution_id
+            .rsplit(':')
+            .next()
+            .unwrap_or(&self.execution_id)
+    }
+}
+
+/// The input of every step but notify and cleanup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepInput {
+    pub context: ExecutionContext,
+    #[serde(default)]
+    pub state: PipelineState,
+}
+
+/// Everything the run has found and made so far; each key is one step's result.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<CurrentImage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake: Option<BakeStarted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_status: Option<BakeStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyStarted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_status: Option<CopyStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<ShareResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifyResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub publish: Option<PublishResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup: Option<CleanupResult>,
+    /// Set by the failure path: the name of the state whose error was caught.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_state: Option<String>,
+    /// Set by a Catch (`ResultPath: $.error`): Step Functions' own `Error` / `Cause` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+    /// Set by the failure path when cleanup itself failed, so the notification can say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleanup_error: Option<CaughtError>,
+}
+
+macro_rules! require {
+    ($name:ident, $field:ident, $ty:ty, $producer:literal) => {
+        #[doc = concat!("The `", stringify!($field), "` result, or InvalidInput naming the step that produces it.")]
+        pub fn $name(&self) -> Result<&$ty, StepError> {
+            self.$field.as_ref().ok_or_else(|| {
+                StepError::InvalidInput(format!(
+                    "state.{} is missing: {} must run before this step",
+                    stringify!($field),
+                    $producer
+                ))
+            })
+        }
+    };
+}
+
+impl PipelineState {
+    require!(require_current, current, CurrentImage, "ReadCurrentAmi");
+    require!(require_bake, bake, BakeStarted, "StartBake");
+    require!(require_bake_status, bake_status, BakeStatus, "CheckBake");
+    require!(require_copy, copy, CopyStarted, "CopyImage");
+    require!(require_publish, publish, PublishResult, "PublishPointer");
+
+    /// The intermediate (baked, account-key) image id, once the bake has reported it.
+    pub fn baked_ami_id(&self) -> Option<&str> {
+        self.bake_status.as_ref()?.baked_ami_id.as_deref()
+    }
+
+    /// The intermediate image id, or InvalidInput if the bake has not produced one yet.
+    pub fn require_baked_ami_id(&self) -> Result<&str, StepError> {
+        self.baked_ami_id().ok_or_else(|| {
+            StepError::invalid_input(
+                "state.bakeStatus.bakedAmiId is missing: CheckBake must report a finished bake before this step",
+            )
+        })
+    }
+}
+
+/// ReadCurrentAmi: where the pointer stands at the start of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentImage {
+    pub parameter_name: String,
+    /// The parameter version read; PublishPointer refuses to overwrite a newer one.
+    pub parameter_version: i64,
+    pub ami_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_name: Option<String>,
+    /// An automation of the bake document already in progress (another run): if set, this run
+    /// does no work and ends without a failure alarm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_in_progress: Option<String>,
+}
+
+/// StartBake: the automation that bakes the intermediate image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BakeStarted {
+    pub automation_execution_id: String,
+    pub document_name: String,
+    pub source_ami_id: String,
+    pub target_ami_name: String,
+    /// RFC 3339: past this, CheckBake stops the automation and fails with BakeTimedOut.
+    pub deadline: String,
+    /// How long the state machine waits between two polls (its Wait state reads this).
+    pub poll_seconds: u64,
+}
+
+/// CheckBake: one poll of the automation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BakeStatus {
+    pub done: bool,
+    /// The automation's status as SSM reports it (InProgress, Success, ...).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baked_ami_id: Option<String>,
+    /// The automation step running now, for progress output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<String>,
+}
+
+/// CopyImage: the re-encrypted golden copy being made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStarted {
+    pub golden_ami_id: String,
+    pub golden_ami_name: String,
+    pub kms_key_arn: String,
+    /// RFC 3339: past this, CheckCopy fails with CopyTimedOut.
+    pub deadline: String,
+    /// How long the state machine waits between two polls (its Wait state reads this).
+    pub poll_seconds: u64,
+}
+
+/// CheckCopy: one poll of the copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CopyStatus {
+    pub done: bool,
+    /// The image state as EC2 reports it (pending, available, ...).
+    pub state: String,
+}
+
+/// Who may launch the golden image.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaunchPrincipals {
+    #[serde(default)]
+    pub organization_arns: Vec<String>,
+    #[serde(default)]
+    pub organizational_unit_arns: Vec<String>,
+    #[serde(default)]
+    pub account_ids: Vec<String>,
+}
+
+impl LaunchPrincipals {
+    pub fn is_empty(&self) -> bool {
+        self.organization_arns.is_empty()
+            && self.organizational_unit_arns.is_empty()
+            && self.account_ids.is_empty()
+    }
+
+    /// Every principal, as a person reads it.
+    pub fn describe(&self) -> Vec<String> {
+        self.organization_arns
+            .iter()
+            .chain(&self.organizational_unit_arns)
+            .chain(&self.account_ids)
+            .cloned()
+            .collect()
+    }
+}
+
+/// ShareImage: the launch permission granted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShareResult {
+    pub golden_ami_id: String,
+    pub principals: LaunchPrincipals,
+    /// Principals that already had the permission (a re-run): nothing was sent for them.
+    #[serde(default)]
+    pub already_shared: Vec<String>,
+}
+
+/// VerifyImage: what was checked (only produced when every check passed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResult {
+    pub golden_ami_id: String,
+    pub snapshot_ids: Vec<String>,
+    pub kms_key_arn: String,
+    pub checks: Vec<String>,
+}
+
+/// PublishPointer: the pointer moved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishResult {
+    pub parameter_name: String,
+    pub version: i64,
+    pub previous_ami_id: String,
+    pub new_ami_id: String,
+}
+
+/// Cleanup: what was removed and what was deliberately kept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupResult {
+    #[serde(default)]
+    pub deregistered_images: Vec<String>,
+    #[serde(default)]
+    pub deleted_snapshots: Vec<String>,
+    /// Automations stopped so their document terminates the temporary instance.
+    #[serde(default)]
+    pub stopped_automations: Vec<String>,
+    /// Images kept on purpose (published, or held by the pointer), with the reason.
+    #[serde(default)]
+    pub kept: Vec<String>,
+}
+
+/// A caught error as Step Functions writes it (`ResultPath: $.error`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: Option<String>,
+}
+
+impl CaughtError {
+    /// The cause as a person reads it: Lambda errors arrive as a JSON string whose
+    /// `errorMessage` is the useful part.
+    pub fn readable_cause(&self) -> String {
+        let Some(cause) = self.cause.as_deref() else {
+            return "(no cause given)".to_string();
+        };
+        serde_json::from_str::<serde_json::Value>(cause)
+            .ok()
+            .and_then(|value| {
+                value
+                    .get("errorMessage")
+                    .and_then(|message| message.as_str())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| cause.to_string())
+    }
+}
+
+/// Which path cleanup is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum CleanupMode {
+    /// After publishing: remove the intermediate image only.
+    Success,
+    /// After a failure: stop the bake if it still runs, remove the intermediate image and the
+    /// golden copy unless the pointer holds it.
+    Failure,
+}
+
+/// The input of the cleanup step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CleanupInput {
+    pub context: ExecutionContext,
+    pub mode: CleanupMode,
+    #[serde(default)]
+    pub state: PipelineState,
+}
+
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotifyEvent {
+    Started,
+    Succeeded,
+    Failed,
+    /// Another run's bake is in progress: this run did nothing.
+    Skipped,
+}
+
+impl NotifyEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Started => "STARTED",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Failed => "FAILED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+}
+
+/// The input of the notify step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyInput {
+    pub context: ExecutionContext,
+    pub event: NotifyEvent,
+    #[serde(default)]
+    pub state: PipelineState,
+}
+
+/// The notify step's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotifyResult {
+    pub message_id: String,
+    pub subject: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_in_camel_case_and_keeps_step_functions_error_keys() {
+        let json = serde_json::json!({
+            "context": {"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:run-1", "startedAt": "2026-12-01T08:00:00Z"},
+            "state": {
+                "current": {"parameterName": "/golden-ami/current", "parameterVersion": 4, "amiId": "ami-0123456789abcdef0"},
+                "bakeStatus": {"done": true, "status": "Success", "bakedAmiId": "ami-0aaaaaaaaaaaaaaaa"},
+                "failedState": "CopyImage",
+                "error": {"Error": "KmsKeyUnusable", "Cause": "{\"errorType\":\"KmsKeyUnusable\",\"errorMessage\":\"key is disabled\"}"}
+            }
+        });
+        let input: StepInput = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(input.context.execution_name(), "run-1");
+        assert_eq!(input.state.require_current().unwrap().parameter_version, 4);
+        assert_eq!(
+            input.state.require_baked_ami_id().unwrap(),
+            "ami-0aaaaaaaaaaaaaaaa"
+        );
+        let error = input.state.error.as_ref().unwrap();
+        assert_eq!(error.readable_cause(), "key is disabled");
+        assert_eq!(serde_json::to_value(&input).unwrap(), json);
+    }
+
+    #[test]
+    fn a_missing_result_names_the_step_that_produces_it() {
+        let error = PipelineState::default().require_copy().unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(error.to_string().contains("CopyImage must run before"));
+    }
+
+    #[test]
+    fn a_cause_that_is_not_lambda_json_is_kept_as_is() {
+        let error = CaughtError {
+            error: "States.Timeout".into(),
+            cause: Some("Task timed out after 30 seconds".into()),
+        };
+        assert_eq!(error.readable_cause(), "Task timed out after 30 seconds");
+    }
+}
