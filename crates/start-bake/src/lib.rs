@@ -1,0 +1,243 @@
+//! StartBake: start the bake Automation document on the current golden AMI.
+//!
+//! The ClientToken derives from the execution and the step, so a retried invocation (say the
+//! Lambda timed out after SSM accepted the call) gets the same automation back instead of a
+//! second bake.
+
+use std::collections::HashMap;
+
+use golden_ami_core::naming::{self, format_timestamp};
+use golden_ami_core::{
+    BakeStarted, Config, Deps, ExecutionContext, StepError, StepInput, classify_sdk_error,
+};
+
+pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
+    let current = input.state.require_current()?;
+    let config = &deps.config;
+    let target_ami_name = naming::intermediate_image_name(
+        &config.image_name_prefix,
+        &input.context,
+        &current.ami_id,
+    )?;
+    let parameters = bake_parameters(config, &current.ami_id, &target_ami_name);
+    let output = deps
+        .clients
+        .ssm
+        .start_automation_execution()
+        .document_name(&config.bake_document_name)
+        .set_parameters(Some(parameters))
+        .client_token(client_token(&input.context))
+        .send()
+        .await
+        .map_err(|error| {
+            let document = &config.bake_document_name;
+            match error.as_service_error() {
+                Some(service) if service.is_automation_definition_not_found_exception() => {
+                    StepError::ConfigError(format!(
+                        "bake document {document} not found: deploy the stack, or fix BAKE_DOCUMENT_NAME"
+                    ))
+                }
+                Some(service) if service.is_invalid_automation_execution_parameters_exception() => {
+                    StepError::ConfigError(format!(
+                        "bake document {document} rejected its parameters: {service}"
+                    ))
+                }
+                Some(service) if service.is_automation_execution_limit_exceeded_exception() => {
+                    // The account's concurrent automation quota: retrying later can succeed.
+                    StepError::Throttled {
+                        operation: "ssm:StartAutomationExecution".into(),
+                        message: service.to_string(),
+                    }
+                }
+                _ => classify_sdk_error("ssm:StartAutomationExecution", error),
+            }
+        })?;
+    let automation_execution_id = output
+        .automation_execution_id()
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| StepError::AwsError {
+            operation: "ssm:StartAutomationExecution".into(),
+            code: "EmptyResponse".into(),
+            message: "no automation execution id in the response".into(),
+        })?
+        .to_string();
+    tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
+    Ok(BakeStarted {
+        automation_execution_id,
+        document_name: config.bake_document_name.clone(),
+        source_ami_id: current.ami_id.clone(),
+        target_ami_name,
+        deadline: format_timestamp(deps.now() + config.bake_timeout),
+        poll_seconds: config.bake_poll_seconds,
+    })
+}
+
+/// The same token on every retry of this step of this execution.
+pub fn client_token(context: &ExecutionContext) -> String {
+    naming::idempotency_token(&context.execution_id, "StartBake")
+}
+
+/// The bake document's parameters (infra/bake-document.yaml).
+pub fn bake_parameters(
+    config: &Config,
+    source_ami_id: &str,
+    target_ami_name: &str,
+) -> HashMap<String, Vec<String>> {
+    [
+        ("SourceAmiId", source_ami_id),
+        ("InstanceType", config.bake_instance_type.as_str()),
+        ("SubnetId", config.bake_subnet_id.as_str()),
+        (
+            "IamInstanceProfileName",
+            config.bake_instance_profile_name.as_str(),
+        ),
+        ("TargetAmiName", target_ami_name),
+        (
+            "AutomationAssumeRole",
+            config.automation_assume_role_arn.as_str(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), vec![value.to_string()]))
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ssm::Client as Ssm;
+    use aws_sdk_ssm::operation::start_automation_execution::{
+        StartAutomationExecutionError, StartAutomationExecutionOutput,
+    };
+    use aws_sdk_ssm::types::error::{
+        AutomationDefinitionNotFoundException, AutomationExecutionLimitExceededException,
+    };
+    use golden_ami_core::testing::{self, MockClients, mock};
+
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../events/start-bake/ok.json");
+    const NO_CURRENT: &str = include_str!("../../../events/start-bake/missing-current.json");
+
+    #[tokio::test]
+    async fn starts_the_document_with_every_parameter_and_a_stable_token() {
+        let input: StepInput = testing::event(EVENT);
+        let token = client_token(&input.context);
+        let expected_name =
+            naming::intermediate_image_name("golden-ami", &input.context, "ami-0123456789abcdef0")
+                .unwrap();
+        let expected = bake_parameters(&testing::config(), "ami-0123456789abcdef0", &expected_name);
+        let start = mock!(Ssm::start_automation_execution)
+            .match_requests(move |request| {
+                request.document_name() == Some(testing::BAKE_DOCUMENT)
+                    && request.client_token() == Some(token.as_str())
+                    && request.parameters() == Some(&expected)
+            })
+            .then_output(|| {
+                StartAutomationExecutionOutput::builder()
+                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
+                    .build()
+            });
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let bake = handler(&deps, input).await.unwrap();
+        assert_eq!(start.num_calls(), 1);
+        assert_eq!(
+            bake.automation_execution_id,
+            "4c5d6e7f-1111-4222-8333-944455556666"
+        );
+        assert_eq!(bake.source_ami_id, "ami-0123456789abcdef0");
+        assert_eq!(bake.target_ami_name, expected_name);
+        assert!(
+            bake.target_ami_name
+                .starts_with("golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-")
+        );
+        // Fixed clock 08:05 + 120 minutes.
+        assert_eq!(bake.deadline, "2026-12-01T10:05:00Z");
+        assert_eq!(bake.poll_seconds, 120);
+    }
+
+    #[test]
+    fn parameters_name_every_input_of_the_document() {
+        let parameters = bake_parameters(
+            &testing::config(),
+            "ami-12345678",
+            "golden-ami-intermediate-x",
+        );
+        let document = include_str!("../../../infra/bake-document.yaml");
+        for (name, values) in &parameters {
+            assert!(
+                document.contains(&format!("\n  {name}:\n")),
+                "{name} is not a parameter of the bake document"
+            );
+            assert_eq!(values.len(), 1);
+        }
+        assert_eq!(parameters["SubnetId"], ["subnet-0a1b2c3d4e5f60718"]);
+        assert_eq!(
+            parameters["IamInstanceProfileName"],
+            ["golden-ami-pipeline-bake-instance"]
+        );
+    }
+
+    #[test]
+    fn the_token_is_a_stable_uuid_per_execution() {
+        let a: StepInput = testing::event(EVENT);
+        let mut b = a.clone();
+        b.context.execution_id.push_str("-retry-run");
+        assert_eq!(client_token(&a.context), client_token(&a.context));
+        assert_ne!(client_token(&a.context), client_token(&b.context));
+        assert_eq!(client_token(&a.context).len(), 36);
+    }
+
+    #[tokio::test]
+    async fn a_missing_document_is_a_config_error() {
+        let start = mock!(Ssm::start_automation_execution).then_error(|| {
+            StartAutomationExecutionError::AutomationDefinitionNotFoundException(
+                AutomationDefinitionNotFoundException::builder().build(),
+            )
+        });
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(error.to_string().contains("BAKE_DOCUMENT_NAME"));
+    }
+
+    #[tokio::test]
+    async fn the_automation_quota_is_retryable() {
+        let start = mock!(Ssm::start_automation_execution).then_error(|| {
+            StartAutomationExecutionError::AutomationExecutionLimitExceededException(
+                AutomationExecutionLimitExceededException::builder().build(),
+            )
+        });
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "Throttled");
+    }
+
+    #[tokio::test]
+    async fn without_the_current_image_nothing_is_started() {
+        let start = mock!(Ssm::start_automation_execution)
+            .then_output(|| StartAutomationExecutionOutput::builder().build());
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(NO_CURRENT))
+            .await
+            .unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(error.to_string().contains("ReadCurrentAmi"));
+        assert_eq!(start.num_calls(), 0);
+    }
+}
