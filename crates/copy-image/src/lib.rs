@@ -1,0 +1,577 @@
+//! CopyImage: re-encrypt the intermediate image under the organization's golden KMS key.
+//!
+//! The bake produces an image under the account's EBS key, which cannot be shared; the copy
+//! under the dedicated customer-managed key is the golden image. The key is checked first, so a
+//! disabled or wrong key fails here with what to do instead of as a "failed" copy an hour later.
+//! The copy carries a ClientToken derived from the execution, so a retried invocation returns the
+//! same image instead of making a second one.
+
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use golden_ami_core::naming::{
+    format_timestamp, golden_image_name, golden_image_tags, idempotency_token,
+};
+use golden_ami_core::{
+    CopyStarted, Deps, ExecutionContext, StepError, StepInput, classify_sdk_error, error_code,
+};
+use time::OffsetDateTime;
+
+/// The step name in idempotency tokens: one token per execution for this step.
+const TOKEN_STEP: &str = "CopyImage";
+
+/// EC2 limits an image description to 255 characters.
+const MAX_DESCRIPTION: usize = 255;
+
+pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepError> {
+    let config = &deps.config;
+    let source_ami_id = &input.state.require_current()?.ami_id;
+    let intermediate_id = input.state.require_baked_ami_id()?;
+    let context = &input.context;
+    let key_arn = &config.golden_kms_key_arn;
+
+    check_golden_key(key_arn, describe_key(deps, key_arn).await?.as_ref())?;
+
+    let name = golden_image_name(&config.image_name_prefix, context)?;
+    let region = deps
+        .clients
+        .ec2
+        .config()
+        .region()
+        .map(|region| region.to_string())
+        .ok_or_else(|| {
+            StepError::ConfigError(
+                "the EC2 client has no region: set AWS_REGION (Lambda sets it)".into(),
+            )
+        })?;
+    let deadline = deadline(deps.now(), config.copy_timeout)?;
+    let output = deps
+        .clients
+        .ec2
+        .copy_image()
+        .source_image_id(intermediate_id)
+        .source_region(region)
+        .name(&name)
+        .description(golden_image_description(
+            source_ami_id,
+            intermediate_id,
+            context,
+        ))
+        .encrypted(true)
+        .kms_key_id(key_arn)
+        .client_token(idempotency_token(&context.execution_id, TOKEN_STEP))
+        // The intermediate image's tags say "intermediate": the golden image gets its own.
+        .copy_image_tags(false)
+        // Tagging on create (one call, no untagged image if this function dies in between);
+        // the role needs ec2:CreateTags with ec2:CreateAction = CopyImage for it.
+        .set_tag_specifications(Some(golden_tag_specifications(
+            &name,
+            context,
+            source_ami_id,
+        )?))
+        .send()
+        .await
+        .map_err(|error| {
+            match error_code(&error).and_then(|code| {
+                copy_error(
+                    code,
+                    error.message().unwrap_or_default(),
+                    intermediate_id,
+                    key_arn,
+                )
+            }) {
+                Some(mapped) => mapped,
+                None => classify_sdk_error("ec2:CopyImage", error),
+            }
+        })?;
+    let golden_ami_id = output
+        .image_id()
+        .ok_or_else(|| StepError::AwsError {
+            operation: "ec2:CopyImage".into(),
+            code: "EmptyResponse".into(),
+            message: format!("no image id in the response for the copy of {intermediate_id}"),
+        })?
+        .to_string();
+    tracing::info!(%golden_ami_id, %intermediate_id, %name, "copy started");
+    Ok(CopyStarted {
+        golden_ami_id,
+        golden_ami_name: name,
+        kms_key_arn: key_arn.clone(),
+        deadline,
+        poll_seconds: config.copy_poll_seconds,
+    })
+}
+
+async fn describe_key(deps: &Deps, key_arn: &str) -> Result<Option<KeyMetadata>, StepError> {
+    let output = deps
+        .clients
+        .kms
+        .describe_key()
+        .key_id(key_arn)
+        .send()
+        .await
+        .map_err(|error| {
+            let problem = match error.as_service_error() {
+                Some(service) if service.is_not_found_exception() => {
+                    Some("it does not exist in this account and region")
+                }
+                Some(service) if service.is_invalid_arn_exception() => Some("it is not a valid key ARN"),
+                _ if error_code(&error) == Some("AccessDeniedException") => Some(
+                    "this function may not describe it (allow kms:DescribeKey to the CopyImage function's role in the key policy)",
+                ),
+                _ => None,
+            };
+            match problem {
+                Some(problem) => key_unusable(key_arn, problem),
+                None => classify_sdk_error("kms:DescribeKey", error),
+            }
+        })?;
+    Ok(output.key_metadata().cloned())
+}
+
+fn key_unusable(key_arn: &str, problem: &str) -> StepError {
+    StepError::KmsKeyUnusable(format!(
+        "the golden key {key_arn} (GOLDEN_KMS_KEY_ARN) cannot encrypt the golden image: {problem}"
+    ))
+}
+
+/// The golden key must be an enabled, symmetric, customer-managed encryption key: only such a
+/// key can be shared with the organization (AWS-managed keys such as aws/ebs cannot).
+pub fn check_golden_key(key_arn: &str, metadata: Option<&KeyMetadata>) -> Result<(), StepError> {
+    let Some(metadata) = metadata else {
+        return Err(key_unusable(key_arn, "KMS returned no key metadata"));
+    };
+    let mut problems = Vec::new();
+    match metadata.key_state() {
+        Some(KeyState::Enabled) => {}
+        Some(state @ (KeyState::PendingDeletion | KeyState::PendingReplicaDeletion)) => {
+            problems.push(format!(
+                "it is {} (cancel the deletion: aws kms cancel-key-deletion, then enable it)",
+                state.as_str()
+            ));
+        }
+        Some(KeyState::Disabled) => {
+            problems.push("it is Disabled (enable it: aws kms enable-key)".to_string());
+        }
+        Some(state) => problems.push(format!("it is {}, not Enabled", state.as_str())),
+        None => problems.push("KMS reported no key state".to_string()),
+    }
+    if metadata.key_manager() != Some(&KeyManagerType::Customer) {
+        problems.push(
+            "it is not a customer-managed key (AWS-managed keys such as aws/ebs cannot be shared with the organization: use the pipeline's dedicated key)"
+                .to_string(),
+        );
+    }
+    if metadata.key_usage() != Some(&KeyUsageType::EncryptDecrypt) {
+        problems.push(format!(
+            "its key usage is {}, not ENCRYPT_DECRYPT",
+            metadata
+                .key_usage()
+                .map_or("unknown", |usage| usage.as_str())
+        ));
+    }
+    if metadata.key_spec() != Some(&KeySpec::SymmetricDefault) {
+        problems.push(format!(
+            "its key spec is {}, not SYMMETRIC_DEFAULT (EBS encrypts with symmetric keys only)",
+            metadata.key_spec().map_or("unknown", |spec| spec.as_str())
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(key_unusable(key_arn, &problems.join("; ")))
+    }
+}
+
+/// The EC2 error codes of CopyImage that this step understands; `None` for the rest.
+pub fn copy_error(
+    code: &str,
+    message: &str,
+    intermediate_id: &str,
+    key_arn: &str,
+) -> Option<StepError> {
+    let detail = format!("{code}: {message}");
+    let mentions_kms = message.to_ascii_lowercase().contains("kms");
+    match code {
+        "InvalidAMIID.NotFound" | "InvalidAMIID.Unavailable" | "InvalidAMIID.Malformed" => {
+            Some(StepError::CopyFailed(format!(
+                "the intermediate image {intermediate_id} is gone or not available ({detail}): re-run the pipeline to bake a new one"
+            )))
+        }
+        _ if code.starts_with("InvalidKMSKey.") || code.starts_with("KMS.") => {
+            Some(key_unusable(key_arn, &detail))
+        }
+        "InvalidParameterValue" | "InvalidParameter" | "InvalidParameterCombination"
+            if mentions_kms =>
+        {
+            Some(key_unusable(key_arn, &detail))
+        }
+        "InvalidParameterValue" | "InvalidParameter" | "InvalidParameterCombination" => {
+            Some(StepError::CopyFailed(format!(
+                "EC2 refused the copy of {intermediate_id}: {detail}"
+            )))
+        }
+        "ResourceLimitExceeded" | "AMIQuotaExceeded" => Some(StepError::CopyFailed(format!(
+            "the image quota is reached ({detail}): raise the quota or deregister old images"
+        ))),
+        "IdempotentParameterMismatch" => Some(StepError::CopyFailed(format!(
+            "this execution already copied with other parameters ({detail}): the configuration changed during the run; start a new execution"
+        ))),
+        _ => None,
+    }
+}
+
+/// The golden image's description: what it is, where it comes from, which run made it.
+pub fn golden_image_description(
+    source_ami_id: &str,
+    intermediate_id: &str,
+    context: &ExecutionContext,
+) -> String {
+    let text = format!(
+        "Golden AMI patched from {source_ami_id} (via {intermediate_id}) by execution {}",
+        context.execution_name()
+    );
+    text.chars().take(MAX_DESCRIPTION).collect()
+}
+
+/// The tags of the new image and of its snapshots: the golden tags plus a Name.
+pub fn golden_tag_specifications(
+    name: &str,
+    context: &ExecutionContext,
+    source_ami_id: &str,
+) -> Result<Vec<TagSpecification>, StepError> {
+    let tags: Vec<Tag> = std::iter::once(("Name", name.to_string()))
+        .chain(golden_image_tags(context, source_ami_id)?)
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .collect();
+    Ok([ResourceType::Image, ResourceType::Snapshot]
+        .into_iter()
+        .map(|resource| {
+            TagSpecification::builder()
+                .resource_type(resource)
+                .set_tags(Some(tags.clone()))
+                .build()
+        })
+        .collect())
+}
+
+/// When CheckCopy gives up on the copy.
+pub fn deadline(now: OffsetDateTime, timeout: std::time::Duration) -> Result<String, StepError> {
+    time::Duration::try_from(timeout)
+        .ok()
+        .and_then(|timeout| now.checked_add(timeout))
+        .map(format_timestamp)
+        .ok_or_else(|| {
+            StepError::ConfigError(format!(
+                "COPY_TIMEOUT_MINUTES ({} s) puts the deadline out of range",
+                timeout.as_secs()
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ec2::Client as Ec2;
+    use aws_sdk_ec2::operation::copy_image::{CopyImageError, CopyImageOutput};
+    use aws_sdk_kms::Client as Kms;
+    use aws_sdk_kms::operation::describe_key::{DescribeKeyError, DescribeKeyOutput};
+    use aws_sdk_kms::types::error::NotFoundException;
+    use golden_ami_core::naming::TAG_SOURCE_AMI;
+    use golden_ami_core::testing::{self, MockClients, Rule, mock};
+
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../events/copy-image/ok.json");
+    const MISSING_BAKE_STATUS: &str =
+        include_str!("../../../events/copy-image/missing-bake-status.json");
+    const SOURCE: &str = "ami-0123456789abcdef0";
+    const INTERMEDIATE: &str = "ami-0b1a2e3d4c5f60718";
+    const GOLDEN: &str = "ami-0c0ffee0123456789";
+    const GOLDEN_NAME: &str = "golden-ami-2026-12-01-0420140d";
+
+    fn metadata(
+        state: KeyState,
+        manager: KeyManagerType,
+        usage: KeyUsageType,
+        spec: KeySpec,
+    ) -> KeyMetadata {
+        KeyMetadata::builder()
+            .key_id("1234abcd-12ab-34cd-56ef-1234567890ab")
+            .arn(testing::GOLDEN_KEY_ARN)
+            .key_state(state)
+            .key_manager(manager)
+            .key_usage(usage)
+            .key_spec(spec)
+            .build()
+            .unwrap()
+    }
+
+    fn usable() -> KeyMetadata {
+        metadata(
+            KeyState::Enabled,
+            KeyManagerType::Customer,
+            KeyUsageType::EncryptDecrypt,
+            KeySpec::SymmetricDefault,
+        )
+    }
+
+    fn key(metadata: KeyMetadata) -> Rule {
+        mock!(Kms::describe_key)
+            .match_requests(|request| request.key_id() == Some(testing::GOLDEN_KEY_ARN))
+            .then_output(move || {
+                DescribeKeyOutput::builder()
+                    .key_metadata(metadata.clone())
+                    .build()
+            })
+    }
+
+    fn copy_ok() -> Rule {
+        mock!(Ec2::copy_image).then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build())
+    }
+
+    fn copy_fails(code: &'static str, message: &'static str) -> Rule {
+        mock!(Ec2::copy_image)
+            .then_error(move || CopyImageError::generic(testing::service_error(code, message)))
+    }
+
+    async fn run(kms: &[&Rule], ec2: &[&Rule], event: &str) -> Result<CopyStarted, StepError> {
+        let deps = MockClients {
+            kms: kms.to_vec(),
+            ec2: ec2.to_vec(),
+            ..Default::default()
+        }
+        .deps();
+        handler(&deps, testing::event(event)).await
+    }
+
+    #[tokio::test]
+    async fn copies_the_intermediate_image_encrypted_under_the_golden_key() {
+        let describe = key(usable());
+        let token = idempotency_token(testing::EXECUTION_ID, "CopyImage");
+        let copy = mock!(Ec2::copy_image)
+            .match_requests(move |request| {
+                let tagged = |resource: ResourceType| {
+                    request.tag_specifications().iter().any(|spec| {
+                        spec.resource_type() == Some(&resource)
+                            && spec.tags().iter().any(|tag| {
+                                tag.key() == Some(TAG_SOURCE_AMI) && tag.value() == Some(SOURCE)
+                            })
+                            && spec.tags().iter().any(|tag| {
+                                tag.key() == Some("Name") && tag.value() == Some(GOLDEN_NAME)
+                            })
+                            && spec.tags().len() == 5
+                    })
+                };
+                request.source_image_id() == Some(INTERMEDIATE)
+                    && request.source_region() == Some("us-east-1")
+                    && request.encrypted() == Some(true)
+                    && request.kms_key_id() == Some(testing::GOLDEN_KEY_ARN)
+                    && request.client_token() == Some(token.as_str())
+                    && request.name() == Some(GOLDEN_NAME)
+                    && request.copy_image_tags() == Some(false)
+                    && request.description().is_some_and(|text| {
+                        text.contains(SOURCE) && text.contains("2026-12-01-monthly")
+                    })
+                    && tagged(ResourceType::Image)
+                    && tagged(ResourceType::Snapshot)
+            })
+            .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
+        let started = run(&[&describe], &[&copy], EVENT).await.unwrap();
+        assert_eq!(
+            started,
+            CopyStarted {
+                golden_ami_id: GOLDEN.into(),
+                golden_ami_name: GOLDEN_NAME.into(),
+                kms_key_arn: testing::GOLDEN_KEY_ARN.into(),
+                // The fixed clock (08:05) plus COPY_TIMEOUT_MINUTES=90.
+                deadline: "2026-12-01T09:35:00Z".into(),
+                poll_seconds: 60,
+            }
+        );
+        assert_eq!((describe.num_calls(), copy.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn an_unusable_key_stops_before_the_copy() {
+        let cases = [
+            (
+                metadata(
+                    KeyState::Disabled,
+                    KeyManagerType::Customer,
+                    KeyUsageType::EncryptDecrypt,
+                    KeySpec::SymmetricDefault,
+                ),
+                "enable-key",
+            ),
+            (
+                metadata(
+                    KeyState::PendingDeletion,
+                    KeyManagerType::Customer,
+                    KeyUsageType::EncryptDecrypt,
+                    KeySpec::SymmetricDefault,
+                ),
+                "cancel-key-deletion",
+            ),
+            (
+                metadata(
+                    KeyState::Enabled,
+                    KeyManagerType::Aws,
+                    KeyUsageType::EncryptDecrypt,
+                    KeySpec::SymmetricDefault,
+                ),
+                "not a customer-managed key",
+            ),
+            (
+                metadata(
+                    KeyState::Enabled,
+                    KeyManagerType::Customer,
+                    KeyUsageType::SignVerify,
+                    KeySpec::Rsa2048,
+                ),
+                "SIGN_VERIFY",
+            ),
+        ];
+        for (metadata, hint) in cases {
+            let describe = key(metadata);
+            let copy = copy_ok();
+            let error = run(&[&describe], &[&copy], EVENT).await.unwrap_err();
+            assert_eq!(error.error_type(), "KmsKeyUnusable");
+            let message = error.to_string();
+            assert!(
+                message.contains(hint) && message.contains(testing::GOLDEN_KEY_ARN),
+                "{message}"
+            );
+            assert_eq!(copy.num_calls(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_key_is_unusable() {
+        let describe = mock!(Kms::describe_key).then_error(|| {
+            DescribeKeyError::NotFoundException(NotFoundException::builder().build())
+        });
+        let copy = copy_ok();
+        let error = run(&[&describe], &[&copy], EVENT).await.unwrap_err();
+        assert_eq!(error.error_type(), "KmsKeyUnusable");
+        assert!(error.to_string().contains("does not exist"), "{error}");
+        assert_eq!(copy.num_calls(), 0);
+    }
+
+    #[tokio::test]
+    async fn copy_error_codes_become_their_variants() {
+        let cases = [
+            (
+                "InvalidAMIID.NotFound",
+                "The image id '[ami-0b1a2e3d4c5f60718]' does not exist",
+                "CopyFailed",
+                "is gone",
+            ),
+            (
+                "InvalidKMSKey.InvalidState",
+                "The KMS key provided is in an incorrect state",
+                "KmsKeyUnusable",
+                "incorrect state",
+            ),
+            (
+                "InvalidParameterValue",
+                "The specified KMS key is not accessible",
+                "KmsKeyUnusable",
+                "not accessible",
+            ),
+            (
+                "ResourceLimitExceeded",
+                "You have reached your quota of 50000 images",
+                "CopyFailed",
+                "deregister old images",
+            ),
+        ];
+        for (code, text, expected, hint) in cases {
+            let describe = key(usable());
+            let copy = copy_fails(code, text);
+            let error = run(&[&describe], &[&copy], EVENT).await.unwrap_err();
+            assert_eq!(error.error_type(), expected, "{code}");
+            assert!(error.to_string().contains(hint), "{error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_code_keeps_the_operation_and_code() {
+        let describe = key(usable());
+        let copy = copy_fails("UnauthorizedOperation", "You are not authorized");
+        let error = run(&[&describe], &[&copy], EVENT).await.unwrap_err();
+        assert_eq!(error.error_type(), "AwsError");
+        assert!(
+            error
+                .to_string()
+                .contains("ec2:CopyImage failed with UnauthorizedOperation"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_503_is_throttled() {
+        let describe = key(usable());
+        let copy = mock!(Ec2::copy_image).then_http_response(|| testing::http_status(503));
+        let error = run(&[&describe], &[&copy], EVENT).await.unwrap_err();
+        assert_eq!(error.error_type(), "Throttled");
+        assert!(error.to_string().contains("ec2:CopyImage"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_bake_status_is_invalid_input() {
+        let describe = key(usable());
+        let copy = copy_ok();
+        let error = run(&[&describe], &[&copy], MISSING_BAKE_STATUS)
+            .await
+            .unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(error.to_string().contains("bakeStatus"), "{error}");
+        assert_eq!((describe.num_calls(), copy.num_calls()), (0, 0));
+    }
+
+    #[test]
+    fn several_key_problems_are_named_together() {
+        let error = check_golden_key(
+            testing::GOLDEN_KEY_ARN,
+            Some(&metadata(
+                KeyState::Disabled,
+                KeyManagerType::Aws,
+                KeyUsageType::EncryptDecrypt,
+                KeySpec::SymmetricDefault,
+            )),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("Disabled") && error.contains("not a customer-managed key"),
+            "{error}"
+        );
+        assert!(check_golden_key(testing::GOLDEN_KEY_ARN, Some(&usable())).is_ok());
+        assert!(check_golden_key(testing::GOLDEN_KEY_ARN, None).is_err());
+    }
+
+    #[test]
+    fn a_parameter_error_about_something_else_is_a_failed_copy() {
+        let error = copy_error(
+            "InvalidParameterValue",
+            "Invalid name",
+            INTERMEDIATE,
+            testing::GOLDEN_KEY_ARN,
+        )
+        .unwrap();
+        assert_eq!(error.error_type(), "CopyFailed");
+        assert!(copy_error("Throttling", "slow down", INTERMEDIATE, "k").is_none());
+    }
+
+    #[test]
+    fn the_description_fits_ec2s_limit() {
+        let mut context = testing::context();
+        context.execution_id = format!("arn:aws:states:x:1:execution:p:{}", "n".repeat(300));
+        assert_eq!(
+            golden_image_description(SOURCE, INTERMEDIATE, &context)
+                .chars()
+                .count(),
+            MAX_DESCRIPTION
+        );
+    }
+}
