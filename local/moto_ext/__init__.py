@@ -1,0 +1,35 @@
+"""golden-ami-pipeline's small extension of moto's server (moto[server] 5.2.5), for the local run.
+
+It fills moto's gaps that the pipeline hits; it is not an emulator of whole services:
+- automation.py: SSM Automation executions of OUR bake document (infra/bake-document.yaml),
+  one step per GetAutomationExecution, against moto's EC2 backend; unsupported things fail loudly.
+- images.py: CopyImage honours Encrypted / KmsKeyId / ClientToken; images can stay "pending"
+  for N DescribeImages calls; DescribeImages reports Ebs.Encrypted / Ebs.KmsKeyId.
+- admin.py: POST /_golden/faults|config|reset, GET /_golden/state (fault injection, config).
+
+Start it (from the repository root; binds 127.0.0.1 only):
+
+    .venv/bin/python -m local.moto_ext --port 5000
+    # or, from anywhere:  .venv/bin/python local/moto_ext/server.py --port 5000
+
+Ready when `GET http://127.0.0.1:5000/_golden/state` answers 200 (moto's own
+`GET /moto-api/data.json` answers too). Stop it with SIGTERM / SIGINT to its PID.
+
+Technique: moto's response classes dispatch each API action to the method of the same
+snake_case name, so we add or wrap such methods on the classes (and one Ami property) before
+the server starts; models stay in moto's per-account, per-region backends.
+"""
+
+_installed = False
+
+
+def install() -> None:
+    """Patch moto (idempotent). Must run before the server handles a request."""
+    global _installed
+    if _installed:
+        return
+    from . import automation, images
+
+    automation.install()
+    images.install()
+    _installed = True

@@ -1,0 +1,205 @@
+"""WSGI middleware in front of moto: the /_golden admin API and API fault injection.
+
+Admin API (JSON in, JSON out):
+  POST /_golden/faults  {"automationStepFail": {"step": "updateOs", "message": "...", "times": 1}}
+                        {"apiFail": {"service": "ec2", "action": "CopyImage", "code": "InternalError",
+                                     "status": 500, "message": "...", "times": 1}}
+                        {"apiFail": {"service": "ssm", "action": "GetParameter", "throttle": true}}
+                        (both keys may be given at once; each POST adds faults; times defaults to 1)
+  POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
+  POST /_golden/reset   clears faults, config, executions AND moto's own state (/moto-api/reset)
+  GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages"}
+
+apiFail: the service is read from the SigV4 credential scope (.../REGION/SERVICE/aws4_request),
+the action from X-Amz-Target (JSON protocols) or the Action parameter (query protocols). The error
+body follows the request's protocol: EC2 XML, query ErrorResponse XML (SNS, IAM, STS), or JSON
+with x-amzn-ErrorType. "throttle": true picks the service's throttling error: RequestLimitExceeded
+503 for EC2, ThrottlingException 400 for JSON services, Throttling 400 for query services.
+"""
+
+import io
+import json
+import re
+import uuid
+from typing import Any, Callable
+from urllib.parse import parse_qs
+
+from . import images
+from .state import LOCK, STATE
+
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+
+
+class GoldenMiddleware:
+    def __init__(self, app: Callable[..., Any]):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_golden/"):
+            return self._admin(environ, start_response, path[len("/_golden/"):])
+        fault = self._match_fault(environ)
+        if fault is not None:
+            status, headers, body = _error_response(fault, environ)
+            start_response(status, headers)
+            return [body]
+        return self.app(environ, start_response)
+
+    # ---- admin ---------------------------------------------------------------------------
+
+    def _admin(self, environ: dict[str, Any], start_response: Callable[..., Any], what: str) -> Any:
+        method = environ.get("REQUEST_METHOD")
+        try:
+            body = json.loads(_read_body(environ) or b"{}") if method == "POST" else {}
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            if (method, what) == ("POST", "faults"):
+                result = _add_faults(body)
+            elif (method, what) == ("POST", "config"):
+                result = _set_config(body)
+            elif (method, what) == ("POST", "reset"):
+                result = _reset()
+            elif (method, what) == ("GET", "state"):
+                result = _state()
+            else:
+                return _json(start_response, "404 Not Found", {"error": f"no {method} /_golden/{what}"})
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json(start_response, "400 Bad Request", {"error": str(exc)})
+        return _json(start_response, "200 OK", result)
+
+    # ---- fault matching ------------------------------------------------------------------
+
+    def _match_fault(self, environ: dict[str, Any]) -> dict[str, Any] | None:
+        with LOCK:
+            if not any(f["times"] > 0 for f in STATE.api_faults):
+                return None  # the common case: do not touch the request at all
+            match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            if not match:
+                return None
+            service = match.group(1)
+            action = _action(environ)
+            for fault in STATE.api_faults:
+                if fault["times"] > 0 and (fault["service"], fault["action"]) == (service, action):
+                    fault["times"] -= 1
+                    return fault
+        return None
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """Read the request body and put it back, so moto can still read it."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
+def _action(environ: dict[str, Any]) -> str | None:
+    target = environ.get("HTTP_X_AMZ_TARGET")
+    if target:
+        return target.rsplit(".", 1)[-1]
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    if "Action" in query:
+        return query["Action"][0]
+    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        form = parse_qs(_read_body(environ).decode("utf-8", "replace"))
+        return form.get("Action", [None])[0]
+    return None
+
+
+def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
+    unknown = set(body) - {"automationStepFail", "apiFail"}
+    if unknown or not body:
+        raise ValueError(f"expected automationStepFail and/or apiFail, got {sorted(body)}")
+    with LOCK:
+        if "automationStepFail" in body:
+            spec = body["automationStepFail"]
+            STATE.step_faults.append({"step": str(spec["step"]), "message": spec.get("message"),
+                                      "times": int(spec.get("times", 1))})
+        if "apiFail" in body:
+            spec = body["apiFail"]
+            service = str(spec["service"]).lower()
+            code, status = _default_error(service, bool(spec.get("throttle")))
+            STATE.api_faults.append({
+                "service": service, "action": str(spec["action"]),
+                "code": spec.get("code", code), "status": int(spec.get("status", status)),
+                "message": spec.get("message", "injected by local/moto_ext"),
+                "times": int(spec.get("times", 1))})
+        return _faults()
+
+
+def _default_error(service: str, throttle: bool) -> tuple[str, int]:
+    if service == "ec2":
+        return ("RequestLimitExceeded", 503) if throttle else ("InternalError", 500)
+    if service in _QUERY_SERVICES:
+        return ("Throttling", 400) if throttle else ("InternalFailure", 500)
+    return ("ThrottlingException", 400) if throttle else ("InternalServerError", 500)
+
+
+def _set_config(body: dict[str, Any]) -> dict[str, Any]:
+    with LOCK:
+        for key, value in body.items():
+            if key not in STATE.config:
+                raise ValueError(f"unknown config key {key}; known: {sorted(STATE.config)}")
+            STATE.config[key] = int(value)
+        return dict(STATE.config)
+
+
+def _reset() -> dict[str, Any]:
+    from moto.moto_api import _internal  # moto's own reset, same as POST /moto-api/reset
+
+    with LOCK:
+        STATE.reset()
+        images.reset()
+        _internal.moto_api_backend.reset()
+    return {"reset": True}
+
+
+def _faults() -> dict[str, Any]:
+    return {"automationStepFail": [dict(f) for f in STATE.step_faults if f["times"] > 0],
+            "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0]}
+
+
+def _state() -> dict[str, Any]:
+    with LOCK:
+        return {"config": dict(STATE.config), "faults": _faults(),
+                "pendingImages": dict(STATE.pending_images),
+                "executions": [e.admin_view() for e in STATE.executions.values()]}
+
+
+def _json(start_response: Callable[..., Any], status: str, payload: Any) -> list[bytes]:
+    body = json.dumps(payload, default=str).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+# Query-protocol services the pipeline talks to (XML ErrorResponse); EC2 has its own XML shape.
+_QUERY_SERVICES = {"sns", "iam", "sts", "sqs-query", "cloudformation"}
+_REASONS = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error",
+            503: "Service Unavailable"}
+
+
+def _error_response(fault: dict[str, Any], environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    code, message, status = fault["code"], fault["message"], fault["status"]
+    request_id = str(uuid.uuid4())
+    status_line = f"{status} {_REASONS.get(status, 'Error')}"
+    headers = [("x-amzn-RequestId", request_id)]
+    if "json" in environ.get("CONTENT_TYPE", "") or environ.get("HTTP_X_AMZ_TARGET"):
+        body = json.dumps({"__type": code, "message": message}).encode()
+        headers += [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code)]
+    elif fault["service"] == "ec2":
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}'
+                f"</Code><Message>{_xml(message)}</Message></Error></Errors>"
+                f"<RequestID>{request_id}</RequestID></Response>").encode()
+        headers.append(("Content-Type", "text/xml;charset=UTF-8"))
+    else:
+        kind = "Receiver" if status >= 500 else "Sender"
+        body = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code}</Code><Message>"
+                f"{_xml(message)}</Message></Error><RequestId>{request_id}</RequestId>"
+                f"</ErrorResponse>").encode()
+        headers.append(("Content-Type", "text/xml"))
+    headers.append(("Content-Length", str(len(body))))
+    return status_line, headers, body
+
+
+def _xml(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

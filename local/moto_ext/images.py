@@ -1,0 +1,135 @@
+"""EC2 image gaps of moto 5.2.5: CopyImage encryption, pending images, CopyImage ClientToken.
+
+What moto does on its own (read from its source):
+- CopyImage ignores Encrypted, KmsKeyId and ClientToken. Every Ami (copy included) gets a NEW,
+  unencrypted snapshot in its constructor, tagged from_ami=<ami id>, so the copy's snapshots
+  are already distinct from the source's; we only record their encryption.
+- DescribeImages' BlockDeviceMappings never carry Ebs.Encrypted / Ebs.KmsKeyId; we add them
+  from the image's snapshot (DescribeSnapshots already reports Snapshot.kms_key_id).
+- Images are "available" at once; config pendingDescribes holds new images (CreateImage and
+  CopyImage API calls) "pending" for that many DescribeImages calls that return them.
+- DeregisterImage then DeleteSnapshot works; DeleteSnapshot while the image exists answers
+  InvalidSnapshot.InUse, as AWS does. Nothing to patch there.
+
+KMS errors: a real CopyImage with a bad key is often accepted and the copy then turns "failed"
+asynchronously. Locally we reject it synchronously, which is easier to test and to act on:
+- unknown key  -> InvalidParameterValue "The specified KMS key is not accessible ..." (the wording
+  EC2 uses for an inaccessible key on ImportImage);
+- disabled / pending-deletion key -> InvalidKMSKey.InvalidState "The KMS key provided is in an
+  incorrect state" (the wording EC2 uses when it cannot use a key that is not Enabled).
+"""
+
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.amis import Ami
+from moto.ec2.responses.amis import AmisResponse
+from moto.kms.models import kms_backends
+
+from .state import LOCK, STATE
+
+_orig_copy_image = AmisResponse.copy_image
+_orig_create_image = AmisResponse.create_image
+_orig_describe_images = AmisResponse.describe_images
+
+# ClientToken -> image id, per account/region: a retried CopyImage must not copy twice.
+_copy_tokens: dict[tuple[str, str, str], str] = {}
+
+
+def _resolve_kms_key(account: str, region: str, key_ref: str) -> str:
+    """Key id, key ARN, alias name or alias ARN -> the key's ARN; errors like EC2 would."""
+    kms = kms_backends[account][region]
+    try:
+        key = kms.keys[kms.any_id_to_key_id(key_ref)]
+    except (KeyError, TypeError, AttributeError):  # unknown alias -> get_key_id(None)
+        raise EC2ClientError(
+            "InvalidParameterValue",
+            f"The specified KMS key is not accessible: {key_ref} does not exist in {region}")
+    if key.key_state != "Enabled":
+        raise EC2ClientError(
+            "InvalidKMSKey.InvalidState",
+            f"The KMS key provided is in an incorrect state: {key.arn} is {key.key_state}")
+    return key.arn
+
+
+def _hold_pending(ami: Ami) -> None:
+    with LOCK:
+        n = int(STATE.config.get("pendingDescribes", 0))
+        if n > 0:
+            ami.state = "pending"
+            STATE.pending_images[ami.id] = n
+
+
+def copy_image(self: AmisResponse) -> ActionResult:
+    encrypted = self._get_bool_param("Encrypted", False)
+    key_ref = self._get_param("KmsKeyId")
+    token = self._get_param("ClientToken")
+    token_key = (self.current_account, self.region, token)
+    if token and token_key in _copy_tokens:
+        return ActionResult({"ImageId": _copy_tokens[token_key]})
+    if key_ref and not encrypted:
+        raise EC2ClientError("InvalidParameterCombination",
+                             "KmsKeyId requires Encrypted to be true")
+    key_arn = None
+    if encrypted:
+        # Without KmsKeyId AWS uses the account's default EBS key (alias aws/ebs).
+        key_arn = _resolve_kms_key(self.current_account, self.region, key_ref or "alias/aws/ebs")
+    result = _orig_copy_image(self)
+    image_id = result.result["ImageId"]
+    copy = self.ec2_backend.amis[image_id]
+    source_region = self._get_param("SourceRegion")
+    from moto.ec2.models import ec2_backends
+    source = ec2_backends[self.current_account][source_region].amis.get(
+        self._get_param("SourceImageId"))
+    if key_arn is None and source is not None and source.ebs_snapshot.encrypted:
+        key_arn = source.ebs_snapshot.kms_key_id  # an encrypted source stays encrypted
+    if key_arn:
+        copy.ebs_snapshot.encrypted = True
+        copy.ebs_snapshot.kms_key_id = key_arn
+    _hold_pending(copy)
+    if token:
+        _copy_tokens[token_key] = image_id
+    return result
+
+
+def create_image(self: AmisResponse) -> ActionResult:
+    result = _orig_create_image(self)
+    _hold_pending(self.ec2_backend.amis[result.result["ImageId"]])
+    return result
+
+
+def describe_images(self: AmisResponse) -> ActionResult:
+    with LOCK:
+        # Images whose pending describes are used up become available before this call filters.
+        for image_id, left in list(STATE.pending_images.items()):
+            if left <= 0:
+                ami = self.ec2_backend.amis.get(image_id)
+                if ami is not None and ami.state == "pending":
+                    ami.state = "available"
+                del STATE.pending_images[image_id]
+        result = _orig_describe_images(self)
+        for ami in result.result["Images"]:
+            if ami.id in STATE.pending_images:
+                STATE.pending_images[ami.id] -= 1
+        return result
+
+
+def _block_device_mappings(self: Ami) -> list[dict[str, Any]]:
+    snapshot = self.ebs_snapshot
+    ebs = {"SnapshotId": snapshot.id, "VolumeSize": 15, "DeleteOnTermination": False,
+           "VolumeType": "standard", "Encrypted": bool(snapshot.encrypted)}
+    if snapshot.kms_key_id:
+        ebs["KmsKeyId"] = snapshot.kms_key_id
+    return [{"DeviceName": self.root_device_name, "Ebs": ebs}]
+
+
+def reset() -> None:
+    _copy_tokens.clear()
+
+
+def install() -> None:
+    AmisResponse.copy_image = copy_image
+    AmisResponse.create_image = create_image
+    AmisResponse.describe_images = describe_images
+    Ami.block_device_mappings = property(_block_device_mappings)

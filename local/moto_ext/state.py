@@ -1,0 +1,37 @@
+"""Shared, lock-protected state of the extension: faults, config, automation executions.
+
+moto's server is threaded (one thread per request), so every read-modify-write of this state
+goes through LOCK. Executions are kept here (not in moto's SSM backend) so that one admin call
+can show and reset them; POST /_golden/reset clears it together with moto's own state.
+"""
+
+import threading
+from typing import Any
+
+LOCK = threading.RLock()
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    # DescribeImages calls during which a new image (CreateImage / CopyImage API) is "pending".
+    "pendingDescribes": 0,
+    # GetAutomationExecution calls per automation step (1 = one step per poll).
+    "automationPollsPerStep": 1,
+}
+
+
+class State:
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.config: dict[str, Any] = dict(DEFAULT_CONFIG)
+        # [{"step": str, "message": str, "times": int}]
+        self.step_faults: list[dict[str, Any]] = []
+        # [{"service", "action", "code", "status", "message", "times"}]
+        self.api_faults: list[dict[str, Any]] = []
+        # execution id -> automation.Execution
+        self.executions: dict[str, Any] = {}
+        # image id -> DescribeImages calls left while pending
+        self.pending_images: dict[str, int] = {}
+
+
+STATE = State()

@@ -1,0 +1,870 @@
+#!/usr/bin/env node
+// Local Step Functions runner for golden-ami-pipeline.
+//
+// Runs the REAL ASL definition with the npm package aws-local-stepfunctions and routes every Task
+// state to the Lambda Invoke API served by `cargo lambda watch`
+// (POST <endpoint>/2015-03-31/functions/<function-name>/invocations, function = binary name).
+//
+//   node local/runner/run.mjs --definition statemachine/golden-ami-pipeline.asl.json \
+//     --lambda-endpoint http://127.0.0.1:9000 --input '{}' \
+//     [--execution-name NAME] [--events FILE.jsonl] [--json]
+//
+// Exit codes: 0 execution SUCCEEDED, 2 execution FAILED (Fail state, uncaught error, timeout),
+// 1 runner error (bad arguments, unfillable placeholder, invalid definition, ...).
+//
+// The module can also be imported: `runStateMachine(options)` runs one execution and resolves to
+// a result object (see below); nothing is kept in module-level state, so several executions can
+// run at once, in one process or in separate processes.
+
+import './lib/polyfill.mjs'; // must stay the first import: the library needs Promise.withResolvers
+import { StateMachine, ExecutionError, ExecutionTimeoutError } from 'aws-local-stepfunctions';
+import fs from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+
+export const DEFAULT_REGION = 'eu-west-1';
+export const DEFAULT_ACCOUNT = '123456789012';
+export const DEFAULT_LAMBDA_ENDPOINT = 'http://127.0.0.1:9000';
+
+/** An error of the runner itself (exit code 1), as opposed to a failed execution (exit code 2). */
+export class RunnerError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = 'RunnerError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Definition preparation
+// ---------------------------------------------------------------------------------------------
+
+/** "ReadCurrentAmi" -> "read-current-ami" (also "CopyAMIImage" -> "copy-ami-image"). */
+export function kebabCase(name) {
+  return name
+    .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1-$2')
+    .toLowerCase();
+}
+
+/** "${ReadCurrentAmiFunctionArn}" placeholder name -> binary / function name "read-current-ami". */
+export function placeholderToFunctionName(placeholder) {
+  const m = /^([A-Za-z0-9]+)FunctionArn$/.exec(placeholder);
+  if (!m) return null;
+  return kebabCase(m[1]);
+}
+
+export function lambdaArn(functionName, { region = DEFAULT_REGION, account = DEFAULT_ACCOUNT } = {}) {
+  return `arn:aws:lambda:${region}:${account}:function:${functionName}`;
+}
+
+/**
+ * Replaces every ${XxxFunctionArn} placeholder (in any string of the definition) with a fake Lambda
+ * ARN. Throws a RunnerError listing every placeholder it cannot fill.
+ */
+export function fillPlaceholders(definition, { region = DEFAULT_REGION, account = DEFAULT_ACCOUNT } = {}) {
+  const filled = new Map();
+  const unfillable = new Set();
+  const walk = (value) => {
+    if (typeof value === 'string') {
+      return value.replace(/\$\{([^}]*)\}/g, (whole, name) => {
+        const fn = placeholderToFunctionName(name);
+        if (!fn) {
+          unfillable.add(whole);
+          return whole;
+        }
+        filled.set(name, fn);
+        return lambdaArn(fn, { region, account });
+      });
+    }
+    if (Array.isArray(value)) return value.map(walk);
+    if (value && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [walk(k), walk(v)]));
+    }
+    return value;
+  };
+  const out = walk(definition);
+  if (unfillable.size > 0) {
+    throw new RunnerError(
+      `cannot fill placeholder(s) ${[...unfillable].join(', ')}: only \${XxxFunctionArn} placeholders are known ` +
+        '(mapped to the Lambda binary xxx in kebab-case)',
+    );
+  }
+  return { definition: out, placeholders: filled };
+}
+
+const LAMBDA_ARN_RE = /^arn:aws[a-zA-Z-]*:lambda:[a-z0-9-]+:\d{12}:function:([A-Za-z0-9_-]+)(?::[A-Za-z0-9$_-]+)?$/;
+
+/** Walks one States map (Parallel branches / Map processors too) and collects what the runner needs. */
+function collectStates(states, acc) {
+  for (const [name, state] of Object.entries(states)) {
+    if (acc.all.has(name)) {
+      throw new RunnerError(`state name ${name} is used twice (nested state machines): not supported by this runner`);
+    }
+    acc.all.set(name, state);
+    if (state.Type === 'Task') {
+      const m = LAMBDA_ARN_RE.exec(state.Resource ?? '');
+      if (!m) {
+        throw new RunnerError(
+          `Task ${name}: Resource ${JSON.stringify(state.Resource)} is not a Lambda function ARN; ` +
+            'this runner only routes Lambda function ARNs to cargo lambda watch',
+        );
+      }
+      acc.tasks.set(name, m[1]);
+    }
+    if (state.Type === 'Wait') acc.waits.add(name);
+    if (Array.isArray(state.Retry) && state.Retry.length > 0) acc.retryable.add(name);
+    for (const branch of state.Branches ?? []) collectStates(branch.States, acc);
+    const nested = state.ItemProcessor ?? state.Iterator;
+    if (nested) collectStates(nested.States, acc);
+  }
+}
+
+function successors(state) {
+  const next = [];
+  if (state.Next) next.push(state.Next);
+  if (state.Default) next.push(state.Default);
+  for (const c of state.Choices ?? []) if (c.Next) next.push(c.Next);
+  for (const c of state.Catch ?? []) if (c.Next) next.push(c.Next);
+  return next;
+}
+
+/** Names of the states that lie on a cycle (polling loops), so their iterations get numbered. */
+function loopStates(states) {
+  const result = new Set();
+  for (const start of Object.keys(states)) {
+    const seen = new Set();
+    const stack = successors(states[start]);
+    while (stack.length) {
+      const n = stack.pop();
+      if (n === start) {
+        result.add(start);
+        break;
+      }
+      if (seen.has(n) || !states[n]) continue;
+      seen.add(n);
+      stack.push(...successors(states[n]));
+    }
+  }
+  return result;
+}
+
+export function analyseDefinition(definition) {
+  if (!definition || typeof definition !== 'object' || !definition.States || !definition.StartAt) {
+    throw new RunnerError('the definition has no States/StartAt: is it an ASL file?');
+  }
+  const acc = { all: new Map(), tasks: new Map(), waits: new Set(), retryable: new Set() };
+  collectStates(definition.States, acc);
+  return { ...acc, loops: loopStates(definition.States) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Lambda Invoke over HTTP (cargo lambda watch)
+// ---------------------------------------------------------------------------------------------
+
+/** An error as Step Functions reports it: Catch puts {Error: name, Cause: message} at ResultPath. */
+export function stepFunctionsError(errorName, cause, { retryable = true, catchable = true } = {}) {
+  const err = new Error(cause);
+  err.name = errorName;
+  // aws-local-stepfunctions reads these (defaulting to true) to decide whether Retry/Catch apply.
+  err.isRetryable = retryable;
+  err.isCatchable = catchable;
+  return err;
+}
+
+function postJson(url, payload, agent) {
+  const body = Buffer.from(JSON.stringify(payload ?? null));
+  const mod = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': body.length,
+          'x-amz-invocation-type': 'RequestResponse',
+        },
+      },
+      (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function parseJson(text) {
+  try {
+    return { ok: true, value: JSON.parse(text) };
+  } catch {
+    return { ok: false };
+  }
+}
+
+/**
+ * Invokes one function the way Step Functions' Lambda integration does and maps the outcome:
+ * - HTTP 200 (no X-Amz-Function-Error): the JSON payload is the task result;
+ * - a function error (cargo lambda watch: HTTP 500 with the runtime's error JSON; AWS: 200 with
+ *   X-Amz-Function-Error): Error = errorType, Cause = the error payload as a JSON string, exactly
+ *   like Step Functions ({"errorType":"...","errorMessage":"..."});
+ * - the endpoint cannot be reached: Lambda.SdkClientException (retried by the ASL);
+ * - an HTTP error without a function error body: Lambda.ServiceException (5xx),
+ *   Lambda.TooManyRequestsException (429), Lambda.ResourceNotFoundException (404),
+ *   Lambda.AWSLambdaException (other 4xx).
+ */
+export async function invokeLambda(endpoint, functionName, payload, agent) {
+  const url = new URL(`2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`, endpoint.replace(/\/*$/, '/'));
+  let res;
+  try {
+    res = await postJson(url, payload, agent);
+  } catch (err) {
+    throw stepFunctionsError(
+      'Lambda.SdkClientException',
+      `Unable to invoke ${functionName} at ${url.origin}: ${err.code ?? err.message} (is cargo lambda watch running?)`,
+    );
+  }
+  const text = res.text.trim();
+  const parsed = parseJson(text);
+  const functionError = res.headers['x-amz-function-error'];
+  if (res.status === 200 && !functionError) {
+    if (text === '') return null;
+    if (!parsed.ok) {
+      throw stepFunctionsError('States.Runtime', `${functionName} returned a payload that is not JSON: ${text.slice(0, 500)}`, {
+        retryable: false,
+        catchable: false,
+      });
+    }
+    return parsed.value;
+  }
+  const body = parsed.ok ? parsed.value : null;
+  if (body && typeof body === 'object' && !Array.isArray(body) && (typeof body.errorType === 'string' || functionError)) {
+    const errorType = typeof body.errorType === 'string' && body.errorType !== '' ? body.errorType : 'Lambda.Unknown';
+    throw stepFunctionsError(errorType, text);
+  }
+  const name =
+    res.status === 429
+      ? 'Lambda.TooManyRequestsException'
+      : res.status === 404
+        ? 'Lambda.ResourceNotFoundException'
+        : res.status >= 500
+          ? 'Lambda.ServiceException'
+          : 'Lambda.AWSLambdaException';
+  throw stepFunctionsError(name, `HTTP ${res.status} from ${url.href}: ${text.slice(0, 1000)}`);
+}
+
+/** POSTs an on-enter hook's JSON body; rejects unless the answer is 2xx. */
+async function fireHook({ url, body }) {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`HTTP ${res.status} from ${url}: ${text.slice(0, 500)}`);
+  return text;
+}
+
+/** "STATE=URL:JSON" (the JSON starts at the first "{" after the "=") -> {state, url, body}. */
+export function parseOnEnter(spec) {
+  const eq = spec.indexOf('=');
+  const brace = spec.indexOf('{', eq + 1);
+  if (eq <= 0 || brace < 0) throw new RunnerError(`--on-enter ${JSON.stringify(spec)}: expected STATE=URL:JSON`);
+  const state = spec.slice(0, eq);
+  const url = spec.slice(eq + 1, brace).replace(/:$/, '');
+  try {
+    new URL(url);
+  } catch {
+    throw new RunnerError(`--on-enter ${state}: ${JSON.stringify(url)} is not a URL`);
+  }
+  let body;
+  try {
+    body = JSON.parse(spec.slice(brace));
+  } catch (err) {
+    throw new RunnerError(`--on-enter ${state}: the body is not JSON: ${err.message}`);
+  }
+  return { state, url, body };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Progress and event records
+// ---------------------------------------------------------------------------------------------
+
+/** Resolves a simple JSONPath ($, $.a.b, $.a[0]); returns {found, value}; null if too complex. */
+function simplePath(pathExpr, json) {
+  if (pathExpr === '$') return { found: true, value: json };
+  if (!/^\$(\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])+$/.test(pathExpr)) return null;
+  let cur = json;
+  for (const part of pathExpr.slice(1).match(/\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\]/g)) {
+    const key = part.startsWith('.') ? part.slice(1) : Number(part.slice(1, -1));
+    if (cur === null || typeof cur !== 'object' || !(key in cur)) return { found: false };
+    cur = cur[key];
+  }
+  return { found: true, value: cur };
+}
+
+function short(value, max = 60) {
+  let s = typeof value === 'string' ? value : JSON.stringify(value);
+  if (s === undefined) s = String(value);
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** "done=false (status=InProgress, step=updateOs)" for a task result. */
+export function summariseResult(result) {
+  if (result === null || result === undefined) return 'null';
+  if (typeof result !== 'object' || Array.isArray(result)) return short(result, 100);
+  const scalars = Object.entries(result).filter(([, v]) => v === null || typeof v !== 'object');
+  const others = Object.entries(result).filter(([, v]) => v !== null && typeof v === 'object');
+  const head = scalars.find(([k]) => k === 'done');
+  const rest = scalars.filter(([k]) => k !== 'done').slice(0, 5).map(([k, v]) => `${k}=${short(v, 48)}`);
+  if (others.length) rest.push(...others.slice(0, 3).map(([k]) => `${k}={…}`));
+  if (head) return rest.length ? `done=${head[1]} (${rest.join(', ')})` : `done=${head[1]}`;
+  return rest.length ? rest.join(', ') : '{}';
+}
+
+function retryDelayText(retrier, attempt) {
+  const interval = retrier.IntervalSeconds ?? 1;
+  const backoff = retrier.BackoffRate ?? 2;
+  let delay = interval * Math.pow(backoff, attempt - 1);
+  if (retrier.MaxDelaySeconds !== undefined) delay = Math.min(delay, retrier.MaxDelaySeconds);
+  const jitter = (retrier.JitterStrategy ?? 'NONE') === 'FULL';
+  return `${jitter ? 'up to ' : ''}${Math.round(delay * 1000) / 1000} s`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One execution
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs one execution. Options:
+ *   definition | definitionPath  the ASL (object, or a path to the .asl.json file)
+ *   lambdaEndpoint               base URL of cargo lambda watch (default http://127.0.0.1:9000)
+ *   input                        execution input (JSON value, default {})
+ *   executionName                default local-<time>-<random>
+ *   stateMachineName             default: definition file name without .asl.json
+ *   region, account              used for the fake ARNs (default eu-west-1 / 123456789012)
+ *   eventsFile                   write one JSON line per event there
+ *   log                          function(line) for progress lines (default: stderr); null = quiet
+ *   waitMs, retryMs              what every Wait / Retry interval becomes (default 0 ms)
+ *   signal                       an AbortSignal that aborts the execution
+ *   onEnter                      [{state, url, body}]: before the FIRST invocation of Task `state`,
+ *                                POST `body` (JSON) to `url` and wait for a 2xx answer; used to
+ *                                inject a fault exactly while that state runs (local/moto_ext's
+ *                                POST /_golden/faults). A failed POST fails the execution.
+ * Resolves to { executionArn, name, status, startDate, stopDate, wallMs, output | error+cause,
+ *   endState, path: [state names entered, in order], records: [event records], invocations: [...] }.
+ * Rejects with RunnerError for runner problems (exit code 1 on the command line).
+ */
+export async function runStateMachine(options = {}) {
+  const region = options.region ?? DEFAULT_REGION;
+  const account = options.account ?? DEFAULT_ACCOUNT;
+  const endpoint = options.lambdaEndpoint ?? DEFAULT_LAMBDA_ENDPOINT;
+  const waitMs = options.waitMs ?? 0;
+  const retryMs = options.retryMs ?? 0;
+  const log = options.log === undefined ? (line) => process.stderr.write(`${line}\n`) : options.log ?? (() => {});
+
+  let rawDefinition = options.definition;
+  let stateMachineName = options.stateMachineName;
+  if (!rawDefinition) {
+    if (!options.definitionPath) throw new RunnerError('no definition given (--definition FILE)');
+    let text;
+    try {
+      text = fs.readFileSync(options.definitionPath, 'utf8');
+    } catch (err) {
+      throw new RunnerError(`cannot read the definition ${options.definitionPath}: ${err.message}`);
+    }
+    try {
+      rawDefinition = JSON.parse(text);
+    } catch (err) {
+      throw new RunnerError(`the definition ${options.definitionPath} is not JSON: ${err.message}`);
+    }
+    stateMachineName ??= path.basename(options.definitionPath).replace(/\.asl\.json$|\.json$/, '');
+  }
+  stateMachineName ??= 'golden-ami-pipeline';
+  try {
+    new URL(endpoint);
+  } catch {
+    throw new RunnerError(`--lambda-endpoint ${JSON.stringify(endpoint)} is not a URL`);
+  }
+
+  const { definition } = fillPlaceholders(rawDefinition, { region, account });
+  const info = analyseDefinition(definition);
+  const onEnter = new Map(); // Task state name -> [{url, body}] not yet fired
+  for (const hook of options.onEnter ?? []) {
+    if (!info.tasks.has(hook.state)) {
+      throw new RunnerError(`--on-enter ${hook.state}: no Task state of that name (known: ${[...info.tasks.keys()].join(', ')})`);
+    }
+    if (!onEnter.has(hook.state)) onEnter.set(hook.state, []);
+    onEnter.get(hook.state).push(hook);
+  }
+
+  const name = options.executionName ?? `local-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${crypto.randomBytes(3).toString('hex')}`;
+  if (!/^[A-Za-z0-9_-]{1,80}$/.test(name)) {
+    throw new RunnerError(`execution name ${JSON.stringify(name)} must be 1-80 characters of A-Z a-z 0-9 _ -`);
+  }
+  const stateMachineArn = `arn:aws:states:${region}:${account}:stateMachine:${stateMachineName}`;
+  const executionArn = `arn:aws:states:${region}:${account}:execution:${stateMachineName}:${name}`;
+
+  let stateMachine;
+  try {
+    stateMachine = new StateMachine(definition, { awsConfig: { region } });
+  } catch (err) {
+    throw new RunnerError(err.message);
+  }
+
+  // Per-execution state only (no module-level mutable state).
+  const agent = new (new URL(endpoint).protocol === 'https:' ? https : http).Agent({ keepAlive: true });
+  const taskResults = new Map(); // state name -> FIFO of results, consumed by StateExited
+  const invocations = [];
+  let violation = null; // a path problem hidden by the Wait override (see below)
+  let stopCalls = false;
+
+  const taskResourceLocalHandlers = {};
+  for (const [stateName, functionName] of info.tasks) {
+    taskResourceLocalHandlers[stateName] = async (input) => {
+      if (stopCalls) throw stepFunctionsError('States.Runtime', 'execution is stopping', { retryable: false, catchable: false });
+      const hooks = onEnter.get(stateName);
+      if (hooks) {
+        onEnter.delete(stateName); // once: the first invocation of the state only
+        for (const hook of hooks) {
+          try {
+            await fireHook(hook);
+            log(`${rel(Date.now())} ** ${stateName}: on-enter POST ${hook.url} ${short(hook.body, 200)}`);
+          } catch (err) {
+            throw stepFunctionsError('States.Runtime', `on-enter hook of ${stateName} failed: ${err.message}`, { retryable: false, catchable: false });
+          }
+        }
+      }
+      const started = Date.now();
+      const rec = { state: stateName, functionName, startTs: started, input };
+      invocations.push(rec);
+      try {
+        const result = await invokeLambda(endpoint, functionName, input, agent);
+        rec.endTs = Date.now();
+        rec.output = result;
+        if (!taskResults.has(stateName)) taskResults.set(stateName, []);
+        taskResults.get(stateName).push(result);
+        return result;
+      } catch (err) {
+        rec.endTs = Date.now();
+        rec.error = err.name;
+        rec.cause = err.message;
+        throw err;
+      }
+    };
+  }
+  const waitTimeOverrides = Object.fromEntries([...info.waits].map((n) => [n, waitMs]));
+  const retryIntervalOverrides = Object.fromEntries([...info.retryable].map((n) => [n, retryMs]));
+
+  let eventsFd = null;
+  if (options.eventsFile) {
+    try {
+      eventsFd = fs.openSync(options.eventsFile, 'w');
+    } catch (err) {
+      throw new RunnerError(`cannot open --events ${options.eventsFile}: ${err.message}`);
+    }
+  }
+
+  const records = [];
+  const pathTaken = [];
+  const t0 = Date.now();
+  const rel = (ts) => `[${((ts - t0) / 1000).toFixed(3).padStart(8)}s]`;
+  const emit = (rec) => {
+    rec.execution = name;
+    records.push(rec);
+    if (eventsFd !== null) fs.writeSync(eventsFd, `${JSON.stringify(rec)}\n`);
+  };
+
+  const execution = stateMachine.run(options.input ?? {}, {
+    overrides: { taskResourceLocalHandlers, waitTimeOverrides, retryIntervalOverrides },
+    // The library fills Execution.Input and Execution.StartTime (new Date().toISOString()) itself.
+    context: {
+      Execution: { Id: executionArn, Name: name, RoleArn: `arn:aws:iam::${account}:role/${stateMachineName}-local` },
+      StateMachine: { Id: stateMachineArn, Name: stateMachineName },
+    },
+    noThrowOnAbort: true,
+  });
+  const onAbort = () => {
+    stopCalls = true;
+    execution.abort();
+  };
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  // Progress from the library's event log.
+  const entries = new Map(); // state name -> number of times entered
+  const open = new Map(); // state name -> { enteredTs, attemptTs, iteration }
+  const lastFailure = new Map(); // state name -> { Error, Cause }
+  let firstCaught = null;
+  let executionEvent = null;
+  let startedAt = null;
+
+  const consume = (async () => {
+    for await (const ev of execution.eventLogs) {
+      const st = ev.state;
+      switch (ev.type) {
+        case 'ExecutionStarted':
+          startedAt = ev.timestamp;
+          log(`${rel(ev.timestamp)} execution ${executionArn} started (Lambda endpoint ${endpoint})`);
+          emit({ type: ev.type, ts: ev.timestamp, executionArn });
+          break;
+        case 'StateEntered': {
+          const n = (entries.get(st.name) ?? 0) + 1;
+          entries.set(st.name, n);
+          open.set(st.name, { enteredTs: ev.timestamp, attemptTs: ev.timestamp, iteration: n });
+          pathTaken.push(st.name);
+          const def = info.all.get(st.name) ?? {};
+          const iter = info.loops.has(st.name) ? ` #${n}` : '';
+          let extra = '';
+          if (st.type === 'Wait') {
+            let asked = null;
+            if (def.Seconds !== undefined) asked = `${def.Seconds} s`;
+            else if (def.SecondsPath) {
+              const r = simplePath(def.SecondsPath, st.input);
+              if (r && (!r.found || !Number.isInteger(r.value) || r.value < 0)) {
+                // With a wait override the library never reads SecondsPath; real Step Functions
+                // would fail the execution with States.Runtime here, so the runner does too.
+                violation ??= {
+                  Error: 'States.Runtime',
+                  Cause: r.found
+                    ? `Wait ${st.name}: ${def.SecondsPath} is ${JSON.stringify(r.value)}, not a non-negative integer`
+                    : `Wait ${st.name}: path expression '${def.SecondsPath}' does not point to a value`,
+                  state: st.name,
+                };
+                stopCalls = true;
+                execution.abort();
+              }
+              asked = r?.found ? `${JSON.stringify(r.value)} s from ${def.SecondsPath}` : `${def.SecondsPath}`;
+            } else if (def.Timestamp) asked = `until ${def.Timestamp}`;
+            else if (def.TimestampPath) asked = `until ${def.TimestampPath}`;
+            extra = ` (ASL waits ${asked}; overridden to ${waitMs} ms)`;
+          }
+          log(`${rel(ev.timestamp)} -> ${st.name}${iter} [${st.type}]${extra}`);
+          emit({ type: ev.type, ts: ev.timestamp, state: st.name, stateType: st.type, iteration: n });
+          break;
+        }
+        case 'StateExited': {
+          const o = open.get(st.name) ?? { enteredTs: ev.timestamp, iteration: entries.get(st.name) ?? 1 };
+          open.delete(st.name);
+          const iter = info.loops.has(st.name) ? ` #${o.iteration}` : '';
+          const ms = ev.timestamp - o.enteredTs;
+          let summary = '';
+          let caught = false;
+          if (st.type === 'Task') {
+            if (o.caught) {
+              caught = true;
+              summary = ` -> caught ${o.caught.Error}`;
+            } else {
+              const q = taskResults.get(st.name);
+              const result = q && q.length ? q.shift() : undefined;
+              summary = ` -> ${result === undefined ? '?' : summariseResult(result)}`;
+            }
+          } else if (st.type === 'Pass' && o.caught === undefined) {
+            const def = info.all.get(st.name) ?? {};
+            if (def.Result !== undefined) summary = ` -> ${def.ResultPath ?? '$'} = ${short(def.Result)}`;
+          }
+          log(`${rel(ev.timestamp)} <- ${st.name}${iter} ${ms} ms${summary}`);
+          emit({
+            type: ev.type,
+            ts: ev.timestamp,
+            state: st.name,
+            stateType: st.type,
+            iteration: o.iteration,
+            startTs: o.enteredTs,
+            endTs: ev.timestamp,
+            durationMs: ms,
+            ...(caught ? { error: o.caught.Error, cause: o.caught.Cause } : {}),
+          });
+          break;
+        }
+        case 'StateFailed': {
+          const o = open.get(st.name);
+          const attemptMs = o ? ev.timestamp - o.attemptTs : 0;
+          lastFailure.set(st.name, { Error: ev.Error, Cause: ev.Cause });
+          if (st.type === 'Fail') {
+            log(`${rel(ev.timestamp)} xx ${st.name} [Fail] Error=${ev.Error} Cause=${short(ev.Cause, 200)}`);
+          } else {
+            log(`${rel(ev.timestamp)} !! ${st.name} failed after ${attemptMs} ms: ${ev.Error}: ${short(ev.Cause, 200)}`);
+          }
+          emit({
+            type: ev.type,
+            ts: ev.timestamp,
+            state: st.name,
+            stateType: st.type,
+            iteration: o?.iteration,
+            startTs: o?.attemptTs,
+            endTs: ev.timestamp,
+            durationMs: attemptMs,
+            error: ev.Error,
+            cause: typeof ev.Cause === 'string' ? ev.Cause : String(ev.Cause),
+          });
+          break;
+        }
+        case 'StateRetried': {
+          const o = open.get(st.name);
+          if (o) o.attemptTs = ev.timestamp;
+          const r = ev.retry.retrier;
+          const err = lastFailure.get(st.name)?.Error;
+          log(
+            `${rel(ev.timestamp)} .. ${st.name} retry ${ev.retry.attempt}/${r.MaxAttempts ?? 3} after ${err} ` +
+              `(ASL would wait ${retryDelayText(r, ev.retry.attempt)}; overridden to ${retryMs} ms)`,
+          );
+          emit({ type: ev.type, ts: ev.timestamp, state: st.name, stateType: st.type, iteration: o?.iteration, attempt: ev.retry.attempt, maxAttempts: r.MaxAttempts ?? 3, error: err });
+          break;
+        }
+        case 'StateCaught': {
+          const o = open.get(st.name);
+          const f = lastFailure.get(st.name) ?? {};
+          if (o) o.caught = f;
+          firstCaught ??= { state: st.name, ...f };
+          const c = ev.catch.catcher;
+          log(`${rel(ev.timestamp)} => ${st.name} caught ${f.Error} -> ${c.Next} (ResultPath ${c.ResultPath === undefined ? '$' : c.ResultPath})`);
+          emit({ type: ev.type, ts: ev.timestamp, state: st.name, stateType: st.type, iteration: o?.iteration, error: f.Error, cause: f.Cause, next: c.Next, resultPath: c.ResultPath ?? '$' });
+          break;
+        }
+        case 'ExecutionSucceeded':
+        case 'ExecutionFailed':
+        case 'ExecutionAborted':
+        case 'ExecutionTimeout':
+          executionEvent = ev;
+          break;
+        default:
+          emit({ type: ev.type, ts: ev.timestamp });
+      }
+    }
+  })();
+
+  let output;
+  let thrown;
+  try {
+    output = await execution.result;
+  } catch (err) {
+    thrown = err;
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort);
+  }
+  await consume;
+  agent.destroy();
+
+  const stop = Date.now();
+  const result = {
+    executionArn,
+    stateMachineArn,
+    name,
+    status: 'SUCCEEDED',
+    startDate: new Date(startedAt ?? t0).toISOString(),
+    stopDate: new Date(stop).toISOString(),
+    wallMs: stop - (startedAt ?? t0),
+    endState: pathTaken[pathTaken.length - 1] ?? null,
+    path: pathTaken,
+    invocations,
+    records,
+  };
+  if (violation) {
+    Object.assign(result, { status: 'FAILED', error: violation.Error, cause: violation.Cause });
+  } else if (thrown instanceof ExecutionTimeoutError) {
+    Object.assign(result, { status: 'TIMED_OUT', error: 'States.Timeout', cause: 'the execution exceeded its TimeoutSeconds' });
+  } else if (thrown instanceof ExecutionError) {
+    const inner = thrown.cause ?? {};
+    Object.assign(result, { status: 'FAILED', error: inner.name, cause: inner.message });
+  } else if (thrown) {
+    if (eventsFd !== null) fs.closeSync(eventsFd);
+    throw new RunnerError(`the library failed: ${thrown.stack ?? thrown}`);
+  } else if (executionEvent?.type === 'ExecutionAborted') {
+    Object.assign(result, { status: 'ABORTED', error: 'ExecutionAborted', cause: 'aborted by the runner' });
+  } else {
+    result.output = output;
+  }
+  if (result.status !== 'SUCCEEDED') {
+    const endDef = info.all.get(result.endState);
+    result.failedInFailState = endDef?.Type === 'Fail' && !violation;
+    if (firstCaught) result.rootCause = firstCaught;
+  }
+
+  emit({
+    type: `Execution${result.status === 'SUCCEEDED' ? 'Succeeded' : result.status === 'FAILED' ? 'Failed' : result.status === 'TIMED_OUT' ? 'TimedOut' : 'Aborted'}`,
+    ts: stop,
+    startTs: startedAt ?? t0,
+    endTs: stop,
+    durationMs: result.wallMs,
+    status: result.status,
+    endState: result.endState,
+    ...(result.error ? { error: result.error, cause: result.cause } : {}),
+  });
+  if (eventsFd !== null) fs.closeSync(eventsFd);
+
+  // Per-state time summary, then the final line.
+  const perState = new Map();
+  for (const r of records) {
+    if (r.type !== 'StateExited') continue;
+    const s = perState.get(r.state) ?? { count: 0, ms: 0 };
+    s.count += 1;
+    s.ms += r.durationMs;
+    perState.set(r.state, s);
+  }
+  const width = Math.max(0, ...[...perState.keys()].map((k) => k.length));
+  log(`${rel(stop)} time per state:`);
+  for (const [state, s] of perState) log(`             ${state.padEnd(width)}  ${String(s.ms).padStart(7)} ms  x${s.count}`);
+  if (result.status === 'SUCCEEDED') {
+    log(`${rel(stop)} SUCCEEDED at ${result.endState} in ${result.wallMs} ms (${pathTaken.length} states, ${invocations.length} Lambda invocations)`);
+  } else {
+    const where = result.failedInFailState ? `in Fail state ${result.endState}` : `at ${result.endState}`;
+    log(`${rel(stop)} ${result.status} ${where} in ${result.wallMs} ms`);
+    log(`             Error: ${result.error}`);
+    log(`             Cause: ${result.cause}`);
+    if (firstCaught) log(`             first caught error: ${firstCaught.state}: ${firstCaught.Error}: ${short(firstCaught.Cause, 300)}`);
+  }
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command line
+// ---------------------------------------------------------------------------------------------
+
+const USAGE = `usage: node local/runner/run.mjs --definition FILE.asl.json [--lambda-endpoint URL] [--input JSON|@FILE]
+         [--execution-name NAME] [--events FILE.jsonl] [--json] [--quiet]
+         [--wait-ms N] [--retry-ms N] [--region R] [--account ID] [--state-machine-name NAME]
+         [--on-enter STATE=URL:JSON ...]
+  --lambda-endpoint  cargo lambda watch base URL (default ${DEFAULT_LAMBDA_ENDPOINT})
+  --input            execution input as JSON, or @file (default {})
+  --events           write one JSON line per event (state, type, startTs/endTs/durationMs, error)
+  --json             print the final result (output, or error and cause) as the last stdout line
+  --quiet            no progress lines on stderr
+  --wait-ms/--retry-ms  what every Wait / Retry interval becomes (default 0)
+  --on-enter         before the first invocation of Task STATE, POST JSON to URL (e.g. a fault to
+                     local/moto_ext's /_golden/faults); repeatable
+exit codes: 0 succeeded, 2 execution failed (Fail state, uncaught error, timeout), 1 runner error`;
+
+export function parseArgs(argv) {
+  const opts = { json: false, quiet: false, onEnter: [] };
+  const valueFlags = {
+    '--definition': 'definitionPath',
+    '--lambda-endpoint': 'lambdaEndpoint',
+    '--input': 'input',
+    '--execution-name': 'executionName',
+    '--events': 'eventsFile',
+    '--wait-ms': 'waitMs',
+    '--retry-ms': 'retryMs',
+    '--region': 'region',
+    '--account': 'account',
+    '--state-machine-name': 'stateMachineName',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let arg = argv[i];
+    let value;
+    const eq = arg.indexOf('=');
+    if (arg.startsWith('--') && eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    if (arg === '--json') opts.json = true;
+    else if (arg === '--quiet') opts.quiet = true;
+    else if (arg === '--help' || arg === '-h') opts.help = true;
+    else if (arg === '--on-enter') {
+      if (value === undefined) {
+        if (i + 1 >= argv.length) throw new RunnerError(`${arg} needs a value`);
+        value = argv[++i];
+      }
+      opts.onEnter.push(parseOnEnter(value));
+    }
+    else if (valueFlags[arg]) {
+      if (value === undefined) {
+        if (i + 1 >= argv.length) throw new RunnerError(`${arg} needs a value`);
+        value = argv[++i];
+      }
+      opts[valueFlags[arg]] = value;
+    } else throw new RunnerError(`unknown argument ${arg}\n${USAGE}`);
+  }
+  if (opts.help) return opts;
+  if (!opts.definitionPath) throw new RunnerError(`--definition is required\n${USAGE}`);
+  let inputText = opts.input ?? '{}';
+  if (inputText.startsWith('@')) {
+    try {
+      inputText = fs.readFileSync(inputText.slice(1), 'utf8');
+    } catch (err) {
+      throw new RunnerError(`cannot read --input ${opts.input}: ${err.message}`);
+    }
+  }
+  try {
+    opts.input = JSON.parse(inputText);
+  } catch (err) {
+    throw new RunnerError(`--input is not JSON: ${err.message}`);
+  }
+  for (const k of ['waitMs', 'retryMs']) {
+    if (opts[k] !== undefined) {
+      const n = Number(opts[k]);
+      if (!Number.isInteger(n) || n < 0) throw new RunnerError(`--${k === 'waitMs' ? 'wait-ms' : 'retry-ms'} must be an integer >= 0`);
+      opts[k] = n;
+    }
+  }
+  return opts;
+}
+
+export async function main(argv = process.argv.slice(2)) {
+  let opts;
+  try {
+    opts = parseArgs(argv);
+  } catch (err) {
+    process.stderr.write(`run.mjs: ${err.message}\n`);
+    return 1;
+  }
+  if (opts.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const controller = new AbortController();
+  const onSignal = () => controller.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const result = await runStateMachine({
+      ...opts,
+      log: opts.quiet ? null : undefined,
+      signal: controller.signal,
+    });
+    if (opts.json) {
+      const { executionArn, name, status, startDate, stopDate, wallMs, endState } = result;
+      const out = { executionArn, name, status, startDate, stopDate, wallMs, endState };
+      if (status === 'SUCCEEDED') out.output = result.output;
+      else Object.assign(out, { error: result.error, cause: result.cause, rootCause: result.rootCause });
+      process.stdout.write(`${JSON.stringify(out)}\n`);
+    }
+    return result.status === 'SUCCEEDED' ? 0 : 2;
+  } catch (err) {
+    process.stderr.write(`run.mjs: ${err instanceof RunnerError ? err.message : err.stack ?? err}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ status: 'RUNNER_ERROR', error: err.name, cause: err.message })}\n`);
+    return 1;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] && fs.realpathSync(process.argv[1]) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+})();
+
+if (invokedDirectly) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => {
+      process.stderr.write(`run.mjs: ${err.stack ?? err}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

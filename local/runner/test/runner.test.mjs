@@ -1,0 +1,300 @@
+// Self-test of the local runner: the REAL statemachine/golden-ami-pipeline.asl.json, run by
+// aws-local-stepfunctions, with every Task answered by an in-process fake of cargo lambda watch.
+// Run: node --test local/runner/test/   (no Rust, no network)
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startFakeLambda, happyScript, fnError } from '../lib/fake-lambda.mjs';
+import { runStateMachine, fillPlaceholders, placeholderToFunctionName, RunnerError } from '../run.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RUNNER = path.resolve(here, '..', 'run.mjs');
+const REPO = path.resolve(here, '..', '..', '..');
+const DEFINITION = path.join(REPO, 'statemachine', 'golden-ami-pipeline.asl.json');
+
+// One fake server for all tests; each test uses its own execution name and script.
+const scripts = new Map();
+let fake;
+before(async () => {
+  fake = await startFakeLambda((execution) => scripts.get(execution));
+});
+after(async () => {
+  await fake.close();
+});
+
+function run(name, script, extra = {}) {
+  scripts.set(name, script);
+  return runStateMachine({
+    definitionPath: DEFINITION,
+    lambdaEndpoint: fake.url,
+    executionName: name,
+    log: null,
+    ...extra,
+  });
+}
+
+const callsOf = (execution, fn) => fake.calls.filter((c) => c.execution === execution && (!fn || c.fn === fn));
+
+function runCli(args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [RUNNER, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const HAPPY_PATH = [
+  'ReadCurrentAmi',
+  'AnotherRunInProgress?',
+  'NotifyStart',
+  'StartBake',
+  ...['WaitForBake', 'CheckBake', 'BakeDone?'],
+  ...['WaitForBake', 'CheckBake', 'BakeDone?'],
+  ...['WaitForBake', 'CheckBake', 'BakeDone?'],
+  'CopyImage',
+  ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
+  ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
+  'ShareImage',
+  'VerifyImage',
+  'PublishPointer',
+  'Cleanup',
+  'NotifySuccess',
+  'Succeeded',
+];
+
+test('placeholders map to kebab-case binary names; unknown placeholders fail loudly', () => {
+  assert.equal(placeholderToFunctionName('ReadCurrentAmiFunctionArn'), 'read-current-ami');
+  assert.equal(placeholderToFunctionName('PublishPointerFunctionArn'), 'publish-pointer');
+  assert.equal(placeholderToFunctionName('NotifyFunctionArn'), 'notify');
+  assert.equal(placeholderToFunctionName('AlarmTopicArn'), null);
+  const def = JSON.parse(fs.readFileSync(DEFINITION, 'utf8'));
+  const { definition, placeholders } = fillPlaceholders(def);
+  assert.equal(definition.States.CheckBake.Resource, 'arn:aws:lambda:eu-west-1:123456789012:function:check-bake');
+  assert.deepEqual(
+    [...new Set(placeholders.values())].sort(),
+    ['check-bake', 'check-copy', 'cleanup', 'copy-image', 'notify', 'publish-pointer', 'read-current-ami', 'share-image', 'start-bake', 'verify-image'],
+  );
+  assert.ok(!JSON.stringify(definition).includes('${'));
+  assert.throws(() => fillPlaceholders({ ...def, Comment: '${AlarmTopicArn}' }), RunnerError);
+});
+
+test('happy path: states in order, polling loops loop, context object resolves, succeeded', async () => {
+  const r = await run('happy', happyScript(), { input: { dryRun: false } });
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.deepEqual(r.path, HAPPY_PATH);
+  assert.equal(r.endState, 'Succeeded');
+  assert.equal(callsOf('happy', 'check-bake').length, 3);
+  assert.equal(callsOf('happy', 'check-copy').length, 2);
+  // $$.Execution.Id / $$.Execution.StartTime in Parameters resolved for every Task.
+  for (const c of callsOf('happy')) {
+    assert.equal(c.payload.context.executionId, 'arn:aws:states:eu-west-1:123456789012:execution:golden-ami-pipeline:happy');
+    assert.match(c.payload.context.startedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
+  }
+  const first = callsOf('happy', 'read-current-ami')[0].payload;
+  assert.deepEqual(first.state, { dryRun: false });
+  const notify = callsOf('happy', 'notify').map((c) => c.payload.event);
+  assert.deepEqual(notify, ['STARTED', 'SUCCEEDED']);
+  assert.equal(callsOf('happy', 'cleanup')[0].payload.mode, 'SUCCESS');
+  // Output accumulates every ResultPath; ResultPath null (notify) leaves it unchanged.
+  assert.equal(r.output.current.amiId, 'ami-12345678');
+  assert.equal(r.output.bakeStatus.bakedAmiId, 'ami-0bake0000000000001');
+  assert.equal(r.output.publish.parameterVersion, 2);
+  // Waits were overridden: the whole run (120 s + 30 s polls in the ASL) takes well under 5 s.
+  assert.ok(r.wallMs < 5000, `took ${r.wallMs} ms`);
+  // Event records: every state entered has a StateExited record with a duration.
+  const exited = r.records.filter((e) => e.type === 'StateExited');
+  assert.deepEqual(exited.map((e) => e.state), HAPPY_PATH);
+  assert.deepEqual(
+    exited.filter((e) => e.state === 'CheckBake').map((e) => e.iteration),
+    [1, 2, 3],
+  );
+  for (const e of exited) assert.ok(e.endTs >= e.startTs && e.durationMs === e.endTs - e.startTs);
+});
+
+test('Throttled is retried (MaxAttempts honoured, no delay) and the run succeeds', async () => {
+  const r = await run(
+    'throttled',
+    happyScript({
+      'start-bake': [fnError('Throttled', 'Rate exceeded'), fnError('Throttled', 'Rate exceeded'), happyScript()['start-bake']],
+    }),
+  );
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.equal(callsOf('throttled', 'start-bake').length, 3);
+  const retried = r.records.filter((e) => e.type === 'StateRetried');
+  assert.deepEqual(
+    retried.map((e) => [e.state, e.attempt, e.error]),
+    [
+      ['StartBake', 1, 'Throttled'],
+      ['StartBake', 2, 'Throttled'],
+    ],
+  );
+  assert.ok(r.wallMs < 5000);
+});
+
+test('Throttled beyond MaxAttempts (5 retries) is caught and goes to the failure path', async () => {
+  const r = await run('throttled-forever', happyScript({ 'share-image': fnError('Throttled', 'Rate exceeded') }));
+  assert.equal(r.status, 'FAILED');
+  assert.equal(callsOf('throttled-forever', 'share-image').length, 6); // 1 + MaxAttempts 5
+  assert.deepEqual(r.path.slice(-5), ['ShareImage', 'ShareImageFailed', 'CleanupAfterFailure', 'NotifyFailure', 'PipelineFailed']);
+  const failure = callsOf('throttled-forever', 'notify').pop().payload;
+  assert.equal(failure.state.error.Error, 'Throttled');
+});
+
+test('CopyFailed routes to CopyImageFailed -> CleanupAfterFailure -> NotifyFailure -> PipelineFailed', async () => {
+  const r = await run('copy-failed', happyScript({ 'copy-image': fnError('CopyFailed', 'KMS key alias/golden-ami not usable') }));
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.failedInFailState, true);
+  assert.equal(r.error, 'GoldenAmiPipelineFailed');
+  assert.match(r.cause, /The run failed/);
+  assert.deepEqual(r.path.slice(-5), ['CopyImage', 'CopyImageFailed', 'CleanupAfterFailure', 'NotifyFailure', 'PipelineFailed']);
+  assert.equal(callsOf('copy-failed', 'copy-image').length, 1, 'CopyFailed is not retried');
+  assert.equal(callsOf('copy-failed', 'check-copy').length, 0);
+  const cleanup = callsOf('copy-failed', 'cleanup');
+  assert.equal(cleanup.length, 1);
+  assert.equal(cleanup[0].payload.mode, 'FAILURE');
+  const notify = callsOf('copy-failed', 'notify');
+  assert.deepEqual(notify.map((c) => c.payload.event), ['STARTED', 'FAILED']);
+  const { state } = notify[1].payload;
+  assert.equal(state.failedState, 'CopyImage');
+  assert.equal(state.error.Error, 'CopyFailed');
+  // Cause is the Lambda error payload as a JSON string, as Step Functions puts it.
+  assert.deepEqual(JSON.parse(state.error.Cause), { errorType: 'CopyFailed', errorMessage: 'KMS key alias/golden-ami not usable' });
+  assert.deepEqual(r.rootCause && [r.rootCause.state, r.rootCause.Error], ['CopyImage', 'CopyFailed']);
+  const caught = r.records.find((e) => e.type === 'StateCaught');
+  assert.deepEqual([caught.state, caught.error, caught.next, caught.resultPath], ['CopyImage', 'CopyFailed', 'CopyImageFailed', '$.error']);
+});
+
+test('bakeInProgress from read-current-ami routes to NotifySkipped and ends succeeded', async () => {
+  const r = await run(
+    'skipped',
+    happyScript({
+      'read-current-ami': { parameterName: '/golden-ami/current', parameterVersion: 1, amiId: 'ami-12345678', bakeInProgress: { automationExecutionId: 'other' } },
+    }),
+  );
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.deepEqual(r.path, ['ReadCurrentAmi', 'AnotherRunInProgress?', 'NotifySkipped', 'SkippedAnotherRunInProgress']);
+  assert.deepEqual(callsOf('skipped').map((c) => c.fn), ['read-current-ami', 'notify']);
+  assert.equal(callsOf('skipped', 'notify')[0].payload.event, 'SKIPPED');
+});
+
+test('an unreachable Lambda endpoint gives Lambda.SdkClientException, retried, then the failure path', async () => {
+  // A port that was just free: nothing listens there.
+  const probe = await startFakeLambda(() => ({}));
+  const deadUrl = probe.url;
+  await probe.close();
+  const r = await runStateMachine({ definitionPath: DEFINITION, lambdaEndpoint: deadUrl, executionName: 'dead', log: null });
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.endState, 'PipelineFailed');
+  const first = r.records.find((e) => e.type === 'StateFailed');
+  assert.equal(first.error, 'Lambda.SdkClientException');
+  assert.equal(r.records.filter((e) => e.type === 'StateRetried' && e.state === 'ReadCurrentAmi').length, 5);
+});
+
+test('a Wait SecondsPath that resolves to nothing fails the execution (States.Runtime) even though waits are overridden', async () => {
+  const { pollSeconds, ...noPoll } = happyScript()['start-bake'];
+  const r = await run('no-poll', happyScript({ 'start-bake': noPoll }));
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.error, 'States.Runtime');
+  assert.match(r.cause, /\$\.bake\.pollSeconds/);
+  assert.equal(callsOf('no-poll', 'check-bake').length, 0);
+});
+
+test('CLI: --json and --events; exit 0 on success, 2 on a Fail state, 1 on runner errors', async () => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'runner-test-'));
+  try {
+    scripts.set('cli-ok', happyScript());
+    const events = path.join(tmp, 'ok.jsonl');
+    const ok = await runCli(['--definition', DEFINITION, '--lambda-endpoint', fake.url, '--input', '{}', '--execution-name', 'cli-ok', '--events', events, '--json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    const last = JSON.parse(ok.stdout.trim().split('\n').pop());
+    assert.equal(last.status, 'SUCCEEDED');
+    assert.equal(last.output.publish.amiId, 'ami-0c0py000000000001');
+    assert.match(ok.stderr, /<- CheckBake #2 \d+ ms -> done=false \(status=InProgress, step=updateOs\)/);
+    assert.match(ok.stderr, /<- CheckBake #3 \d+ ms -> done=true/);
+    assert.match(ok.stderr, /SUCCEEDED at Succeeded in \d+ ms/);
+    const lines = fs.readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(lines[0].type, 'ExecutionStarted');
+    assert.equal(lines.at(-1).type, 'ExecutionSucceeded');
+    assert.ok(lines.filter((l) => l.type === 'StateExited').every((l) => typeof l.durationMs === 'number' && l.state));
+
+    scripts.set('cli-fail', happyScript({ 'verify-image': fnError('VerificationFailed', 'snapshot not encrypted') }));
+    const failed = await runCli(['--definition', DEFINITION, '--lambda-endpoint', fake.url, '--execution-name', 'cli-fail', '--json']);
+    assert.equal(failed.code, 2, failed.stderr);
+    const lastF = JSON.parse(failed.stdout.trim().split('\n').pop());
+    assert.equal(lastF.status, 'FAILED');
+    assert.equal(lastF.error, 'GoldenAmiPipelineFailed');
+    assert.equal(lastF.rootCause.Error, 'VerificationFailed');
+    assert.match(failed.stderr, /Error: GoldenAmiPipelineFailed/);
+    assert.match(failed.stderr, /Cause: The run failed/);
+
+    const badDef = path.join(tmp, 'bad.asl.json');
+    const def = JSON.parse(fs.readFileSync(DEFINITION, 'utf8'));
+    def.States.NotifyStart.Resource = '${AlarmTopicArn}';
+    fs.writeFileSync(badDef, JSON.stringify(def));
+    const bad = await runCli(['--definition', badDef, '--lambda-endpoint', fake.url]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /cannot fill placeholder\(s\) \$\{AlarmTopicArn\}/);
+
+    const noArgs = await runCli([]);
+    assert.equal(noArgs.code, 1);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+});
+
+test('two executions run concurrently as two processes', async () => {
+  scripts.set('conc-a', happyScript());
+  scripts.set('conc-b', happyScript({ 'check-copy': fnError('CopyTimedOut', 'copy still pending after deadline') }));
+  const [a, b] = await Promise.all([
+    runCli(['--definition', DEFINITION, '--lambda-endpoint', fake.url, '--execution-name', 'conc-a', '--json', '--quiet']),
+    runCli(['--definition', DEFINITION, '--lambda-endpoint', fake.url, '--execution-name', 'conc-b', '--json', '--quiet']),
+  ]);
+  assert.equal(a.code, 0, a.stderr);
+  assert.equal(b.code, 2, b.stderr);
+  assert.equal(JSON.parse(a.stdout.trim()).executionArn, 'arn:aws:states:eu-west-1:123456789012:execution:golden-ami-pipeline:conc-a');
+  const bOut = JSON.parse(b.stdout.trim());
+  assert.equal(bOut.rootCause.state, 'CheckCopy');
+  assert.equal(bOut.rootCause.Error, 'CopyTimedOut');
+  assert.equal(callsOf('conc-a', 'check-bake').length, 3);
+  assert.equal(callsOf('conc-b', 'check-bake').length, 3);
+});
+
+test('--on-enter: POSTs once, before the first invocation of the Task, and is parsed from the CLI form', async () => {
+  const { parseOnEnter } = await import('../run.mjs');
+  const http = await import('node:http');
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      // What the Task had already been asked when the hook arrived: nothing, for CheckBake.
+      seen.push({ url: req.url, body: JSON.parse(body), checkBakeCalls: callsOf('onenter', 'check-bake').length });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}/_golden/faults`;
+  try {
+    const hook = parseOnEnter(`CheckBake=${url}:{"apiFail":{"service":"ssm","action":"GetAutomationExecution"}}`);
+    assert.deepEqual(hook, { state: 'CheckBake', url, body: { apiFail: { service: 'ssm', action: 'GetAutomationExecution' } } });
+    const r = await run('onenter', happyScript(), { onEnter: [hook] });
+    assert.equal(r.status, 'SUCCEEDED');
+    assert.equal(seen.length, 1, 'fired once although CheckBake ran three times');
+    assert.equal(seen[0].url, '/_golden/faults');
+    assert.equal(seen[0].checkBakeCalls, 0);
+    await assert.rejects(run('onenter-bad', happyScript(), { onEnter: [{ state: 'WaitForBake', url, body: {} }] }), RunnerError);
+    assert.throws(() => parseOnEnter('CheckBake=not a url:{}'), RunnerError);
+  } finally {
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

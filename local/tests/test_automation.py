@@ -1,0 +1,226 @@
+"""SSM Automation executions of the real bake document (infra/bake-document.yaml)."""
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import admin
+
+
+def start(ssm, env, name="golden-2026-11"):
+    return ssm.start_automation_execution(
+        DocumentName=env["document"],
+        Parameters={"SourceAmiId": [env["base_ami"]], "SubnetId": [env["subnet"]],
+                    "IamInstanceProfileName": [env["profile"]], "TargetAmiName": [name],
+                    "AutomationAssumeRole": ["arn:aws:iam::123456789012:role/bake"]},
+    )["AutomationExecutionId"]
+
+
+def poll_until_done(ssm, exec_id, limit=30):
+    """Poll like the state machine does; return (execution, number of polls)."""
+    for polls in range(1, limit + 1):
+        exe = ssm.get_automation_execution(AutomationExecutionId=exec_id)["AutomationExecution"]
+        if exe["AutomationExecutionStatus"] not in ("Pending", "InProgress", "Waiting", "Cancelling"):
+            return exe, polls
+    raise AssertionError(f"automation {exec_id} still running after {limit} polls")
+
+
+def instance_of(ec2, exec_id):
+    found = ec2.describe_instances(Filters=[
+        {"Name": "tag:golden-ami:automation-execution", "Values": [exec_id]}])
+    instances = [i for r in found["Reservations"] for i in r["Instances"]]
+    assert len(instances) == 1
+    return instances[0]
+
+
+def steps(exe):
+    return [(s["StepName"], s["StepStatus"]) for s in exe["StepExecutions"]]
+
+
+def test_bake_runs_to_success_one_step_per_poll(client, bake_env):
+    ssm, ec2 = client("ssm"), client("ec2")
+    exec_id = start(ssm, bake_env)
+    first = ssm.get_automation_execution(AutomationExecutionId=exec_id)["AutomationExecution"]
+    assert first["AutomationExecutionStatus"] == "InProgress"
+    assert steps(first) == [("launchInstance", "Success")]
+    assert first["CurrentStepName"] == "waitForSsm"
+    running = instance_of(ec2, exec_id)
+    assert running["State"]["Name"] == "running"
+    # moto drops the profile association at termination, so look while it runs.
+    assert running["IamInstanceProfile"]["Arn"].endswith("/golden-ami-bake")
+    exe, polls = poll_until_done(ssm, exec_id)
+
+    assert exe["AutomationExecutionStatus"] == "Success"
+    assert polls + 1 == 7  # one step per poll: the caller's loop really loops
+    assert steps(exe) == [(s, "Success") for s in [
+        "launchInstance", "waitForSsm", "updateOs", "stopInstance", "createImage", "tagImage",
+        "terminateInstance"]]
+    image_id = exe["Outputs"]["createImage.ImageId"][0]
+    assert image_id.startswith("ami-")
+
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert image["Name"] == "golden-2026-11"
+    assert image["State"] == "available"
+    tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert tags["golden-ami:source-ami-id"] == bake_env["base_ami"]
+    assert tags["golden-ami:automation-execution"] == exec_id
+
+    instance = instance_of(ec2, exec_id)
+    assert instance["State"]["Name"] == "terminated"
+    assert instance["ImageId"] == bake_env["base_ami"]
+    assert instance["SubnetId"] == bake_env["subnet"]
+    assert instance["InstanceType"] == "t3.small"  # the parameter's default
+    assert instance["MetadataOptions"]["HttpTokens"] == "required"
+    assert not instance.get("PublicIpAddress")
+    launch = exe["StepExecutions"][0]
+    assert launch["Outputs"]["InstanceId"] == [instance["InstanceId"]]
+
+    # What updateOs would have run is on record, since nothing can really run here.
+    state = admin(_endpoint(client), "state")
+    commands = state["executions"][0]["commands"][0]
+    assert commands["step"] == "updateOs"
+    assert "dnf -y upgrade --refresh --releasever=latest" in commands["commands"]
+
+
+def _endpoint(client):
+    return client("ssm").meta.endpoint_url
+
+
+def test_failed_update_terminates_and_fails(client, bake_env):
+    ssm, ec2 = client("ssm"), client("ec2")
+    admin(_endpoint(client), "faults",
+          {"automationStepFail": {"step": "updateOs", "message": "dnf: no space left on device"}})
+    exec_id = start(ssm, bake_env)
+    exe, _ = poll_until_done(ssm, exec_id)
+
+    # terminateInstance succeeded after the failure, yet the automation is Failed, like on AWS.
+    assert exe["AutomationExecutionStatus"] == "Failed"
+    assert steps(exe) == [("launchInstance", "Success"), ("waitForSsm", "Success"),
+                          ("updateOs", "Failed"), ("terminateInstance", "Success")]
+    assert "updateOs" in exe["FailureMessage"]
+    assert "no space left" in exe["FailureMessage"]
+    assert exe["StepExecutions"][2]["FailureMessage"] == "dnf: no space left on device"
+    assert exe["Outputs"]["createImage.ImageId"][0].startswith("No output available")
+    assert instance_of(ec2, exec_id)["State"]["Name"] == "terminated"
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+def test_stop_cancels_and_terminates(client, bake_env):
+    ssm, ec2 = client("ssm"), client("ec2")
+    exec_id = start(ssm, bake_env)
+    for _ in range(2):  # launchInstance, waitForSsm
+        ssm.get_automation_execution(AutomationExecutionId=exec_id)
+    ssm.stop_automation_execution(AutomationExecutionId=exec_id, Type="Cancel")
+
+    exe = ssm.get_automation_execution(AutomationExecutionId=exec_id)["AutomationExecution"]
+    assert exe["AutomationExecutionStatus"] == "Cancelled"
+    assert steps(exe)[-2:] == [("updateOs", "Cancelled"), ("terminateInstance", "Success")]
+    assert instance_of(ec2, exec_id)["State"]["Name"] == "terminated"
+    with pytest.raises(ClientError) as err:  # a finished execution cannot be stopped
+        ssm.stop_automation_execution(AutomationExecutionId=exec_id)
+    assert err.value.response["Error"]["Code"] == "InvalidAutomationStatusUpdateException"
+
+
+UNSUPPORTED = """
+schemaVersion: '0.3'
+parameters:
+  InstanceId: {type: String}
+mainSteps:
+  - name: sleepy
+    action: aws:sleep
+    inputs: {Duration: PT1S}
+  - name: never
+    action: aws:createTags
+    inputs: {ResourceType: EC2, ResourceIds: ['{{ InstanceId }}'], Tags: []}
+"""
+
+
+@pytest.mark.parametrize("content, step, words", [
+    (UNSUPPORTED, "sleepy", "action aws:sleep is not supported by the local stand-in"),
+    (UNSUPPORTED.replace("action: aws:sleep\n    inputs: {Duration: PT1S}",
+                         "action: aws:executeAwsApi\n    inputs: {Service: ec2, Api: DescribeVpcs}"),
+     "sleepy", "aws:executeAwsApi ec2 DescribeVpcs is not supported by the local stand-in"),
+])
+def test_unsupported_action_fails_loudly(client, content, step, words):
+    ssm = client("ssm")
+    ssm.create_document(Name="odd", DocumentType="Automation", DocumentFormat="YAML",
+                        Content=content)
+    exec_id = ssm.start_automation_execution(
+        DocumentName="odd", Parameters={"InstanceId": ["i-123"]})["AutomationExecutionId"]
+    exe, polls = poll_until_done(ssm, exec_id)
+    assert exe["AutomationExecutionStatus"] == "Failed"
+    assert polls == 1  # onFailure defaults to Abort: the next step never runs
+    assert steps(exe) == [(step, "Failed")]
+    assert words in exe["StepExecutions"][0]["FailureMessage"]
+    assert words in exe["FailureMessage"]
+
+
+def test_start_validates_parameters(client, bake_env):
+    ssm = client("ssm")
+    with pytest.raises(ClientError) as err:
+        ssm.start_automation_execution(DocumentName=bake_env["document"],
+                                       Parameters={"SourceAmiId": ["not-an-ami"]})
+    assert err.value.response["Error"]["Code"] == "InvalidAutomationExecutionParametersException"
+    with pytest.raises(ClientError) as err:
+        ssm.start_automation_execution(DocumentName="no-such-document")
+    assert err.value.response["Error"]["Code"] == "AutomationDefinitionNotFoundException"
+    with pytest.raises(ClientError) as err:
+        ssm.get_automation_execution(AutomationExecutionId="00000000-0000-0000-0000-000000000000")
+    assert err.value.response["Error"]["Code"] == "AutomationExecutionNotFoundException"
+
+
+def test_client_token_is_idempotent(client, bake_env):
+    ssm = client("ssm")
+    kwargs = dict(DocumentName=bake_env["document"], ClientToken="6f1c1a52-3a8e-5b0e-9d4c-0c1f0a1b2c3d", Parameters={
+        "SourceAmiId": [bake_env["base_ami"]], "SubnetId": [bake_env["subnet"]],
+        "IamInstanceProfileName": [bake_env["profile"]], "TargetAmiName": ["golden-x"],
+        "AutomationAssumeRole": ["arn:aws:iam::123456789012:role/bake"]})
+    first = ssm.start_automation_execution(**kwargs)["AutomationExecutionId"]
+    assert ssm.start_automation_execution(**kwargs)["AutomationExecutionId"] == first
+
+
+def test_describe_automation_executions_filters(client, bake_env):
+    ssm = client("ssm")
+    done = start(ssm, bake_env, "golden-a")
+    poll_until_done(ssm, done)
+    running = start(ssm, bake_env, "golden-b")
+
+    def ids(filters):
+        found = ssm.describe_automation_executions(Filters=filters)["AutomationExecutionMetadataList"]
+        return {e["AutomationExecutionId"] for e in found}
+
+    assert ids([{"Key": "DocumentNamePrefix", "Values": ["golden-ami"]}]) == {done, running}
+    assert ids([{"Key": "DocumentNamePrefix", "Values": ["other"]}]) == set()
+    assert ids([{"Key": "ExecutionStatus", "Values": ["InProgress"]}]) == {running}
+    assert ids([{"Key": "ExecutionStatus", "Values": ["Success"]},
+                {"Key": "DocumentNamePrefix", "Values": ["golden"]}]) == {done}
+    with pytest.raises(ClientError, match="not supported by the local stand-in"):
+        ssm.describe_automation_executions(Filters=[{"Key": "TagKey", "Values": ["x"]}])
+
+
+def test_polls_per_step_and_early_cancel(client, endpoint, bake_env):
+    ssm, ec2 = client("ssm"), client("ec2")
+    admin(endpoint, "config", {"automationPollsPerStep": 3, "pendingDescribes": 5})
+    exec_id = start(ssm, bake_env)
+    exe, polls = poll_until_done(ssm, exec_id, limit=40)
+    assert exe["AutomationExecutionStatus"] == "Success"
+    assert polls == 21  # 7 steps x 3 polls
+    # aws:createImage waits for the image, so pendingDescribes does not apply to the bake's image.
+    image_id = exe["Outputs"]["createImage.ImageId"][0]
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available"
+
+    # Stopped before any step ran: nothing exists, nothing to clean up.
+    early = start(ssm, bake_env, "golden-early")
+    ssm.stop_automation_execution(AutomationExecutionId=early)
+    exe = ssm.get_automation_execution(AutomationExecutionId=early)["AutomationExecution"]
+    assert exe["AutomationExecutionStatus"] == "Cancelled"
+    assert exe["StepExecutions"] == []
+
+
+def test_launch_failure_aborts(client, bake_env):
+    ssm = client("ssm")
+    exec_id = start(ssm, dict(bake_env, profile="no-such-profile"))
+    exe, polls = poll_until_done(ssm, exec_id)
+    assert (exe["AutomationExecutionStatus"], polls) == ("Failed", 1)
+    assert steps(exe) == [("launchInstance", "Failed")]
+    assert "no-such-profile" in exe["FailureMessage"]
+    assert client("ec2").describe_instances()["Reservations"] == []

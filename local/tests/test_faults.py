@@ -1,0 +1,74 @@
+"""Fault injection through /_golden/faults, and the admin endpoint itself."""
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import REGION, admin
+
+
+def test_api_fail_n_times_then_normal(client, endpoint):
+    ec2 = client("ec2")
+    admin(endpoint, "faults", {"apiFail": {"service": "ec2", "action": "DescribeImages",
+                                           "code": "InternalError", "status": 500, "times": 2}})
+    for _ in range(2):
+        with pytest.raises(ClientError) as err:
+            ec2.describe_images(Owners=["self"])
+        assert err.value.response["Error"]["Code"] == "InternalError"
+        assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    assert admin(endpoint, "state")["faults"]["apiFail"] == []
+
+
+def test_other_actions_are_untouched(client, endpoint):
+    admin(endpoint, "faults", {"apiFail": {"service": "ec2", "action": "CopyImage", "times": 5}})
+    client("ec2").describe_vpcs()
+    assert admin(endpoint, "state")["faults"]["apiFail"][0]["times"] == 5
+
+
+@pytest.mark.parametrize("service, call, code, status", [
+    ("ec2", lambda c: c("ec2").describe_images(Owners=["self"]), "RequestLimitExceeded", 503),
+    ("ssm", lambda c: c("ssm").get_parameter(Name="/x"), "ThrottlingException", 400),
+    ("kms", lambda c: c("kms").describe_key(KeyId="alias/x"), "ThrottlingException", 400),
+    ("sns", lambda c: c("sns").publish(TopicArn="arn:aws:sns:eu-west-1:123456789012:t",
+                                       Message="m"), "Throttling", 400),
+])
+def test_throttle_per_protocol(client, endpoint, service, call, code, status):
+    action = {"ec2": "DescribeImages", "ssm": "GetParameter", "kms": "DescribeKey",
+              "sns": "Publish"}[service]
+    admin(endpoint, "faults", {"apiFail": {"service": service, "action": action,
+                                           "throttle": True}})
+    with pytest.raises(ClientError) as err:
+        call(client)
+    assert err.value.response["Error"]["Code"] == code
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == status
+
+
+def test_ssm_fault_on_automation_api(client, endpoint):
+    admin(endpoint, "faults", {"apiFail": {"service": "ssm", "action": "GetAutomationExecution",
+                                           "code": "InternalServerError", "status": 500}})
+    with pytest.raises(ClientError) as err:
+        client("ssm").get_automation_execution(
+            AutomationExecutionId="00000000-0000-0000-0000-000000000000")
+    assert err.value.response["Error"]["Code"] == "InternalServerError"
+
+
+def test_reset_clears_moto_state_too(client, endpoint):
+    client("ec2").create_vpc(CidrBlock="10.9.0.0/16")
+    admin(endpoint, "config", {"pendingDescribes": 3})
+    admin(endpoint, "reset", {})
+    vpcs = client("ec2").describe_vpcs()["Vpcs"]
+    assert [v["CidrBlock"] for v in vpcs if v["CidrBlock"] == "10.9.0.0/16"] == []
+    assert admin(endpoint, "state")["config"]["pendingDescribes"] == 0
+
+
+def test_admin_rejects_nonsense(endpoint):
+    for path, body in (("faults", {"bogus": {}}), ("config", {"nope": 1})):
+        req = urllib.request.Request(f"{endpoint}/_golden/{path}", data=json.dumps(body).encode(),
+                                     method="POST")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req)
+        assert err.value.code == 400
