@@ -1,1 +1,496 @@
+//! Contract checks: the state machine, the SAM template, the bake document and the step crates
+//! held against each other. Each check returns the list of rule violations (empty = holds), so
+//! the tests can prove a check fails on a broken copy as well as passes on the real files.
+//! Test-only code: a file that cannot be read is a failed test, hence the panics.
+#![allow(clippy::panic)]
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use golden_ami_core::error::{ERROR_NAMES, RETRYABLE_ERROR_NAMES};
+use serde_json::Value as Json;
+use serde_yaml_ng::Value as Yaml;
+
+/// The Lambda service errors every Task retries, besides our retryable names.
+pub const LAMBDA_TRANSIENT_ERRORS: &[&str] = &[
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+];
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn read(relative: &str) -> String {
+    let path = root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+}
+
+pub fn definition() -> Json {
+    serde_json::from_str(&read("statemachine/golden-ami-pipeline.asl.json"))
+        .unwrap_or_else(|error| panic!("ASL: {error}"))
+}
+
+pub fn yaml(relative: &str) -> Yaml {
+    serde_yaml_ng::from_str(&read(relative)).unwrap_or_else(|error| panic!("{relative}: {error}"))
+}
+
+/// The binary names of the workspace's step crates.
+pub fn workspace_binaries() -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let crates = root().join("crates");
+    let entries =
+        std::fs::read_dir(&crates).unwrap_or_else(|error| panic!("{}: {error}", crates.display()));
+    for entry in entries.flatten() {
+        let Ok(manifest) = std::fs::read_to_string(entry.path().join("Cargo.toml")) else {
+            continue;
+        };
+        let manifest: toml::Table =
+            toml::from_str(&manifest).unwrap_or_else(|error| panic!("{error}"));
+        for bin in manifest
+            .get("bin")
+            .and_then(|b| b.as_array())
+            .into_iter()
+            .flatten()
+        {
+            if let Some(name) = bin.get("name").and_then(|n| n.as_str()) {
+                names.insert(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+fn states(definition: &Json) -> &serde_json::Map<String, Json> {
+    definition["States"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the definition has no States"))
+}
+
+fn is_task(state: &Json) -> bool {
+    state["Type"] == "Task"
+}
+
+/// The `${Name}` placeholder of a Task's Resource.
+fn placeholder(state: &Json) -> Option<String> {
+    let resource = state["Resource"].as_str()?;
+    resource
+        .strip_prefix("${")?
+        .strip_suffix('}')
+        .map(str::to_string)
+}
+
+/// Rule: every Task's placeholder is substituted with a function of the template whose Binary is
+/// a workspace binary, and every function of the template is used by some Task.
+pub fn check_functions(
+    definition: &Json,
+    template: &Yaml,
+    binaries: &BTreeSet<String>,
+) -> Vec<String> {
+    let mut violations = Vec::new();
+    let resources = &template["Resources"];
+    let Some(machine) = resources.as_mapping().and_then(|m| {
+        m.values()
+            .find(|r| r["Type"].as_str() == Some("AWS::Serverless::StateMachine"))
+    }) else {
+        return vec!["the template has no AWS::Serverless::StateMachine".into()];
+    };
+    let substitutions = &machine["Properties"]["DefinitionSubstitutions"];
+    let functions: BTreeMap<String, &Yaml> = resources
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .filter_map(|(k, r)| Some((k.as_str()?.to_string(), r)))
+        .collect();
+    let mut used = BTreeSet::new();
+    for (name, state) in states(definition) {
+        if !is_task(state) {
+            continue;
+        }
+        let Some(placeholder) = placeholder(state) else {
+            violations.push(format!(
+                "Task {name}: Resource is not a ${{...}} placeholder"
+            ));
+            continue;
+        };
+        let function = match &substitutions[placeholder.as_str()] {
+            Yaml::Tagged(tagged) if tagged.tag == "GetAtt" => tagged
+                .value
+                .as_str()
+                .and_then(|v| v.strip_suffix(".Arn"))
+                .map(str::to_string),
+            _ => None,
+        };
+        let Some(function) = function else {
+            violations.push(format!("Task {name}: placeholder {placeholder} has no DefinitionSubstitution !GetAtt <Function>.Arn"));
+            continue;
+        };
+        let Some(resource) = functions.get(&function) else {
+            violations.push(format!("Task {name}: {placeholder} names {function}, which is not a function of the template"));
+            continue;
+        };
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        if !binaries.contains(binary) {
+            violations.push(format!(
+                "function {function}: Binary {binary:?} is not a binary of the workspace"
+            ));
+        }
+        used.insert(function);
+    }
+    for function in functions.keys() {
+        if !used.contains(function) {
+            violations.push(format!("function {function} is used by no Task"));
+        }
+    }
+    violations
+}
+
+/// Rule: every Task retries the transient Lambda errors and our retryable names, and catches
+/// States.ALL with ResultPath $.error (the failure path's own Tasks: into their own field).
+pub fn check_retry_and_catch(definition: &Json) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (name, state) in states(definition) {
+        if !is_task(state) {
+            continue;
+        }
+        let retried: BTreeSet<&str> = state["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|retry| retry["ErrorEquals"].as_array().into_iter().flatten())
+            .filter_map(Json::as_str)
+            .collect();
+        for error in LAMBDA_TRANSIENT_ERRORS.iter().chain(RETRYABLE_ERROR_NAMES) {
+            if !retried.contains(error) {
+                violations.push(format!("Task {name} does not retry {error}"));
+            }
+        }
+        let catches = state["Catch"].as_array().cloned().unwrap_or_default();
+        let catch_all = catches.iter().find(|c| {
+            c["ErrorEquals"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x == "States.ALL"))
+        });
+        match catch_all {
+            None => violations.push(format!("Task {name} has no Catch on States.ALL")),
+            Some(catch) => {
+                let path = catch["ResultPath"].as_str().unwrap_or_default();
+                if !path.starts_with("$.") || path == "$" {
+                    violations.push(format!(
+                        "Task {name}: Catch ResultPath {path:?} would overwrite the state"
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
+
+/// Rule: every custom (non States./Lambda.) name in an ErrorEquals is a StepError name.
+pub fn check_error_names(definition: &Json) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (name, state) in states(definition) {
+        let lists = state["Retry"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .chain(state["Catch"].as_array().into_iter().flatten());
+        for entry in lists {
+            for error in entry["ErrorEquals"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Json::as_str)
+            {
+                if !error.starts_with("States.")
+                    && !error.starts_with("Lambda.")
+                    && !ERROR_NAMES.contains(&error)
+                {
+                    violations.push(format!(
+                        "state {name}: ErrorEquals names {error}, which no step raises"
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
+
+/// The states a state can go to: (Next / Choices / Default, Catch targets).
+fn transitions(state: &Json) -> (Vec<String>, Vec<String>) {
+    let mut normal = Vec::new();
+    if let Some(next) = state["Next"].as_str() {
+        normal.push(next.to_string());
+    }
+    for choice in state["Choices"].as_array().into_iter().flatten() {
+        if let Some(next) = choice["Next"].as_str() {
+            normal.push(next.to_string());
+        }
+    }
+    if let Some(default) = state["Default"].as_str() {
+        normal.push(default.to_string());
+    }
+    let catches = state["Catch"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["Next"].as_str().map(str::to_string))
+        .collect();
+    (normal, catches)
+}
+
+/// Rule: PublishPointer is reachable, and only through VerifyImage's success transition.
+pub fn check_verify_before_publish(definition: &Json) -> Vec<String> {
+    let states = states(definition);
+    let start = definition["StartAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let reachable = |blocked: Option<&str>| {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![start.clone()];
+        while let Some(name) = stack.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(state) = states.get(&name) {
+                let (normal, catches) = transitions(state);
+                // Leaving VerifyImage through a Catch means it failed: that is no verification.
+                if Some(name.as_str()) != blocked {
+                    stack.extend(normal);
+                }
+                stack.extend(catches);
+            }
+        }
+        seen
+    };
+    let mut violations = Vec::new();
+    if !reachable(None).contains("PublishPointer") {
+        violations.push("PublishPointer is not reachable from the start".into());
+    }
+    if reachable(Some("VerifyImage")).contains("PublishPointer") {
+        violations.push("PublishPointer is reachable without passing VerifyImage".into());
+    }
+    violations
+}
+
+fn is_notification(state: &Json, event: &str) -> bool {
+    is_task(state) && state["Parameters"]["event"] == event
+}
+
+const LOOPS: usize = usize::MAX - 1;
+
+/// Every path from `from` to an end, counting FAILED notifications along it (each state at
+/// most once per path, so the polling loops end).
+fn failed_counts(
+    states: &serde_json::Map<String, Json>,
+    from: &str,
+    follow_catches: bool,
+) -> Vec<(Vec<String>, usize)> {
+    fn walk(
+        states: &serde_json::Map<String, Json>,
+        name: &str,
+        follow_catches: bool,
+        path: &mut Vec<String>,
+        count: usize,
+        out: &mut Vec<(Vec<String>, usize)>,
+    ) {
+        if path.iter().any(|p| p == name) {
+            // The polling loops are fine on the success path; a failure route must not loop.
+            if follow_catches {
+                let mut looped = path.clone();
+                looped.push(name.to_string());
+                out.push((looped, LOOPS));
+            }
+            return;
+        }
+        let Some(state) = states.get(name) else {
+            out.push((path.clone(), usize::MAX));
+            return;
+        };
+        let count = count + usize::from(is_notification(state, "FAILED"));
+        path.push(name.to_string());
+        let (normal, catches) = transitions(state);
+        let mut next = normal;
+        if follow_catches {
+            next.extend(catches);
+        }
+        if next.is_empty() {
+            out.push((path.clone(), count));
+        }
+        for target in next {
+            walk(states, &target, follow_catches, path, count, out);
+        }
+        path.pop();
+    }
+    let mut out = Vec::new();
+    walk(states, from, follow_catches, &mut Vec::new(), 0, &mut out);
+    out
+}
+
+/// Rule: every failure route (each Catch target, following the failure path's own catches)
+/// ends in a Fail state after exactly one FAILED notification; no successful path sends one.
+pub fn check_one_failed_notification(definition: &Json) -> Vec<String> {
+    let states = states(definition);
+    let mut violations = Vec::new();
+    let mut targets = BTreeSet::new();
+    for (name, state) in states {
+        // NotifyFailure's own catch: the one notification was attempted and failed; the run
+        // still ends in the Fail state, which is what the execution status reports.
+        if is_notification(state, "FAILED") {
+            continue;
+        }
+        for target in transitions(state).1 {
+            targets.insert((name.clone(), target));
+        }
+    }
+    for (source, target) in &targets {
+        for (path, count) in failed_counts(states, target, true) {
+            let end = path.last().and_then(|n| states.get(n));
+            if count == LOOPS {
+                violations.push(format!("failure route from {source} loops and may send several FAILED notifications: {}", path.join(" -> ")));
+            } else if count == usize::MAX {
+                violations.push(format!(
+                    "failure route from {source}: {} leads to a missing state",
+                    path.join(" -> ")
+                ));
+            } else if count != 1 {
+                violations.push(format!(
+                    "failure route from {source} sends {count} FAILED notifications: {}",
+                    path.join(" -> ")
+                ));
+            } else if end.is_none_or(|s| s["Type"] != "Fail") {
+                violations.push(format!(
+                    "failure route from {source} does not end in a Fail state: {}",
+                    path.join(" -> ")
+                ));
+            }
+        }
+    }
+    let start = definition["StartAt"].as_str().unwrap_or_default();
+    for (path, count) in failed_counts(states, start, false) {
+        if count != 0 {
+            violations.push(format!(
+                "a path without errors sends a FAILED notification: {}",
+                path.join(" -> ")
+            ));
+        }
+    }
+    violations
+}
+
+/// Rule: every step of the bake document after the launch routes failure and cancel to the
+/// terminate step (the launch itself aborts on failure: nothing exists yet), and the
+/// terminate step ends the automation.
+pub fn check_bake_document(document: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    let steps = document["mainSteps"]
+        .as_sequence()
+        .cloned()
+        .unwrap_or_default();
+    let terminate = steps.iter().find(|step| {
+        step["action"].as_str() == Some("aws:changeInstanceState")
+            && step["inputs"]["DesiredState"].as_str() == Some("terminated")
+    });
+    let Some(terminate) = terminate else {
+        return vec!["the bake document has no step that terminates the instance".into()];
+    };
+    let terminate_name = terminate["name"].as_str().unwrap_or_default();
+    let target = format!("step:{terminate_name}");
+    if terminate["isEnd"].as_bool() != Some(true) {
+        violations.push(format!(
+            "{terminate_name} does not end the automation (isEnd)"
+        ));
+    }
+    for step in &steps {
+        let name = step["name"].as_str().unwrap_or("(unnamed)");
+        if name == terminate_name {
+            continue;
+        }
+        let launches = step["inputs"]["Api"].as_str() == Some("RunInstances");
+        if step["onCancel"].as_str() != Some(target.as_str()) {
+            violations.push(format!(
+                "step {name}: onCancel does not go to {terminate_name}"
+            ));
+        }
+        let on_failure = step["onFailure"].as_str();
+        if !(on_failure == Some(target.as_str()) || (launches && on_failure == Some("Abort"))) {
+            violations.push(format!(
+                "step {name}: onFailure {on_failure:?} does not go to {terminate_name}"
+            ));
+        }
+    }
+    violations
+}
+
+/// Rule: no IAM or key policy statement allows Action "*"; every Resource "*" line says why.
+pub fn check_policies(template_text: &str) -> Vec<String> {
+    let mut violations = Vec::new();
+    let template: Yaml = match serde_yaml_ng::from_str(template_text) {
+        Ok(template) => template,
+        Err(error) => return vec![format!("template does not parse: {error}")],
+    };
+    fn walk(value: &Yaml, violations: &mut Vec<String>) {
+        match value {
+            Yaml::Mapping(map) => {
+                for (key, child) in map {
+                    if matches!(key.as_str(), Some("Action" | "NotAction")) {
+                        let actions: Vec<&str> = match child {
+                            Yaml::String(s) => vec![s.as_str()],
+                            Yaml::Sequence(items) => {
+                                items.iter().filter_map(Yaml::as_str).collect()
+                            }
+                            _ => vec![],
+                        };
+                        for action in actions {
+                            if action == "*" || action.ends_with(":*") {
+                                violations.push(format!("a statement allows Action {action:?}"));
+                            }
+                        }
+                    }
+                    walk(child, violations);
+                }
+            }
+            Yaml::Sequence(items) => items.iter().for_each(|item| walk(item, violations)),
+            Yaml::Tagged(tagged) => walk(&tagged.value, violations),
+            _ => {}
+        }
+    }
+    walk(&template, &mut violations);
+    for (number, line) in template_text.lines().enumerate() {
+        let code = line.split('#').next().unwrap_or_default().trim();
+        if matches!(code, "Resource: '*'" | "Resource: \"*\"" | "Resource: *")
+            && !line.contains('#')
+        {
+            violations.push(format!(
+                "line {}: Resource '*' without a comment saying why",
+                number + 1
+            ));
+        }
+    }
+    violations
+}
+
+/// Rule: the template embeds exactly infra/bake-document.yaml.
+pub fn check_embedded_document(template: &Yaml, document: &Yaml) -> Vec<String> {
+    let resources = template["Resources"]
+        .as_mapping()
+        .cloned()
+        .unwrap_or_default();
+    let embedded = resources
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::SSM::Document"))
+        .map(|r| r["Properties"]["Content"].clone());
+    match embedded {
+        None => vec!["the template has no AWS::SSM::Document".into()],
+        Some(content) if &content != document => {
+            vec!["the template's bake document differs from infra/bake-document.yaml: run scripts/sync-bake-document.py".into()]
+        }
+        Some(_) => vec![],
+    }
+}

@@ -1,0 +1,69 @@
+# golden-ami-pipeline. The two commands: `make demo` and `make test`; both set themselves up.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+RUNNER := local/runner
+ASL    := statemachine/golden-ami-pipeline.asl.json
+TEMPLATES := infra/template.yaml infra/consumer-access.yaml
+
+# cargo-lambda, cfn-lint and sam come from the venv; nothing is installed globally.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export AWS_DEFAULT_REGION ?= eu-west-1
+export SAM_CLI_TELEMETRY := 0
+
+VENV_STAMP := $(VENV)/.installed
+NODE_STAMP := $(RUNNER)/node_modules/.installed
+
+.PHONY: help setup test lint lint-rust lint-infra build package deploy invoke-%
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+$(VENV_STAMP): requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+$(NODE_STAMP): $(RUNNER)/package-lock.json
+	npm ci --prefix $(RUNNER) --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV_STAMP) $(NODE_STAMP) ## install the Python venv (moto, cargo-lambda, cfn-lint, sam) and the npm packages
+
+test: setup lint ## run every test and check
+	cargo test --workspace
+	node --test $(RUNNER)/test/
+	$(PY) -m pytest -q local/tests
+
+lint: setup lint-rust lint-infra ## formatting, clippy, the ASL and the templates
+
+lint-rust:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+lint-infra: setup
+	npx --prefix $(RUNNER) --no-install asl-validator --json-path $(ASL)
+	cfn-lint $(TEMPLATES)
+	sam validate --lint -t infra/template.yaml
+	$(PY) scripts/sync-bake-document.py --check
+
+build: ## debug build of every step
+	cargo build --workspace --bins
+
+package: setup ## arm64 release zips of every function (slow: ~20 min the first time)
+	rustup target add aarch64-unknown-linux-gnu
+	cargo lambda build --release --arm64 --output-format zip
+	@ls -l target/lambda/*/bootstrap.zip
+
+deploy: setup ## sam build + deploy (needs AWS credentials; GUIDED=1 the first time)
+	sam build --beta-features -t infra/template.yaml
+	sam deploy --config-file infra/samconfig.toml $(if $(GUIDED),--guided)
+
+invoke-%: setup ## send events/<fn>/*.json to a running `cargo lambda watch` (e.g. make invoke-notify)
+	@# Error-case events are meant to fail: show every answer, stop on none.
+	@for event in events/$*/*.json; do \
+	  echo "== $$event"; cargo lambda invoke $* --data-file $$event || true; \
+	done
