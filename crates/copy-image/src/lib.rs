@@ -363,7 +363,7 @@ mod tests {
                     })
                 };
                 request.source_image_id() == Some(INTERMEDIATE)
-                    && request.source_region() == Some("us-east-1")
+                    && request.source_region() == Some(testing::REGION)
                     && request.encrypted() == Some(true)
                     && request.kms_key_id() == Some(testing::GOLDEN_KEY_ARN)
                     && request.client_token() == Some(token.as_str())

@@ -16,6 +16,8 @@ use crate::deps::{Clients, Deps};
 use crate::types::ExecutionContext;
 
 pub const ACCOUNT: &str = "111122223333";
+/// The region of the mocked clients, the same as in the test ARNs.
+pub const REGION: &str = "eu-west-1";
 pub const POINTER: &str = "/golden-ami/current";
 pub const BAKE_DOCUMENT: &str = "golden-ami-bake";
 pub const GOLDEN_KEY_ARN: &str =
@@ -99,7 +101,9 @@ macro_rules! client_fn {
                 $krate,
                 RuleMode::MatchAny,
                 rules.iter().copied(),
-                |config| config.retry_config(RetryConfig::disabled())
+                |config| config
+                    .retry_config(RetryConfig::disabled())
+                    .region(aws_config::Region::new(REGION))
             )
         }
     };

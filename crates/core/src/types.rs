@@ -91,6 +91,7 @@ impl PipelineState {
     require!(require_bake, bake, BakeStarted, "StartBake");
     require!(require_bake_status, bake_status, BakeStatus, "CheckBake");
     require!(require_copy, copy, CopyStarted, "CopyImage");
+    require!(require_share, share, ShareResult, "ShareImage");
     require!(require_publish, publish, PublishResult, "PublishPointer");
 
     /// The intermediate (baked, account-key) image id, once the bake has reported it.
@@ -191,6 +192,42 @@ impl LaunchPrincipals {
         self.organization_arns.is_empty()
             && self.organizational_unit_arns.is_empty()
             && self.account_ids.is_empty()
+    }
+
+    /// Split into (missing from `existing`, already in `existing`): what ShareImage must add
+    /// and what VerifyImage must find, decided the same way by both.
+    pub fn partition_by(
+        &self,
+        existing: &[aws_sdk_ec2::types::LaunchPermission],
+    ) -> (LaunchPrincipals, LaunchPrincipals) {
+        use aws_sdk_ec2::types::LaunchPermission;
+        let split = |values: &[String], pick: fn(&LaunchPermission) -> Option<&str>| {
+            let (present, missing): (Vec<String>, Vec<String>) = values
+                .iter()
+                .cloned()
+                .partition(|value| existing.iter().any(|p| pick(p) == Some(value.as_str())));
+            (missing, present)
+        };
+        let (org_missing, org_present) =
+            split(&self.organization_arns, LaunchPermission::organization_arn);
+        let (ou_missing, ou_present) = split(
+            &self.organizational_unit_arns,
+            LaunchPermission::organizational_unit_arn,
+        );
+        let (account_missing, account_present) =
+            split(&self.account_ids, LaunchPermission::user_id);
+        (
+            LaunchPrincipals {
+                organization_arns: org_missing,
+                organizational_unit_arns: ou_missing,
+                account_ids: account_missing,
+            },
+            LaunchPrincipals {
+                organization_arns: org_present,
+                organizational_unit_arns: ou_present,
+                account_ids: account_present,
+            },
+        )
     }
 
     /// Every principal, as a person reads it.
@@ -365,6 +402,34 @@ mod tests {
         let error = input.state.error.as_ref().unwrap();
         assert_eq!(error.readable_cause(), "key is disabled");
         assert_eq!(serde_json::to_value(&input).unwrap(), json);
+    }
+
+    #[test]
+    fn principals_split_into_missing_and_present() {
+        use aws_sdk_ec2::types::LaunchPermission;
+        let wanted = LaunchPrincipals {
+            organization_arns: vec!["arn:aws:organizations::1:organization/o-1".into()],
+            organizational_unit_arns: vec!["arn:aws:organizations::1:ou/o-1/ou-a".into()],
+            account_ids: vec!["111122223333".into(), "444455556666".into()],
+        };
+        let existing = [
+            LaunchPermission::builder().user_id("444455556666").build(),
+            // The same value under another kind of principal does not count.
+            LaunchPermission::builder()
+                .user_id("arn:aws:organizations::1:organization/o-1")
+                .build(),
+            LaunchPermission::builder()
+                .organizational_unit_arn("arn:aws:organizations::1:ou/o-1/ou-a")
+                .build(),
+        ];
+        let (missing, present) = wanted.partition_by(&existing);
+        assert_eq!(missing.organization_arns, wanted.organization_arns);
+        assert!(missing.organizational_unit_arns.is_empty());
+        assert_eq!(missing.account_ids, ["111122223333"]);
+        assert_eq!(
+            present.describe(),
+            ["arn:aws:organizations::1:ou/o-1/ou-a", "444455556666"]
+        );
     }
 
     #[test]

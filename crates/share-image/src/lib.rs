@@ -146,35 +146,8 @@ pub fn missing_principals(
     desired: &LaunchPrincipals,
     existing: &[LaunchPermission],
 ) -> (LaunchPrincipals, Vec<String>) {
-    let has = |pick: fn(&LaunchPermission) -> Option<&str>, value: &str| {
-        existing
-            .iter()
-            .any(|permission| pick(permission) == Some(value))
-    };
-    let split = |values: &[String], pick: fn(&LaunchPermission) -> Option<&str>| {
-        let (present, absent): (Vec<String>, Vec<String>) =
-            values.iter().cloned().partition(|value| has(pick, value));
-        (absent, present)
-    };
-    let (organization_arns, mut already) = split(
-        &desired.organization_arns,
-        LaunchPermission::organization_arn,
-    );
-    let (organizational_unit_arns, present) = split(
-        &desired.organizational_unit_arns,
-        LaunchPermission::organizational_unit_arn,
-    );
-    already.extend(present);
-    let (account_ids, present) = split(&desired.account_ids, LaunchPermission::user_id);
-    already.extend(present);
-    (
-        LaunchPrincipals {
-            organization_arns,
-            organizational_unit_arns,
-            account_ids,
-        },
-        already,
-    )
+    let (missing, present) = desired.partition_by(existing);
+    (missing, present.describe())
 }
 
 /// The ModifyImageAttribute payload that adds `principals`.

@@ -22,9 +22,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
     let state = &input.state;
     let golden_ami_id = state.require_copy()?.golden_ami_id.as_str();
     let current_ami_id = state.require_current()?.ami_id.as_str();
-    let share = state.share.as_ref().ok_or_else(|| {
-        StepError::invalid_input("state.share is missing: ShareImage must run before this step")
-    })?;
+    let share = state.require_share()?;
     let key_arn = deps.config.golden_kms_key_arn.as_str();
 
     let mut checks = vec![
@@ -339,27 +337,11 @@ pub fn check_launch_permission(
     principals: &LaunchPrincipals,
     existing: &[LaunchPermission],
 ) -> Check {
-    let holds = |pick: fn(&LaunchPermission) -> Option<&str>, value: &str| {
-        existing
-            .iter()
-            .any(|permission| pick(permission) == Some(value))
-    };
     let missing: Vec<String> = principals
-        .organization_arns
-        .iter()
-        .filter(|arn| !holds(LaunchPermission::organization_arn, arn))
-        .chain(
-            principals
-                .organizational_unit_arns
-                .iter()
-                .filter(|arn| !holds(LaunchPermission::organizational_unit_arn, arn)),
-        )
-        .chain(
-            principals
-                .account_ids
-                .iter()
-                .filter(|id| !holds(LaunchPermission::user_id, id)),
-        )
+        .partition_by(existing)
+        .0
+        .describe()
+        .into_iter()
         .map(|principal| format!("the launch permission lacks {principal}"))
         .collect();
     if missing.is_empty() {
