@@ -12,7 +12,7 @@ use aws_sdk_ssm::types::{AutomationExecutionStatus, StopType};
 use golden_ami_core::naming::golden_image_name;
 use golden_ami_core::{
     CleanupInput, CleanupMode, CleanupResult, Deps, PipelineState, StepError, classify_sdk_error,
-    error_code,
+    error_code, read_pointer,
 };
 
 pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, StepError> {
@@ -97,27 +97,10 @@ impl Protected {
 
 /// What the pointer holds now (None if the parameter does not exist).
 async fn pointer_value(deps: &Deps) -> Result<Option<String>, StepError> {
-    let parameter = &deps.config.pointer_parameter_name;
-    match deps
-        .clients
-        .ssm
-        .get_parameter()
-        .name(parameter)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(output
-            .parameter()
-            .and_then(|p| p.value())
-            .map(|value| value.trim().to_string())),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found()) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(classify_sdk_error("ssm:GetParameter", error)),
+    match read_pointer(&deps.clients.ssm, &deps.config.pointer_parameter_name).await {
+        Ok(pointer) => Ok(Some(pointer.value)),
+        Err(StepError::PointerNotFound { .. }) => Ok(None),
+        Err(error) => Err(error),
     }
 }
 

@@ -5,6 +5,7 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod naming;
+pub mod pointer;
 pub mod types;
 
 #[cfg(feature = "testing")]
@@ -13,4 +14,5 @@ pub mod testing;
 pub use config::{Config, ShareConfig};
 pub use deps::{Clients, Deps, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
+pub use pointer::{PointerValue, read_pointer};
 pub use types::*;

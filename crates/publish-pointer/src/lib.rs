@@ -6,7 +6,7 @@
 
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::{
-    Deps, PipelineState, PublishResult, StepError, StepInput, classify_sdk_error,
+    Deps, PipelineState, PublishResult, StepError, StepInput, classify_sdk_error, read_pointer,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
@@ -121,34 +121,8 @@ pub fn decide(
 }
 
 async fn read(deps: &Deps, parameter: &str) -> Result<(String, i64), StepError> {
-    let output = deps
-        .clients
-        .ssm
-        .get_parameter()
-        .name(parameter)
-        .send()
-        .await
-        .map_err(|error| {
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found())
-            {
-                StepError::PointerNotFound {
-                    parameter: parameter.to_string(),
-                }
-            } else {
-                classify_sdk_error("ssm:GetParameter", error)
-            }
-        })?;
-    let found = output.parameter().ok_or_else(|| StepError::AwsError {
-        operation: "ssm:GetParameter".into(),
-        code: "EmptyResponse".into(),
-        message: format!("no parameter in the response for {parameter}"),
-    })?;
-    Ok((
-        found.value().unwrap_or_default().to_string(),
-        found.version(),
-    ))
+    let pointer = read_pointer(&deps.clients.ssm, parameter).await?;
+    Ok((pointer.value, pointer.version))
 }
 
 #[cfg(test)]

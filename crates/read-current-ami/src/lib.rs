@@ -9,14 +9,19 @@ use aws_sdk_ssm::types::{
     AutomationExecutionFilter, AutomationExecutionFilterKey, AutomationExecutionMetadata,
 };
 use golden_ami_core::naming::is_ami_id;
-use golden_ami_core::{CurrentImage, Deps, StepError, StepInput, classify_sdk_error};
+use golden_ami_core::{
+    CurrentImage, Deps, PointerValue, StepError, StepInput, classify_sdk_error, read_pointer,
+};
 
 /// Automation statuses that mean a bake is still running (or about to).
 const ACTIVE_STATUSES: &[&str] = &["Pending", "InProgress", "Waiting", "Cancelling"];
 
 pub async fn handler(deps: &Deps, _input: StepInput) -> Result<CurrentImage, StepError> {
     let parameter = &deps.config.pointer_parameter_name;
-    let (ami_id, parameter_version) = read_pointer(deps, parameter).await?;
+    let PointerValue {
+        value: ami_id,
+        version: parameter_version,
+    } = read_pointer(&deps.clients.ssm, parameter).await?;
     if !is_ami_id(&ami_id) {
         return Err(StepError::InvalidInput(format!(
             "parameter {parameter} holds {ami_id:?}, which is not an AMI id: put the current golden AMI id (ami-...) in it"
@@ -42,37 +47,6 @@ pub async fn handler(deps: &Deps, _input: StepInput) -> Result<CurrentImage, Ste
         ami_name: image.name().map(str::to_string),
         bake_in_progress,
     })
-}
-
-async fn read_pointer(deps: &Deps, parameter: &str) -> Result<(String, i64), StepError> {
-    let output = deps
-        .clients
-        .ssm
-        .get_parameter()
-        .name(parameter)
-        .send()
-        .await
-        .map_err(|error| {
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found())
-            {
-                StepError::PointerNotFound {
-                    parameter: parameter.to_string(),
-                }
-            } else {
-                classify_sdk_error("ssm:GetParameter", error)
-            }
-        })?;
-    let found = output.parameter().ok_or_else(|| StepError::AwsError {
-        operation: "ssm:GetParameter".into(),
-        code: "EmptyResponse".into(),
-        message: format!("no parameter in the response for {parameter}"),
-    })?;
-    Ok((
-        found.value().unwrap_or_default().trim().to_string(),
-        found.version(),
-    ))
 }
 
 async fn describe_image(deps: &Deps, ami_id: &str) -> Result<Option<Image>, StepError> {
