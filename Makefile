@@ -17,7 +17,7 @@ export SAM_CLI_TELEMETRY := 0
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := $(RUNNER)/node_modules/.installed
 
-.PHONY: help setup test lint lint-rust lint-infra build package deploy invoke-%
+.PHONY: help setup demo test lint lint-rust lint-infra build package deploy invoke-%
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -33,10 +33,14 @@ $(NODE_STAMP): $(RUNNER)/package-lock.json
 
 setup: $(VENV_STAMP) $(NODE_STAMP) ## install the Python venv (moto, cargo-lambda, cfn-lint, sam) and the npm packages
 
+demo: setup ## one full run of the pipeline on the embedded local stack, with a summary
+	$(PY) -m local.demo
+
 test: setup lint ## run every test and check
 	cargo test --workspace
 	node --test $(RUNNER)/test/
 	$(PY) -m pytest -q local/tests
+	$(PY) -m pytest -q tests/e2e
 
 lint: setup lint-rust lint-infra ## formatting, clippy, the ASL and the templates
 

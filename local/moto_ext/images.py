@@ -1,7 +1,8 @@
-"""EC2 image gaps of moto 5.2.5: CopyImage encryption, pending images, CopyImage ClientToken.
+"""EC2 image gaps of moto 5.2.5: CopyImage encryption, tags, ClientToken; pending images.
 
 What moto does on its own (read from its source):
-- CopyImage ignores Encrypted, KmsKeyId and ClientToken. Every Ami (copy included) gets a NEW,
+- CopyImage ignores Encrypted, KmsKeyId, ClientToken, TagSpecifications and CopyImageTags
+  (the copy gets no tags at all; AWS tags it on create, "image" and "snapshot" resource types). Every Ami (copy included) gets a NEW,
   unencrypted snapshot in its constructor, tagged from_ami=<ami id>, so the copy's snapshots
   are already distinct from the source's; we only record their encryption.
 - DescribeImages' BlockDeviceMappings never carry Ebs.Encrypted / Ebs.KmsKeyId; we add them
@@ -71,6 +72,7 @@ def copy_image(self: AmisResponse) -> ActionResult:
     if key_ref and not encrypted:
         raise EC2ClientError("InvalidParameterCombination",
                              "KmsKeyId requires Encrypted to be true")
+    tag_specs = _copy_tag_specifications(self)
     key_arn = None
     if encrypted:
         # Without KmsKeyId AWS uses the account's default EBS key (alias aws/ebs).
@@ -87,10 +89,42 @@ def copy_image(self: AmisResponse) -> ActionResult:
     if key_arn:
         copy.ebs_snapshot.encrypted = True
         copy.ebs_snapshot.kms_key_id = key_arn
+    _tag_copy(self, copy, source, tag_specs)
     _hold_pending(copy)
     if token:
         _copy_tokens[token_key] = image_id
     return result
+
+
+def _copy_tag_specifications(self: AmisResponse) -> tuple[dict[str, str], dict[str, str]]:
+    """TagSpecifications of a CopyImage request -> (image tags, snapshot tags); checked first,
+    so a bad resource type creates nothing, as on AWS."""
+    image_tags: dict[str, str] = {}
+    snapshot_tags: dict[str, str] = {}
+    for spec in self._get_param("TagSpecifications", []) or []:
+        tags = {t["Key"]: t["Value"] for t in spec.get("Tags", [])}
+        kind = spec.get("ResourceType")
+        if kind == "image":
+            image_tags.update(tags)
+        elif kind == "snapshot":
+            snapshot_tags.update(tags)
+        else:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"'{kind}' is not a valid taggable resource type for this operation.")
+    return image_tags, snapshot_tags
+
+
+def _tag_copy(self: AmisResponse, copy: Ami, source: Ami | None,
+              specs: tuple[dict[str, str], dict[str, str]]) -> None:
+    """CopyImageTags copies the source image's tags; TagSpecifications (image, snapshot) win."""
+    image_tags: dict[str, str] = {}
+    if self._get_bool_param("CopyImageTags", False) and source is not None:
+        image_tags.update(self.ec2_backend.tags.get(source.id, {}))
+    image_tags.update(specs[0])
+    if image_tags:
+        self.ec2_backend.create_tags([copy.id], image_tags)
+    if specs[1]:
+        self.ec2_backend.create_tags([copy.ebs_snapshot.id], specs[1])
 
 
 def create_image(self: AmisResponse) -> ActionResult:

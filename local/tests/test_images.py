@@ -88,3 +88,30 @@ def test_deregister_then_delete_snapshots(client, baked_image):
     assert ec2.describe_images(Owners=["self"])["Images"] == []
     assert ebs[0]["SnapshotId"] not in {
         s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+
+
+def test_copy_is_tagged_from_its_tag_specifications_and_copy_image_tags(client, baked_image):
+    ec2 = client("ec2")
+    ec2.create_tags(Resources=[baked_image], Tags=[{"Key": "Type", "Value": "intermediate"},
+                                                  {"Key": "Team", "Value": "platform"}])
+
+    def tags(resource_id):
+        found = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [resource_id]}])["Tags"]
+        return {t["Key"]: t["Value"] for t in found}
+
+    specs = [{"ResourceType": "image", "Tags": [{"Key": "Type", "Value": "golden-ami"}]},
+             {"ResourceType": "snapshot", "Tags": [{"Key": "Name", "Value": "golden"}]}]
+    plain = ec2.copy_image(SourceImageId=baked_image, SourceRegion=REGION, Name="tagged",
+                           CopyImageTags=False, TagSpecifications=specs)["ImageId"]
+    image, ebs = snapshots_of(ec2, plain)
+    assert {t["Key"]: t["Value"] for t in image["Tags"]} == {"Type": "golden-ami"}
+    assert tags(ebs[0]["SnapshotId"]) == {"Name": "golden"}
+
+    merged = ec2.copy_image(SourceImageId=baked_image, SourceRegion=REGION, Name="merged",
+                            CopyImageTags=True, TagSpecifications=specs[:1])["ImageId"]
+    assert tags(merged) == {"Type": "golden-ami", "Team": "platform"}  # the specification wins
+
+    with pytest.raises(ClientError) as err:
+        ec2.copy_image(SourceImageId=baked_image, SourceRegion=REGION, Name="bad",
+                       TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "b"}]}])
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"

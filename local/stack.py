@@ -1,0 +1,705 @@
+"""The local stack: the extended moto server, the seeded organization account, cargo lambda watch.
+
+    from local.stack import LocalStack
+    with LocalStack() as stack:          # build, start both servers, seed
+        result = stack.run()              # one execution of the real ASL through local/runner
+        stack.reset()                     # fresh emulator, same seed values (for the next run)
+
+Everything binds 127.0.0.1 on free ports. Both servers (and every runner) are started in their own
+process group and stopped by this object, by PID / process group, on exit, Ctrl-C or exception.
+
+The seed follows infra/template.yaml: the golden key gets the template's key policy (intrinsics
+resolved for the emulated account and organization) and alias, the pointer is a String parameter
+of data type aws:ec2:image in the Advanced tier, the bake document is infra/bake-document.yaml.
+moto's random generator is seeded (POST /moto-api/seed) before seeding, so a reset gives the same
+ids (subnet, key) and the watch server, whose functions read their environment once at cold
+start, can keep running; if the ids ever differ, the watch server is restarted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import boto3
+import yaml
+from botocore.config import Config as BotoConfig
+
+REPO = Path(__file__).resolve().parents[1]
+REGION = "eu-west-1"
+DEFINITION = REPO / "statemachine" / "golden-ami-pipeline.asl.json"
+TEMPLATE = REPO / "infra" / "template.yaml"
+BAKE_DOCUMENT = REPO / "infra" / "bake-document.yaml"
+RUNNER = REPO / "local" / "runner" / "run.mjs"
+BASE_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+STACK_NAME = "golden-ami-pipeline"
+RANDOM_SEED = 20261201
+
+# The values the SAM stack's parameters default to (infra/template.yaml) and the names it creates.
+POINTER_PARAMETER_NAME = "/golden-ami/current"
+IMAGE_NAME_PREFIX = "golden-ami"
+BAKE_DOCUMENT_NAME = "golden-ami-bake"
+BAKE_INSTANCE_TYPE = "t3.small"
+BAKE_INSTANCE_ROLE = "golden-ami-pipeline-BakeInstanceRole"
+BAKE_INSTANCE_PROFILE = "golden-ami-pipeline-BakeInstanceProfile"
+AUTOMATION_ROLE = "golden-ami-pipeline-BakeAutomationRole"
+TOPIC_NAME = "golden-ami-pipeline-NotificationTopic"
+
+DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class StackError(RuntimeError):
+    """The local stack could not be built, started or seeded."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# ---- infra/template.yaml with its intrinsic functions ---------------------------------------
+
+class _CfnLoader(yaml.SafeLoader):
+    """A YAML loader that keeps CloudFormation's short-form tags as {"Fn::X": ...} data."""
+
+
+def _cfn_constructor(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _cfn_constructor)
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
+
+
+def resolve_intrinsics(value: Any, refs: dict[str, str]) -> Any:
+    """Resolve Ref / Fn::Sub (string form) against `refs`; anything unresolvable is an error."""
+    if isinstance(value, list):
+        return [resolve_intrinsics(v, refs) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if set(value) == {"Ref"}:
+        try:
+            return refs[value["Ref"]]
+        except KeyError:
+            raise StackError(f"cannot resolve Ref {value['Ref']} in infra/template.yaml") from None
+    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"]
+        out, i = [], 0
+        while (start := text.find("${", i)) >= 0:
+            end = text.index("}", start)
+            name = text[start + 2:end]
+            if name not in refs:
+                raise StackError(f"cannot resolve ${{{name}}} in infra/template.yaml")
+            out += [text[i:start], refs[name]]
+            i = end + 1
+        return "".join(out + [text[i:]])
+    if any(k.startswith("Fn::") for k in value):
+        raise StackError(f"unsupported intrinsic {sorted(value)} in infra/template.yaml")
+    return {k: resolve_intrinsics(v, refs) for k, v in value.items()}
+
+
+# ---- processes -----------------------------------------------------------------------------
+
+def stop_process_group(proc: subprocess.Popen | None, sig: int = signal.SIGTERM,
+                       timeout: float = 15.0) -> None:
+    """Stop a process started with start_new_session=True and everything in its group."""
+    if proc is None:
+        return
+    pgid = proc.pid  # a session leader's process group id is its pid
+    for s in (sig, signal.SIGKILL):
+        try:
+            os.killpg(pgid, s)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(pgid):
+                break
+            time.sleep(0.05)
+        else:
+            continue  # still alive: escalate to SIGKILL
+        break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pid_alive(pid: int) -> bool:
+    """True if `pid` runs (a zombie not yet reaped counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+
+
+def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        text = resp.read()
+    return json.loads(text) if text.strip() else None
+
+
+# ---- results -------------------------------------------------------------------------------
+
+@dataclass
+class Seed:
+    """What the seeding created: the values the SAM stack would hold."""
+
+    account_id: str
+    organization_id: str
+    organization_arn: str
+    kms_key_arn: str
+    kms_alias: str
+    key_policy: dict[str, Any]
+    topic_arn: str
+    vpc_id: str
+    subnet_id: str
+    instance_profile_name: str
+    automation_role_arn: str
+    base_ami_id: str
+    golden_ami_id: str
+    pointer_version: int
+
+
+@dataclass
+class RunResult:
+    """One execution of the state machine, as the runner reported it."""
+
+    exit_code: int
+    status: str
+    end_state: str | None
+    execution_arn: str | None
+    wall_ms: int | None
+    output: Any
+    error: str | None
+    cause: str | None
+    root_cause: dict[str, Any] | None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    stderr: str = ""
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    def path(self) -> list[str]:
+        return [e["state"] for e in self.events if e.get("type") == "StateEntered"]
+
+
+class RunningExecution:
+    """A runner process in flight (see LocalStack.start_run)."""
+
+    def __init__(self, proc: subprocess.Popen, events_file: Path, stream: Callable[[str], None] | None,
+                 stack: "LocalStack"):
+        self.proc = proc
+        self.events_file = events_file
+        self._stack = stack
+        self._stderr: list[str] = []
+        self._stdout: list[str] = []
+
+        def pump_err() -> None:
+            for line in proc.stderr:  # type: ignore[union-attr]
+                self._stderr.append(line)
+                if stream is not None:
+                    stream(line.rstrip("\n"))
+
+        def pump_out() -> None:
+            for line in proc.stdout:  # type: ignore[union-attr]
+                self._stdout.append(line)
+
+        self._threads = [threading.Thread(target=pump_err, daemon=True),
+                         threading.Thread(target=pump_out, daemon=True)]
+        for t in self._threads:
+            t.start()
+
+    def events(self) -> list[dict[str, Any]]:
+        try:
+            text = self.events_file.read_text()
+        except FileNotFoundError:
+            return []
+        out = []
+        for line in text.splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line still being written
+                break
+        return out
+
+    def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 60.0) -> dict[str, Any]:
+        """Wait until an event record matches (e.g. CheckBake entered); fail if the run ends first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.events():
+                if predicate(event):
+                    return event
+            if self.proc.poll() is not None:
+                raise StackError(f"the execution ended before the awaited event:\n{''.join(self._stderr)[-3000:]}")
+            time.sleep(0.02)
+        raise StackError(f"no such event within {timeout} s")
+
+    def wait(self, timeout: float = 600.0) -> RunResult:
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            self._stack._forget(self.proc)
+        for t in self._threads:
+            t.join(timeout=5)
+        last: dict[str, Any] = {}
+        for line in reversed(self._stdout):
+            if line.strip().startswith("{"):
+                last = json.loads(line)
+                break
+        return RunResult(
+            exit_code=code, status=last.get("status", "RUNNER_ERROR"), end_state=last.get("endState"),
+            execution_arn=last.get("executionArn"), wall_ms=last.get("wallMs"),
+            output=last.get("output"), error=last.get("error"), cause=last.get("cause"),
+            root_cause=last.get("rootCause"), events=self.events(), stderr="".join(self._stderr))
+
+
+# ---- the stack -----------------------------------------------------------------------------
+
+class LocalStack:
+    """Build, start, seed and stop the local stand-in of the SAM stack (see the module doc)."""
+
+    FUNCTIONS = ("read-current-ami", "notify", "start-bake", "check-bake", "copy-image",
+                 "check-copy", "share-image", "verify-image", "publish-pointer", "cleanup")
+
+    def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
+                 build: bool = True, work_dir: Path | None = None):
+        self.log = log or (lambda line: None)
+        self.rust_log = rust_log
+        self.do_build = build
+        self._own_work_dir = work_dir is None
+        self.work_dir = Path(work_dir or tempfile.mkdtemp(prefix="golden-ami-local-"))
+        self.moto: subprocess.Popen | None = None
+        self.watch: subprocess.Popen | None = None
+        self.moto_port = 0
+        self.watch_port = 0
+        self.seed: Seed | None = None
+        self.watch_env: dict[str, str] | None = None
+        self.build_seconds = 0.0
+        self.timings: dict[str, float] = {}
+        self._runners: list[subprocess.Popen] = []
+        self._run_count = 0
+        self.started_pids: list[int] = []
+        self._session = boto3.session.Session(region_name=REGION, **{
+            "aws_access_key_id": DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            "aws_secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
+
+    # ---- context manager ----
+
+    def __enter__(self) -> "LocalStack":
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def lambda_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.watch_port}"
+
+    def start(self) -> None:
+        self.ensure_runner_deps()
+        if self.do_build:
+            self.build()
+        t = time.monotonic()
+        self.start_moto()
+        self.timings["moto_start"] = time.monotonic() - t
+        t = time.monotonic()
+        # The very first seeding of a new server draws different random ids than every seeding
+        # after a reset (moto creates some state lazily once); seed, reset and seed again, so that
+        # every later reset() reproduces the ids the watch server's environment holds.
+        self.seed_account()
+        self.admin("reset", {})
+        self.seed_account()
+        self.timings["seed"] = time.monotonic() - t
+        t = time.monotonic()
+        self.start_watch()
+        self.timings["watch_start"] = time.monotonic() - t
+
+    def stop(self) -> None:
+        for proc in list(self._runners):
+            stop_process_group(proc, signal.SIGTERM, timeout=5)
+        self._runners.clear()
+        # SIGINT: cargo lambda watch shuts its function processes down on Ctrl-C.
+        stop_process_group(self.watch, signal.SIGINT)
+        self.watch = None
+        stop_process_group(self.moto, signal.SIGTERM)
+        self.moto = None
+        if self._own_work_dir:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    # ---- build ----
+
+    def ensure_runner_deps(self) -> None:
+        """node_modules of local/runner from its package-lock.json, on a fresh clone."""
+        if (RUNNER.parent / "node_modules" / "aws-local-stepfunctions").is_dir():
+            return
+        self.log("installing the runner's node modules: npm ci --prefix local/runner")
+        proc = subprocess.run(["npm", "ci", "--prefix", str(RUNNER.parent)], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if proc.returncode != 0:
+            raise StackError(f"npm ci --prefix local/runner failed:\n{proc.stdout[-3000:]}")
+
+    def build(self) -> None:
+        """Debug build of every handler binary, so the watch server never compiles on invoke."""
+        self.log("building the handlers: cargo build --workspace --bins (debug)")
+        t = time.monotonic()
+        proc = subprocess.run(["cargo", "build", "--workspace", "--bins"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.build_seconds = time.monotonic() - t
+        if proc.returncode != 0:
+            raise StackError(f"cargo build failed:\n{proc.stdout[-5000:]}")
+        self.log(f"built in {self.build_seconds:.1f} s")
+
+    # ---- moto ----
+
+    def start_moto(self) -> None:
+        self.moto_port = free_port()
+        log = open(self.work_dir / "moto.log", "w")
+        self.moto = subprocess.Popen(
+            [sys.executable, "-m", "local.moto_ext", "--port", str(self.moto_port)], cwd=REPO,
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.started_pids.append(self.moto.pid)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.moto.poll() is not None:
+                raise StackError(f"the moto extension exited with {self.moto.returncode}: "
+                                 f"{(self.work_dir / 'moto.log').read_text()[-3000:]}")
+            try:
+                _http("GET", f"{self.endpoint}/_golden/state", timeout=1)
+                self.log(f"moto extension ready on {self.endpoint} (pid {self.moto.pid})")
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise StackError("the moto extension did not answer GET /_golden/state within 30 s")
+
+    def admin(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        """GET (body None) or POST the moto extension's /_golden/<path>."""
+        return _http("GET" if body is None else "POST", f"{self.endpoint}/_golden/{path}", body)
+
+    def moto_data(self) -> dict[str, Any]:
+        return _http("GET", f"{self.endpoint}/moto-api/data.json")
+
+    def client(self, service: str, retries: int = 1) -> Any:
+        config = BotoConfig(retries={"total_max_attempts": retries, "mode": "standard"})
+        return self._session.client(service, endpoint_url=self.endpoint, config=config)
+
+    # ---- seeding ----
+
+    def reset(self) -> None:
+        """A fresh emulator with the same seed; the watch server is restarted only if needed."""
+        self.admin("reset", {})
+        self.seed_account()
+        env = self._lambda_env()
+        if env != self.watch_env:
+            self.log("seeded ids changed: restarting cargo lambda watch")
+            t = time.monotonic()
+            stop_process_group(self.watch, signal.SIGINT)
+            self.start_watch()
+            self.timings["watch_restart"] = time.monotonic() - t
+
+    def seed_account(self) -> Seed:
+        _http("POST", f"{self.endpoint}/moto-api/seed?a={RANDOM_SEED}")
+        org = self.client("organizations").create_organization(FeatureSet="ALL")["Organization"]
+        account_id = org["MasterAccountId"]
+        ec2, iam, kms, sns, ssm = (self.client(s) for s in ("ec2", "iam", "kms", "sns", "ssm"))
+
+        template = load_template()
+        resources = template["Resources"]
+        refs = {"AWS::AccountId": account_id, "AWS::Region": REGION, "AWS::Partition": "aws",
+                "AWS::StackName": STACK_NAME, "OrganizationId": org["Id"],
+                "OrganizationArn": org["Arn"], "ImageNamePrefix": IMAGE_NAME_PREFIX}
+        key_props = resources["GoldenKey"]["Properties"]
+        policy = resolve_intrinsics(key_props["KeyPolicy"], refs)
+        key = kms.create_key(Policy=json.dumps(policy),
+                             Description=resolve_intrinsics(key_props["Description"], refs),
+                             KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
+        if key_props.get("EnableKeyRotation"):
+            kms.enable_key_rotation(KeyId=key["KeyId"])
+        alias = resolve_intrinsics(resources["GoldenKeyAlias"]["Properties"]["AliasName"], refs)
+        kms.create_alias(AliasName=alias, TargetKeyId=key["KeyId"])
+
+        topic_arn = sns.create_topic(Name=TOPIC_NAME)["TopicArn"]
+
+        vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24",
+                                   AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+
+        def trust(resource: str) -> str:
+            doc = resources[resource]["Properties"]["AssumeRolePolicyDocument"]
+            return json.dumps(resolve_intrinsics(doc, refs))
+
+        iam.create_role(RoleName=BAKE_INSTANCE_ROLE, AssumeRolePolicyDocument=trust("BakeInstanceRole"))
+        iam.create_instance_profile(InstanceProfileName=BAKE_INSTANCE_PROFILE)
+        iam.add_role_to_instance_profile(InstanceProfileName=BAKE_INSTANCE_PROFILE,
+                                         RoleName=BAKE_INSTANCE_ROLE)
+        automation_role_arn = iam.create_role(
+            RoleName=AUTOMATION_ROLE, AssumeRolePolicyDocument=trust("BakeAutomationRole"))["Role"]["Arn"]
+
+        # The current golden AMI: last month's image, made the way an image is made.
+        base_ami = ssm.get_parameter(Name=BASE_AMI_PARAMETER)["Parameter"]["Value"]
+        instance = ec2.run_instances(ImageId=base_ami, InstanceType=BAKE_INSTANCE_TYPE, MinCount=1,
+                                     MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+        golden = ec2.create_image(InstanceId=instance, Name=f"{IMAGE_NAME_PREFIX}-seed-previous-month",
+                                  Description="the golden AMI before this run (seeded)")["ImageId"]
+        ec2.terminate_instances(InstanceIds=[instance])
+        ec2.create_tags(Resources=[golden], Tags=[{"Key": "Type", "Value": "golden-ami"}])
+
+        pointer = ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Type="String", DataType="aws:ec2:image",
+                                    Tier="Advanced", Value=golden,
+                                    Description="The current golden AMI id (seeded by local/stack.py)")
+        ssm.create_document(Name=BAKE_DOCUMENT_NAME, DocumentType="Automation", DocumentFormat="YAML",
+                            Content=BAKE_DOCUMENT.read_text())
+        self.seed = Seed(
+            account_id=account_id, organization_id=org["Id"], organization_arn=org["Arn"],
+            kms_key_arn=key["Arn"], kms_alias=alias, key_policy=policy, topic_arn=topic_arn,
+            vpc_id=vpc, subnet_id=subnet, instance_profile_name=BAKE_INSTANCE_PROFILE,
+            automation_role_arn=automation_role_arn, base_ami_id=base_ami, golden_ami_id=golden,
+            pointer_version=pointer["Version"])
+        return self.seed
+
+    # ---- cargo lambda watch ----
+
+    def _lambda_env(self) -> dict[str, str]:
+        """The environment every function reads (crates/core/src/config.rs), as SAM would set it."""
+        s = self.seed
+        assert s is not None
+        return {
+            "POINTER_PARAMETER_NAME": POINTER_PARAMETER_NAME,
+            "BAKE_DOCUMENT_NAME": BAKE_DOCUMENT_NAME,
+            "AUTOMATION_ASSUME_ROLE_ARN": s.automation_role_arn,
+            "BAKE_INSTANCE_TYPE": BAKE_INSTANCE_TYPE,
+            "BAKE_SUBNET_ID": s.subnet_id,
+            "BAKE_INSTANCE_PROFILE_NAME": s.instance_profile_name,
+            "BAKE_TIMEOUT_MINUTES": "120",
+            "COPY_TIMEOUT_MINUTES": "90",
+            "BAKE_POLL_SECONDS": "0",
+            "COPY_POLL_SECONDS": "0",
+            "GOLDEN_KMS_KEY_ARN": s.kms_key_arn,
+            "IMAGE_NAME_PREFIX": IMAGE_NAME_PREFIX,
+            # SHARE_ORGANIZATION_ARN stays unset: ShareImage looks it up (DescribeOrganization).
+            "SHARE_WITH_ORGANIZATION": "true",
+            "NOTIFICATION_TOPIC_ARN": s.topic_arn,
+            "PIPELINE_NAME": STACK_NAME,
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+            **DUMMY_CREDENTIALS,
+            "RUST_LOG": self.rust_log,
+        }
+
+    def start_watch(self) -> None:
+        env_vars = self._lambda_env()
+        self.watch_port = free_port()
+        env_file = self.work_dir / "lambda.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in env_vars.items()))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHARE_"))}
+        env.update(env_vars)
+        log = open(self.work_dir / "watch.log", "w")
+        self.watch = subprocess.Popen(
+            ["cargo", "lambda", "watch", "--ignore-changes", "--quiet", "-A", "127.0.0.1",
+             "-P", str(self.watch_port), "--env-file", str(env_file)],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        self.started_pids.append(self.watch.pid)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.watch.poll() is not None:
+                raise StackError(f"cargo lambda watch exited with {self.watch.returncode}: "
+                                 f"{(self.work_dir / 'watch.log').read_text()[-3000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.watch_port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise StackError("cargo lambda watch did not listen within 60 s") from None
+                time.sleep(0.1)
+        self.watch_env = env_vars
+        self.log(f"cargo lambda watch ready on {self.lambda_endpoint} (pid {self.watch.pid})")
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Start every function once (an empty event: rejected as InvalidInput, no AWS call), so
+        the first real invocation is not a cold start and a ConfigError shows at once."""
+        t = time.monotonic()
+        errors: list[str] = []
+
+        def one(fn: str) -> None:
+            url = f"{self.lambda_endpoint}/2015-03-31/functions/{fn}/invocations"
+            req = urllib.request.Request(url, data=b"{}", method="POST",
+                                         headers={"Content-Type": "application/json"})
+            try:
+                try:
+                    with urllib.request.urlopen(req, timeout=120) as resp:
+                        body = resp.read()
+                except urllib.error.HTTPError as exc:
+                    body = exc.read()
+            except OSError as exc:  # the watch server went away (stopped, crashed)
+                errors.append(f"{fn}: {exc}")
+                return
+            try:
+                error_type = json.loads(body).get("errorType")
+            except (json.JSONDecodeError, AttributeError):
+                error_type = None
+            if error_type == "ConfigError" or error_type is None:
+                errors.append(f"{fn}: {body[:500]!r}")
+
+        threads = [threading.Thread(target=one, args=(fn,), daemon=True) for fn in self.FUNCTIONS]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        self.timings["warm_up"] = time.monotonic() - t
+        if errors:
+            raise StackError("functions did not start cleanly:\n" + "\n".join(errors)
+                             + f"\n(watch log: {self.work_dir / 'watch.log'})")
+        self.log(f"{len(self.FUNCTIONS)} functions warm in {self.timings['warm_up']:.1f} s")
+
+    # ---- executions ----
+
+    def start_run(self, *, name: str | None = None, on_enter: Iterable[tuple[str, dict[str, Any]]] = (),
+                  stream: Callable[[str], None] | None = None, wait_ms: int = 0,
+                  input: dict[str, Any] | None = None) -> RunningExecution:
+        """Start one execution of the real ASL in a runner process (its own process group).
+
+        on_enter: (Task state, fault spec) pairs: the spec is POSTed to /_golden/faults just before
+        the state's first invocation (local/runner --on-enter)."""
+        self._run_count += 1
+        events = self.work_dir / f"run-{self._run_count}.events.jsonl"
+        cmd = ["node", str(RUNNER), "--definition", str(DEFINITION),
+               "--lambda-endpoint", self.lambda_endpoint, "--events", str(events), "--json",
+               "--wait-ms", str(wait_ms), "--input", json.dumps(input or {})]
+        if name:
+            cmd += ["--execution-name", name]
+        for state, fault in on_enter:
+            cmd += ["--on-enter", f"{state}={self.endpoint}/_golden/faults:{json.dumps(fault)}"]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        self._runners.append(proc)
+        self.started_pids.append(proc.pid)
+        return RunningExecution(proc, events, stream, self)
+
+    def run(self, **kwargs: Any) -> RunResult:
+        return self.start_run(**kwargs).wait()
+
+    def _forget(self, proc: subprocess.Popen) -> None:
+        if proc in self._runners:
+            self._runners.remove(proc)
+
+
+# ---- what the emulator holds -----------------------------------------------------------------
+
+@dataclass
+class Facts:
+    """The emulated account after (or before) a run, read from the emulator itself."""
+
+    pointer: dict[str, Any] | None  # {"value", "version", "dataType"} or None if missing
+    images: dict[str, dict[str, Any]]  # our images: id -> {name, state, tags, snapshots, launch}
+    snapshots: dict[str, dict[str, Any]]  # our snapshots: id -> {description, encrypted, kmsKeyId}
+    instances: dict[str, dict[str, Any]]  # id -> {state, imageId, tags}
+    automations: list[dict[str, Any]]  # local/moto_ext's view of each automation execution
+    notifications: list[dict[str, Any]]  # [{subject, message, event}] in order sent
+
+    def events(self) -> list[str]:
+        return [n["event"] for n in self.notifications]
+
+    def running_instances(self) -> list[str]:
+        return [i for i, v in self.instances.items() if v["state"] not in ("terminated", "shutting-down")]
+
+    def images_of_type(self, kind: str) -> list[str]:
+        return [i for i, v in self.images.items() if v["tags"].get("Type") == kind]
+
+
+def read_facts(stack: LocalStack) -> Facts:
+    ec2, ssm = stack.client("ec2", retries=3), stack.client("ssm", retries=3)
+    try:
+        p = ssm.get_parameter(Name=POINTER_PARAMETER_NAME)["Parameter"]
+        pointer: dict[str, Any] | None = {"value": p["Value"], "version": p["Version"],
+                                          "dataType": p.get("DataType")}
+    except ssm.exceptions.ParameterNotFound:
+        pointer = None
+    images = {}
+    for image in ec2.describe_images(Owners=["self"])["Images"]:
+        launch = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
+        images[image["ImageId"]] = {
+            "name": image.get("Name"), "state": image["State"],
+            "tags": {t["Key"]: t["Value"] for t in image.get("Tags", [])},
+            "snapshots": [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
+                          if "Ebs" in m and m["Ebs"].get("SnapshotId")],
+            "launchPermissions": launch.get("LaunchPermissions", [])}
+    snapshots = {s["SnapshotId"]: {"description": s.get("Description", ""), "encrypted": s["Encrypted"],
+                                   "kmsKeyId": s.get("KmsKeyId")}
+                 for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    instances = {}
+    for reservation in ec2.describe_instances()["Reservations"]:
+        for i in reservation["Instances"]:
+            instances[i["InstanceId"]] = {"state": i["State"]["Name"], "imageId": i.get("ImageId"),
+                                          "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])}}
+    notifications = []
+    for topic in stack.moto_data().get("sns", {}).get("Topic", []):
+        for _id, message, subject, attributes, _group in topic.get("sent_notifications", []):
+            event = (attributes or {}).get("event", {})
+            notifications.append({"subject": subject, "message": message,
+                                  "event": event.get("Value") or event.get("StringValue")})
+    return Facts(pointer=pointer, images=images, snapshots=snapshots, instances=instances,
+                 automations=stack.admin("state")["executions"], notifications=notifications)
+
+
+def automation_outputs(automation: dict[str, Any]) -> dict[str, str]:
+    """{"launchInstance.InstanceId": ..., "createImage.ImageId": ...} from the steps that ran."""
+    out = {}
+    for step in automation.get("steps", []):
+        for key, value in (step.get("outputs") or {}).items():
+            out[f"{step['name']}.{key}"] = value[0] if isinstance(value, list) and value else value
+    return out
