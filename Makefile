@@ -17,7 +17,7 @@ export SAM_CLI_TELEMETRY := 0
 VENV_STAMP := $(VENV)/.installed
 NODE_STAMP := $(RUNNER)/node_modules/.installed
 
-.PHONY: help setup demo test lint lint-rust lint-infra build package deploy invoke-%
+.PHONY: help setup demo test bench lint lint-rust lint-infra build package deploy invoke-%
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_%-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -41,6 +41,15 @@ test: setup lint ## run every test and check
 	node --test $(RUNNER)/test/
 	$(PY) -m pytest -q local/tests
 	$(PY) -m pytest -q tests/e2e
+
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): bench/requirements.txt $(VENV_STAMP)
+	$(PY) -m pip install --quiet -r bench/requirements.txt
+	touch $@
+
+bench: setup $(BENCH_STAMP) ## Rust vs Python cold/warm starts, package sizes, pipeline overhead -> bench/REPORT.md (release builds: ~50 min cold)
+	rustup target add aarch64-unknown-linux-gnu
+	$(PY) bench/bench.py
 
 lint: setup lint-rust lint-infra ## formatting, clippy, the ASL and the templates
 
