@@ -152,3 +152,31 @@ pub fn http_status(status: u16) -> aws_smithy_runtime_api::client::orchestrator:
         Err(error) => panic!("{status} is not an HTTP status: {error}"),
     }
 }
+
+/// DescribeImageAttribute(launchPermission) of `image_id` answering `permissions`.
+pub fn launch_permissions(
+    image_id: &'static str,
+    permissions: Vec<aws_sdk_ec2::types::LaunchPermission>,
+) -> Rule {
+    use aws_sdk_ec2::Client;
+    use aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput;
+    use aws_sdk_ec2::types::ImageAttributeName;
+    mock!(Client::describe_image_attribute)
+        .match_requests(move |request| {
+            request.image_id() == Some(image_id)
+                && request.attribute() == Some(&ImageAttributeName::LaunchPermission)
+        })
+        .then_output(move || {
+            DescribeImageAttributeOutput::builder()
+                .image_id(image_id)
+                .set_launch_permissions(Some(permissions.clone()))
+                .build()
+        })
+}
+
+/// The launch permission of the test organization.
+pub fn organization_launch_permission() -> aws_sdk_ec2::types::LaunchPermission {
+    aws_sdk_ec2::types::LaunchPermission::builder()
+        .organization_arn(ORGANIZATION_ARN)
+        .build()
+}

@@ -194,9 +194,7 @@ pub fn share_error(code: &str, message: Option<&str>, golden_ami_id: &str) -> Op
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::Client as Ec2;
-    use aws_sdk_ec2::operation::describe_image_attribute::{
-        DescribeImageAttributeError, DescribeImageAttributeOutput,
-    };
+    use aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeError;
     use aws_sdk_ec2::operation::modify_image_attribute::ModifyImageAttributeOutput;
     use aws_sdk_organizations::Client as Organizations;
     use aws_sdk_organizations::operation::describe_organization::{
@@ -226,26 +224,6 @@ mod tests {
         })
     }
 
-    fn existing(permissions: Vec<LaunchPermission>) -> Rule {
-        mock!(Ec2::describe_image_attribute)
-            .match_requests(|request| {
-                request.image_id() == Some(GOLDEN)
-                    && request.attribute() == Some(&ImageAttributeName::LaunchPermission)
-            })
-            .then_output(move || {
-                DescribeImageAttributeOutput::builder()
-                    .image_id(GOLDEN)
-                    .set_launch_permissions(Some(permissions.clone()))
-                    .build()
-            })
-    }
-
-    fn org_permission() -> LaunchPermission {
-        LaunchPermission::builder()
-            .organization_arn(testing::ORGANIZATION_ARN)
-            .build()
-    }
-
     fn modify_any() -> Rule {
         mock!(Ec2::modify_image_attribute)
             .then_output(|| ModifyImageAttributeOutput::builder().build())
@@ -254,13 +232,13 @@ mod tests {
     #[tokio::test]
     async fn the_first_share_adds_the_looked_up_organization() {
         let lookup = organization();
-        let describe = existing(vec![]);
+        let describe = testing::launch_permissions(GOLDEN, vec![]);
         let modify = mock!(Ec2::modify_image_attribute)
             .match_requests(|request| {
                 request.image_id() == Some(GOLDEN)
-                    && request
-                        .launch_permission()
-                        .is_some_and(|change| change.add() == [org_permission()])
+                    && request.launch_permission().is_some_and(|change| {
+                        change.add() == [testing::organization_launch_permission()]
+                    })
             })
             .then_output(|| ModifyImageAttributeOutput::builder().build());
         let deps = MockClients {
@@ -290,10 +268,13 @@ mod tests {
     #[tokio::test]
     async fn a_configured_organization_is_not_looked_up_and_only_missing_principals_are_added() {
         let lookup = organization();
-        let describe = existing(vec![
-            org_permission(),
-            LaunchPermission::builder().user_id("777788889999").build(),
-        ]);
+        let describe = testing::launch_permissions(
+            GOLDEN,
+            vec![
+                testing::organization_launch_permission(),
+                LaunchPermission::builder().user_id("777788889999").build(),
+            ],
+        );
         let modify = mock!(Ec2::modify_image_attribute)
             .match_requests(|request| {
                 request.launch_permission().is_some_and(|change| {
@@ -332,7 +313,8 @@ mod tests {
     #[tokio::test]
     async fn a_rerun_with_everything_shared_sends_nothing() {
         let lookup = organization();
-        let describe = existing(vec![org_permission()]);
+        let describe =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let modify = modify_any();
         let deps = MockClients {
             organizations: vec![&lookup],
@@ -352,7 +334,7 @@ mod tests {
                 AwsOrganizationsNotInUseException::builder().build(),
             )
         });
-        let describe = existing(vec![]);
+        let describe = testing::launch_permissions(GOLDEN, vec![]);
         let modify = modify_any();
         let deps = MockClients {
             organizations: vec![&lookup],
@@ -412,7 +394,7 @@ mod tests {
     #[tokio::test]
     async fn a_vanished_image_is_share_failed() {
         let lookup = organization();
-        let describe = existing(vec![]);
+        let describe = testing::launch_permissions(GOLDEN, vec![]);
         let modify = mock!(Ec2::modify_image_attribute).then_error(|| {
             aws_sdk_ec2::operation::modify_image_attribute::ModifyImageAttributeError::generic(
                 testing::service_error(
@@ -439,7 +421,7 @@ mod tests {
             copy.golden_ami_id = "ami-0123456789abcdef0".into();
         }
         let lookup = organization();
-        let describe = existing(vec![]);
+        let describe = testing::launch_permissions(GOLDEN, vec![]);
         let deps = MockClients {
             organizations: vec![&lookup],
             ec2: vec![&describe],

@@ -380,7 +380,6 @@ pub fn check_tags(expected: &[(&str, String)], actual: &[Tag]) -> Check {
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::Client as Ec2;
-    use aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput;
     use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
     use aws_sdk_ec2::operation::describe_snapshots::{
         DescribeSnapshotsError, DescribeSnapshotsOutput,
@@ -470,26 +469,6 @@ mod tests {
             })
     }
 
-    fn permissions(list: Vec<LaunchPermission>) -> Rule {
-        mock!(Ec2::describe_image_attribute)
-            .match_requests(|request| {
-                request.image_id() == Some(GOLDEN)
-                    && request.attribute() == Some(&ImageAttributeName::LaunchPermission)
-            })
-            .then_output(move || {
-                DescribeImageAttributeOutput::builder()
-                    .image_id(GOLDEN)
-                    .set_launch_permissions(Some(list.clone()))
-                    .build()
-            })
-    }
-
-    fn org_permission() -> LaunchPermission {
-        LaunchPermission::builder()
-            .organization_arn(testing::ORGANIZATION_ARN)
-            .build()
-    }
-
     fn good_snapshots() -> Vec<Snapshot> {
         vec![
             snapshot(ROOT, testing::GOLDEN_KEY_ARN),
@@ -518,7 +497,8 @@ mod tests {
     async fn a_good_golden_image_passes_every_check() {
         let describe = images(golden_image(ImageState::Available, tags()));
         let snaps = snapshots(good_snapshots());
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let result = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap();
@@ -552,7 +532,8 @@ mod tests {
             snapshot(ROOT, testing::GOLDEN_KEY_ARN),
             snapshot(DATA, AWS_EBS_KEY_ARN),
         ]);
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
@@ -574,7 +555,10 @@ mod tests {
                 snapshot(ROOT, "1234abcd-12ab-34cd-56ef-1234567890ab"),
                 snapshot(DATA, testing::GOLDEN_KEY_ARN),
             ]);
-            let attribute = permissions(vec![org_permission()]);
+            let attribute = testing::launch_permissions(
+                GOLDEN,
+                vec![testing::organization_launch_permission()],
+            );
             let key = mock!(Kms::describe_key)
                 .match_requests(|request| {
                     request.key_id() == Some("1234abcd-12ab-34cd-56ef-1234567890ab")
@@ -608,7 +592,7 @@ mod tests {
                 .build(),
             snapshot(DATA, "arn:aws:kms:eu-west-1:111122223333:alias/aws/ebs"),
         ]);
-        let attribute = permissions(vec![]);
+        let attribute = testing::launch_permissions(GOLDEN, vec![]);
         let key = mock!(Kms::describe_key).then_output(|| {
             DescribeKeyOutput::builder()
                 .key_metadata(
@@ -635,9 +619,10 @@ mod tests {
     async fn a_missing_launch_permission_fails() {
         let describe = images(golden_image(ImageState::Available, tags()));
         let snaps = snapshots(good_snapshots());
-        let attribute = permissions(vec![
-            LaunchPermission::builder().user_id("444455556666").build(),
-        ]);
+        let attribute = testing::launch_permissions(
+            GOLDEN,
+            vec![LaunchPermission::builder().user_id("444455556666").build()],
+        );
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
@@ -663,7 +648,8 @@ mod tests {
         }
         let describe = images(golden_image(ImageState::Available, wrong));
         let snaps = snapshots(good_snapshots());
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
@@ -679,7 +665,8 @@ mod tests {
     async fn an_image_that_is_not_available_fails() {
         let describe = images(golden_image(ImageState::Pending, tags()));
         let snaps = snapshots(good_snapshots());
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
@@ -696,7 +683,8 @@ mod tests {
         let describe =
             mock!(Ec2::describe_images).then_output(|| DescribeImagesOutput::builder().build());
         let snaps = snapshots(good_snapshots());
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
@@ -716,7 +704,8 @@ mod tests {
                 "Request limit exceeded.",
             ))
         });
-        let attribute = permissions(vec![org_permission()]);
+        let attribute =
+            testing::launch_permissions(GOLDEN, vec![testing::organization_launch_permission()]);
         let error = run(&[&describe, &snaps, &attribute], &[], EVENT)
             .await
             .unwrap_err();
