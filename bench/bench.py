@@ -42,7 +42,9 @@ import pipeline  # noqa: E402
 
 VENV_BIN = REPO / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
-RUST_BIN = REPO / "target" / "release" / "read-current-ami"
+# Cargo's target directory (CARGO_TARGET_DIR or the workspace's target/), where the builds land.
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target").resolve()
+RUST_BIN = TARGET / "release" / "read-current-ami"
 BASELINE = HERE / "baseline_python"
 LOGS = HERE / ".logs"
 EMPTY_HOME = LOGS / "home"  # an empty HOME: no ~/.aws for either SDK, as in Lambda
@@ -352,7 +354,7 @@ def package_sizes(skip_build: bool) -> tuple[str, list[tuple[str, int]], float |
         if proc.returncode != 0:
             failure = (proc.stderr or proc.stdout)[-1500:]
             log(f"{cmd} failed: the sizes below are those of the zips already there\n{failure}")
-    zips = sorted((p.parent.name, p.stat().st_size) for p in (REPO / "target" / "lambda").glob("*/bootstrap.zip"))
+    zips = sorted((p.parent.name, p.stat().st_size) for p in (TARGET / "lambda").glob("*/bootstrap.zip"))
     return cmd, zips, elapsed, failure
 
 
