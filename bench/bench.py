@@ -441,7 +441,7 @@ def main() -> None:
             part4_cmd = cmdline
             if facts.get("status") != "SUCCEEDED":
                 local_error = f"the local execution ended {facts.get('status')}: {facts.get('error')} {facts.get('cause')}"
-        except Exception as error:  # noqa: BLE001 - any failure of the other engineer's stack: fall back, say why
+        except Exception as error:  # noqa: BLE001 - any failure of the local stack: fall back, say why
             local_error = f"{type(error).__name__}: {str(error)[:600]}"
             events_path = None
         if local_error:
