@@ -5,9 +5,11 @@
 //! automation step that failed and why. Past the deadline the automation is stopped first, so
 //! its document's onCancel route terminates the temporary instance, then BakeTimedOut.
 
-use aws_sdk_ssm::types::{AutomationExecution, AutomationExecutionStatus, StepExecution, StopType};
+use aws_sdk_ssm::types::{AutomationExecution, AutomationExecutionStatus, StepExecution};
 use golden_ami_core::naming::{is_ami_id, parse_timestamp};
-use golden_ami_core::{BakeStatus, Deps, StepError, StepInput, classify_sdk_error};
+use golden_ami_core::{
+    BakeStatus, Deps, StepError, StepInput, classify_sdk_error, stop_automation,
+};
 
 /// The output of infra/bake-document.yaml that carries the new image id.
 pub const IMAGE_OUTPUT: &str = "createImage.ImageId";
@@ -39,7 +41,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStatus, StepEr
         Poll::Running(status) => {
             let deadline = parse_timestamp("state.bake.deadline", &bake.deadline)?;
             if deps.now() > deadline {
-                stop(deps, id).await?;
+                stop_automation(&deps.clients.ssm, id).await?;
                 return Err(StepError::BakeTimedOut(format!(
                     "automation {id} was still {} at its deadline {} (BAKE_TIMEOUT_MINUTES={}); it has been stopped, and its document terminates the temporary instance",
                     status.status,
@@ -50,29 +52,6 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStatus, StepEr
             Ok(status)
         }
         Poll::Done(status) => Ok(status),
-    }
-}
-
-async fn stop(deps: &Deps, id: &str) -> Result<(), StepError> {
-    let result = deps
-        .clients
-        .ssm
-        .stop_automation_execution()
-        .automation_execution_id(id)
-        .r#type(StopType::Cancel)
-        .send()
-        .await;
-    match result {
-        Ok(_) => Ok(()),
-        // It ended between the poll and the stop: nothing is left running.
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_invalid_automation_status_update_exception()) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(classify_sdk_error("ssm:StopAutomationExecution", error)),
     }
 }
 
@@ -171,6 +150,7 @@ pub fn failure_message(execution: &AutomationExecution, id: &str, status: &str) 
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_ssm::types::StopType;
     use std::collections::HashMap;
 
     use aws_sdk_ssm::Client as Ssm;

@@ -8,11 +8,11 @@
 //! Everything is idempotent: already gone is fine.
 
 use aws_sdk_ec2::types::{Filter, Image};
-use aws_sdk_ssm::types::{AutomationExecutionStatus, StopType};
+use aws_sdk_ssm::types::AutomationExecutionStatus;
 use golden_ami_core::naming::golden_image_name;
 use golden_ami_core::{
     CleanupInput, CleanupMode, CleanupResult, Deps, PipelineState, StepError, classify_sdk_error,
-    error_code, read_pointer,
+    error_code, read_pointer, stop_automation,
 };
 
 pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, StepError> {
@@ -133,24 +133,7 @@ async fn stop_if_running(
     if !status.is_some_and(is_active) {
         return Ok(());
     }
-    match deps
-        .clients
-        .ssm
-        .stop_automation_execution()
-        .automation_execution_id(id)
-        .r#type(StopType::Cancel)
-        .send()
-        .await
-    {
-        Ok(_) => {}
-        // It ended on its own between the two calls.
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_invalid_automation_status_update_exception()) => {
-        }
-        Err(error) => return Err(classify_sdk_error("ssm:StopAutomationExecution", error)),
-    }
+    stop_automation(&deps.clients.ssm, id).await?;
     result.stopped_automations.push(id.to_string());
     Ok(())
 }
@@ -261,6 +244,7 @@ mod tests {
     use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
     use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
     use aws_sdk_ssm::operation::stop_automation_execution::StopAutomationExecutionOutput;
+    use aws_sdk_ssm::types::StopType;
     use aws_sdk_ssm::types::{AutomationExecution, Parameter};
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 

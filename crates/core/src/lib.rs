@@ -1,6 +1,7 @@
 //! The shared core of the golden AMI pipeline's steps: the state machine's JSON contract, the
 //! typed step errors, configuration, AWS clients, and naming and tagging helpers.
 
+pub mod automation;
 pub mod config;
 pub mod deps;
 pub mod error;
@@ -11,6 +12,7 @@ pub mod types;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use automation::stop_automation;
 pub use config::{Config, ShareConfig};
 pub use deps::{Clients, Deps, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
