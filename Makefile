@@ -62,6 +62,7 @@ lint-infra: setup
 	cfn-lint $(TEMPLATES)
 	sam validate --lint -t infra/template.yaml
 	$(PY) scripts/sync-bake-document.py --check
+	$(PY) scripts/build-asl.py --check
 
 build: ## debug build of every step
 	cargo build --workspace --bins
