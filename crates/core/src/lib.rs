@@ -7,6 +7,7 @@ pub mod deps;
 pub mod error;
 pub mod naming;
 pub mod pointer;
+pub mod runtime;
 pub mod types;
 
 #[cfg(feature = "testing")]
@@ -17,4 +18,5 @@ pub use config::{Config, ShareConfig};
 pub use deps::{Clients, Deps, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
 pub use pointer::{PointerValue, read_pointer};
+pub use runtime::{EventShape, parse_event};
 pub use types::*;

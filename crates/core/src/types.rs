@@ -8,6 +8,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::StepError;
+use crate::runtime::EventShape;
+
+/// How every shape below names the execution context.
+macro_rules! context_shape {
+    () => {
+        r#""context": {"executionId": "<execution ARN>", "startedAt": "<RFC 3339 time>"}"#
+    };
+}
 
 /// What the state machine tells every step about the execution (from the context object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +44,14 @@ pub struct StepInput {
     pub context: ExecutionContext,
     #[serde(default)]
     pub state: PipelineState,
+}
+
+impl EventShape for StepInput {
+    const SHAPE: &'static str = concat!(
+        "{",
+        context_shape!(),
+        r#", "state": {<the run's state so far>}} as the state machine's Parameters build it"#
+    );
 }
 
 /// Everything the run has found and made so far; each key is one step's result.
@@ -337,6 +353,14 @@ pub struct CleanupInput {
     pub state: PipelineState,
 }
 
+impl EventShape for CleanupInput {
+    const SHAPE: &'static str = concat!(
+        "{",
+        context_shape!(),
+        r#", "mode": "SUCCESS" | "FAILURE", "state": {<the run's state so far>}}"#
+    );
+}
+
 /// What a notification announces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -367,6 +391,14 @@ pub struct NotifyInput {
     pub event: NotifyEvent,
     #[serde(default)]
     pub state: PipelineState,
+}
+
+impl EventShape for NotifyInput {
+    const SHAPE: &'static str = concat!(
+        "{",
+        context_shape!(),
+        r#", "event": "STARTED" | "SUCCEEDED" | "FAILED" | "SKIPPED", "state": {<the run's state so far>}}"#
+    );
 }
 
 /// The notify step's result.

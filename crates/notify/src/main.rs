@@ -1,12 +1,4 @@
-use golden_ami_core::{Deps, NotifyInput, init_tracing, report};
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    init_tracing();
-    let deps = Deps::from_env().await?;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<NotifyInput>| async {
-        notify::handler(&deps, event.payload).await.map_err(report)
-    }))
-    .await
+async fn main() -> Result<(), lambda_runtime::Error> {
+    golden_ami_core::runtime::run(notify::handler).await
 }

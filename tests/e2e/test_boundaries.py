@@ -1,0 +1,75 @@
+"""The two boundaries of every function, end to end: a malformed event (through cargo lambda
+watch's Invoke API, as the state machine or a person would send it) and a cold start without its
+configuration (through a local Lambda Runtime API, as the Lambda service runs the process)."""
+
+import json
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from local.stack import REPO, LocalStack
+
+sys.path.insert(0, str(REPO / "bench"))
+from runtime_api import RuntimeApi  # noqa: E402
+
+GARBAGE = ["{}", '{"foo":1}', "[]", '""', "null"]
+
+
+def invoke(stack: LocalStack, function: str, body: str) -> tuple[int, dict]:
+    url = f"{stack.lambda_endpoint}/2015-03-31/functions/{function}/invocations"
+    request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+@pytest.mark.parametrize("function", LocalStack.FUNCTIONS)
+def test_every_function_answers_garbage_with_invalid_input(stack: LocalStack, function: str):
+    for body in GARBAGE:
+        status, answer = invoke(stack, function, body)
+        assert status != 200, f"{function} accepted {body}: {answer}"
+        assert answer["errorType"] == "InvalidInput", f"{function} {body}: {answer}"
+        message = answer["errorMessage"]
+        assert "send {\"context\"" in message, f"{function} {body}: {message}"
+        if body in ("{}", '{"foo":1}'):
+            assert "missing field `context`" in message, message
+
+
+def target_dir() -> Path:
+    return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+
+
+@pytest.mark.parametrize("function", LocalStack.FUNCTIONS)
+def test_a_missing_variable_reaches_the_runtime_api_as_config_error(stack: LocalStack, function: str):
+    binary = target_dir() / "debug" / function
+    assert binary.is_file(), f"{binary} is not built (the stack builds every binary)"
+    api = RuntimeApi(function_name=function).start()
+    env = {k: v for k, v in stack.watch_env.items() if k != "GOLDEN_KMS_KEY_ARN"}
+    env.update({"AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": function,
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "PATH": os.environ.get("PATH", "")})
+    waiting = api.enqueue(b"{}")  # the invocation that started this cold start
+    process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert waiting.wait(timeout=30), f"{function} reported nothing to the Runtime API"
+        code = process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        api.stop()
+    assert waiting.outcome == "init_error", (waiting.outcome, waiting.body)
+    assert waiting.error_type == "Runtime.ConfigError"
+    error = waiting.json()
+    assert error["errorType"] == "ConfigError", error
+    assert "GOLDEN_KMS_KEY_ARN is missing" in error["errorMessage"], error
+    assert code != 0, f"{function} exited 0 without its configuration"
