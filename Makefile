@@ -61,7 +61,7 @@ lint-infra: setup
 	npx --prefix $(RUNNER) --no-install asl-validator --json-path $(ASL)
 	cfn-lint $(TEMPLATES)
 	sam validate --lint -t infra/template.yaml
-	$(PY) scripts/sync-bake-document.py --check
+	$(PY) scripts/sync-documents.py --check
 	$(PY) scripts/build-asl.py --check
 
 build: ## debug build of every step

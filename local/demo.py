@@ -70,10 +70,36 @@ def summary(stack: LocalStack, result: RunResult, wall: float) -> list[str]:
         say(f"launch permission {', '.join(launch) or '(none)'}")
         if seed.organization_arn not in launch:
             problems.append("the organization is not in the launch permission")
+        tags = golden["tags"]
+        say(f"what changed     {tags.get('golden-ami:packages')} packages, advisories "
+            f"{tags.get('golden-ami:advisories')}, {tags.get('golden-ami:cves')} CVEs, "
+            f"kernel now {tags.get('golden-ami:kernel')} (the image's tags)")
+        say(f"update report    {tags.get('golden-ami:update-report')}")
+        if "golden-ami:packages" not in tags:
+            problems.append("the golden image carries no change summary")
+
+    tests = [a for a in facts.automations if a["document"] == "golden-ami-test"]
+    if not tests:
+        problems.append("no boot test ran")
+    for test in tests:
+        outputs = automation_outputs(test)
+        instance = outputs.get("launchInstance.InstanceId")
+        check = outputs.get("runCheck.Output") or ""
+        summary_line = check.splitlines()[-1] if check else "(no output)"
+        say(f"boot test        {test['status']}: instance {instance} launched from "
+            f"{test['parameters'].get('ImageId')} ran infra/baseline/check.sh: {summary_line}")
+        for line in check.splitlines()[:-1]:
+            say(f"                   {line}")
+        if test["status"] != "Success" or " fail=0 " not in summary_line:
+            problems.append("the boot test did not pass")
 
     say("notifications:")
     for n in facts.notifications:
         say(f"  [{n['event']}] {n['subject']}")
+        if n["event"] == "SUCCEEDED":
+            for line in n["message"].splitlines():
+                if line.startswith(("What changed:", "Advisories:", "Boot test:")):
+                    say(f"      {line}")
     if facts.events() != ["STARTED", "SUCCEEDED"]:
         problems.append(f"notifications were {facts.events()}, expected STARTED then SUCCEEDED")
 
@@ -82,7 +108,7 @@ def summary(stack: LocalStack, result: RunResult, wall: float) -> list[str]:
         outputs = automation_outputs(automation)
         intermediate = outputs.get("createImage.ImageId")
         instance = outputs.get("launchInstance.InstanceId")
-        say(f"  bake automation {automation['id']}: {automation['status']}, "
+        say(f"  {automation['document']} automation {automation['id']}: {automation['status']}, "
             f"{len(automation['steps'])} steps")
         if instance:
             state = facts.instances.get(instance, {}).get("state", "gone")
@@ -105,6 +131,8 @@ def summary(stack: LocalStack, result: RunResult, wall: float) -> list[str]:
         problems.append(f"instances still running: {running}")
 
     say("")
+    transitions = sum(1 for e in result.events if e.get("type") == "StateEntered")
+    say(f"transitions      {transitions} states entered in this execution")
     say(f"wall time        {wall:.1f} s without the build: the execution itself {result.wall_ms} ms; "
         f"start + seed {stack.timings.get('moto_start', 0) + stack.timings.get('seed', 0):.1f} s; "
         f"watch + warm-up {stack.timings.get('watch_start', 0):.1f} s")

@@ -10,7 +10,9 @@ process group and stopped by this object, by PID / process group, on exit, Ctrl-
 
 The seed follows infra/template.yaml: the golden key gets the template's key policy (intrinsics
 resolved for the emulated account and organization) and alias, the pointer is a String parameter
-of data type aws:ec2:image in the Advanced tier, the bake document is infra/bake-document.yaml.
+of data type aws:ec2:image in the Advanced tier, the documents are those of infra/ exactly as
+scripts/sync-documents.py embeds them in the template (the bake and test Automation documents, the
+Command documents of infra/baseline/), the report bucket and the instances' security group exist.
 moto's random generator is seeded (POST /moto-api/seed) before seeding, so a reset gives the same
 ids (subnet, key) and the watch server, whose functions read their environment once at cold
 start, can keep running; if the ids ever differ, the watch server is restarted.
@@ -34,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import importlib.util
+
 import boto3
 import yaml
 from botocore.config import Config as BotoConfig
@@ -42,7 +46,7 @@ REPO = Path(__file__).resolve().parents[1]
 REGION = "eu-west-1"
 DEFINITION = REPO / "statemachine" / "golden-ami-pipeline.asl.json"
 TEMPLATE = REPO / "infra" / "template.yaml"
-BAKE_DOCUMENT = REPO / "infra" / "bake-document.yaml"
+SYNC_DOCUMENTS = REPO / "scripts" / "sync-documents.py"
 RUNNER = REPO / "local" / "runner" / "run.mjs"
 BASE_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 STACK_NAME = "golden-ami-pipeline"
@@ -52,11 +56,21 @@ RANDOM_SEED = 20261201
 POINTER_PARAMETER_NAME = "/golden-ami/current"
 IMAGE_NAME_PREFIX = "golden-ami"
 BAKE_DOCUMENT_NAME = "golden-ami-bake"
+# Template resource -> the name the local stack registers it under (CloudFormation would
+# generate one; the functions get it through their environment either way).
+DOCUMENT_NAMES = {
+    "BakeDocument": BAKE_DOCUMENT_NAME,
+    "TestDocument": "golden-ami-test",
+    "UpdateReportDocument": "golden-ami-update-report",
+    "BaselineApplyDocument": "golden-ami-baseline-apply",
+    "BaselineCheckDocument": "golden-ami-baseline-check",
+}
 BAKE_INSTANCE_TYPE = "t3.small"
 BAKE_INSTANCE_ROLE = "golden-ami-pipeline-BakeInstanceRole"
 BAKE_INSTANCE_PROFILE = "golden-ami-pipeline-BakeInstanceProfile"
 AUTOMATION_ROLE = "golden-ami-pipeline-BakeAutomationRole"
 TOPIC_NAME = "golden-ami-pipeline-NotificationTopic"
+REPORT_BUCKET = "golden-ami-pipeline-reportbucket"
 
 DUMMY_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
@@ -91,6 +105,16 @@ def _cfn_constructor(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> A
 
 
 _CfnLoader.add_multi_constructor("!", _cfn_constructor)
+
+
+def document_contents() -> dict[str, tuple[str, str]]:
+    """Template resource -> (document type, content), from scripts/sync-documents.py."""
+    spec = importlib.util.spec_from_file_location("sync_documents", SYNC_DOCUMENTS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return {resource: (kind, module.document_content(resource))
+            for resource, (_source, kind, *_rest) in module.DOCUMENTS.items()}
 
 
 def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
@@ -194,6 +218,8 @@ class Seed:
     topic_arn: str
     vpc_id: str
     subnet_id: str
+    security_group_id: str
+    report_bucket: str
     instance_profile_name: str
     automation_role_arn: str
     base_ami_id: str
@@ -301,7 +327,8 @@ class LocalStack:
     """Build, start, seed and stop the local stand-in of the SAM stack (see the module doc)."""
 
     FUNCTIONS = ("read-current-ami", "notify", "start-bake", "check-bake", "copy-image",
-                 "check-copy", "share-image", "verify-image", "publish-pointer", "cleanup")
+                 "check-copy", "share-image", "verify-image", "start-test", "check-test",
+                 "publish-pointer", "cleanup")
 
     def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
                  build: bool = True, work_dir: Path | None = None):
@@ -452,7 +479,7 @@ class LocalStack:
         _http("POST", f"{self.endpoint}/moto-api/seed?a={RANDOM_SEED}")
         org = self.client("organizations").create_organization(FeatureSet="ALL")["Organization"]
         account_id = org["MasterAccountId"]
-        ec2, iam, kms, sns, ssm = (self.client(s) for s in ("ec2", "iam", "kms", "sns", "ssm"))
+        ec2, iam, kms, sns, ssm, s3 = (self.client(s) for s in ("ec2", "iam", "kms", "sns", "ssm", "s3"))
 
         template = load_template()
         resources = template["Resources"]
@@ -474,6 +501,17 @@ class LocalStack:
         vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
         subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.42.1.0/24",
                                    AvailabilityZone=f"{REGION}a")["Subnet"]["SubnetId"]
+        group_props = resources["BakeSecurityGroup"]["Properties"]
+        group = ec2.create_security_group(GroupName=f"{STACK_NAME}-BakeSecurityGroup", VpcId=vpc,
+                                          Description=group_props["GroupDescription"])["GroupId"]
+        ec2.revoke_security_group_egress(GroupId=group, IpPermissions=[
+            {"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        ec2.authorize_security_group_egress(GroupId=group, IpPermissions=[
+            {"IpProtocol": rule["IpProtocol"], "FromPort": rule["FromPort"], "ToPort": rule["ToPort"],
+             "IpRanges": [{"CidrIp": rule["CidrIp"], "Description": rule["Description"]}]}
+            for rule in group_props["SecurityGroupEgress"]])
+        s3.create_bucket(Bucket=REPORT_BUCKET,
+                         CreateBucketConfiguration={"LocationConstraint": REGION})
 
         def trust(resource: str) -> str:
             doc = resources[resource]["Properties"]["AssumeRolePolicyDocument"]
@@ -498,12 +536,14 @@ class LocalStack:
         pointer = ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Type="String", DataType="aws:ec2:image",
                                     Tier="Advanced", Value=golden,
                                     Description="The current golden AMI id (seeded by local/stack.py)")
-        ssm.create_document(Name=BAKE_DOCUMENT_NAME, DocumentType="Automation", DocumentFormat="YAML",
-                            Content=BAKE_DOCUMENT.read_text())
+        for resource, (kind, content) in document_contents().items():
+            ssm.create_document(Name=DOCUMENT_NAMES[resource], DocumentType=kind,
+                                DocumentFormat="YAML", Content=content)
         self.seed = Seed(
             account_id=account_id, organization_id=org["Id"], organization_arn=org["Arn"],
             kms_key_arn=key["Arn"], kms_alias=alias, key_policy=policy, topic_arn=topic_arn,
-            vpc_id=vpc, subnet_id=subnet, instance_profile_name=BAKE_INSTANCE_PROFILE,
+            vpc_id=vpc, subnet_id=subnet, security_group_id=group, report_bucket=REPORT_BUCKET,
+            instance_profile_name=BAKE_INSTANCE_PROFILE,
             automation_role_arn=automation_role_arn, base_ami_id=base_ami, golden_ami_id=golden,
             pointer_version=pointer["Version"])
         return self.seed
@@ -521,6 +561,15 @@ class LocalStack:
             "BAKE_INSTANCE_TYPE": BAKE_INSTANCE_TYPE,
             "BAKE_SUBNET_ID": s.subnet_id,
             "BAKE_INSTANCE_PROFILE_NAME": s.instance_profile_name,
+            "BAKE_SECURITY_GROUP_ID": s.security_group_id,
+            "UPDATE_REPORT_DOCUMENT_NAME": DOCUMENT_NAMES["UpdateReportDocument"],
+            "BASELINE_APPLY_DOCUMENT_NAME": DOCUMENT_NAMES["BaselineApplyDocument"],
+            "BASELINE_CHECK_DOCUMENT_NAME": DOCUMENT_NAMES["BaselineCheckDocument"],
+            "TEST_DOCUMENT_NAME": DOCUMENT_NAMES["TestDocument"],
+            "REPORT_BUCKET_NAME": s.report_bucket,
+            "REBUILD_WHEN_UP_TO_DATE": "false",
+            "TEST_TIMEOUT_MINUTES": "45",
+            "TEST_POLL_SECONDS": "0",
             "BAKE_TIMEOUT_MINUTES": "120",
             "COPY_TIMEOUT_MINUTES": "90",
             "BAKE_POLL_SECONDS": "0",
@@ -646,10 +695,11 @@ class Facts:
 
     pointer: dict[str, Any] | None  # {"value", "version", "dataType"} or None if missing
     images: dict[str, dict[str, Any]]  # our images: id -> {name, state, tags, snapshots, launch}
-    snapshots: dict[str, dict[str, Any]]  # our snapshots: id -> {description, encrypted, kmsKeyId}
+    snapshots: dict[str, dict[str, Any]]  # our snapshots: id -> {description, encrypted, kmsKeyId, tags}
     instances: dict[str, dict[str, Any]]  # id -> {state, imageId, tags}
     automations: list[dict[str, Any]]  # local/moto_ext's view of each automation execution
     notifications: list[dict[str, Any]]  # [{subject, message, event}] in order sent
+    reports: dict[str, str]  # key -> text of each object in the report bucket
 
     def events(self) -> list[str]:
         return [n["event"] for n in self.notifications]
@@ -679,8 +729,15 @@ def read_facts(stack: LocalStack) -> Facts:
                           if "Ebs" in m and m["Ebs"].get("SnapshotId")],
             "launchPermissions": launch.get("LaunchPermissions", [])}
     snapshots = {s["SnapshotId"]: {"description": s.get("Description", ""), "encrypted": s["Encrypted"],
-                                   "kmsKeyId": s.get("KmsKeyId")}
+                                   "kmsKeyId": s.get("KmsKeyId"),
+                                   "tags": {t["Key"]: t["Value"] for t in s.get("Tags", [])}}
                  for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    s3 = stack.client("s3", retries=3)
+    reports = {}
+    if stack.seed is not None:
+        for obj in s3.list_objects_v2(Bucket=stack.seed.report_bucket).get("Contents", []):
+            body = s3.get_object(Bucket=stack.seed.report_bucket, Key=obj["Key"])["Body"].read()
+            reports[obj["Key"]] = body.decode("utf-8", "replace")
     instances = {}
     for reservation in ec2.describe_instances()["Reservations"]:
         for i in reservation["Instances"]:
@@ -693,7 +750,8 @@ def read_facts(stack: LocalStack) -> Facts:
             notifications.append({"subject": subject, "message": message,
                                   "event": event.get("Value") or event.get("StringValue")})
     return Facts(pointer=pointer, images=images, snapshots=snapshots, instances=instances,
-                 automations=stack.admin("state")["executions"], notifications=notifications)
+                 automations=stack.admin("state")["executions"], notifications=notifications,
+                 reports=reports)
 
 
 def automation_outputs(automation: dict[str, Any]) -> dict[str, str]:

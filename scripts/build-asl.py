@@ -130,7 +130,15 @@ def pipeline() -> dict[str, Any]:
     m.poll("WaitForBake", "CheckBake", "BakeDone?", function="CheckBake",
            seconds_path="$.bake.pollSeconds", result_path="$.bakeStatus",
            comment="One poll; fails with BakeFailed, or BakeTimedOut past the deadline (after stopping the automation).",
-           next_state="CopyImage")
+           next_state="CopyImage",
+           extra_choices=[{"Variable": "$.bakeStatus.upToDate", "BooleanEquals": True,
+                           "Next": "NotifyUpToDate"}])
+    m.task("NotifyUpToDate", "Notify", None, "SkippedUpToDate", params={"event": "SKIPPED"},
+           comment="No update was pending: the bake made no image and terminated its instance.")
+    m.add("SkippedUpToDate", {
+        "Type": "Succeed",
+        "Comment": "The current image is up to date; the pointer is unchanged.",
+    })
     m.task("CopyImage", "CopyImage", "$.copy", "WaitForCopy",
            comment="Copy the intermediate image re-encrypted under the dedicated org-wide key.")
     m.poll("WaitForCopy", "CheckCopy", "CopyDone?", function="CheckCopy",
@@ -138,10 +146,16 @@ def pipeline() -> dict[str, Any]:
            comment="One poll; fails with CopyFailed, or CopyTimedOut past the deadline.",
            next_state="ShareImage")
     m.task("ShareImage", "ShareImage", "$.share", "VerifyImage")
-    m.task("VerifyImage", "VerifyImage", "$.verify", "PublishPointer",
-           comment="Nothing is published unless every check passes.")
+    m.task("VerifyImage", "VerifyImage", "$.verify", "StartTest",
+           comment="Nothing is tested or published unless every check passes.")
+    m.task("StartTest", "StartTest", "$.test", "WaitForTest",
+           comment="The boot test: an instance launched FROM the golden copy runs the baseline check.")
+    m.poll("WaitForTest", "CheckTest", "TestDone?", function="CheckTest",
+           seconds_path="$.test.pollSeconds", result_path="$.testStatus",
+           comment="One poll; fails with TestFailed naming each failed control, or TestTimedOut past the deadline.",
+           next_state="PublishPointer")
     m.task("PublishPointer", "PublishPointer", "$.publish", "Cleanup",
-           comment="Move the pointer: the last change consumers see, and only after verification.")
+           comment="Move the pointer: the last change consumers see, and only after verification and a passed boot test.")
     m.task("Cleanup", "Cleanup", "$.cleanup", "NotifySuccess", params={"mode": "SUCCESS"},
            comment="Remove the intermediate (account-key) image and its snapshots.")
     m.task("NotifySuccess", "Notify", None, "Succeeded", params={"event": "SUCCEEDED"})
@@ -152,7 +166,7 @@ def pipeline() -> dict[str, Any]:
     m.failed = {}
     m.task("CleanupAfterFailure", "Cleanup", "$.cleanup", "NotifyFailure", params={"mode": "FAILURE"},
            catch_path="$.cleanupError", on_catch="NotifyFailure",
-           comment="Remove what this run created and did not publish; stop a bake still running so its instance is terminated.")
+           comment="Remove what this run created and did not publish; stop a bake or boot test still running so its instance is terminated.")
     m.task("NotifyFailure", "Notify", None, "PipelineFailed", params={"event": "FAILED"},
            catch_path="$.notifyError", on_catch="PipelineFailed",
            comment="The one FAILED notification of a run: the failed state, the error, and where the pointer stands.")
@@ -162,7 +176,7 @@ def pipeline() -> dict[str, Any]:
         "Cause": "The run failed; the FAILED notification names the state, the error and where the pointer stands.",
     })
     return m.definition(
-        "golden-ami-pipeline: monthly patch of the organization's golden AMI. The pointer moves only after VerifyImage; every failure is cleaned up and notified once.",
+        "golden-ami-pipeline: monthly patch of the organization's golden AMI. The pointer moves only after VerifyImage and a passed boot test; every failure is cleaned up and notified once.",
         "ReadCurrentAmi", 28800)
 
 

@@ -244,8 +244,13 @@ fn transitions(state: &Json) -> (Vec<String>, Vec<String>) {
     (normal, catches)
 }
 
-/// Rule: PublishPointer is reachable, and only through VerifyImage's success transition.
-pub fn check_verify_before_publish(definition: &Json) -> Vec<String> {
+/// The states whose success is the gate of publishing: the verification of the golden copy and
+/// the boot test's verdict.
+pub const PUBLISH_GATES: &[&str] = &["VerifyImage", "CheckTest"];
+
+/// Rule: PublishPointer is reachable, and only through the success transition of every gate
+/// (leaving a gate through its Catch means it failed).
+pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<String> {
     let states = states(definition);
     let start = definition["StartAt"]
         .as_str()
@@ -260,7 +265,7 @@ pub fn check_verify_before_publish(definition: &Json) -> Vec<String> {
             }
             if let Some(state) = states.get(&name) {
                 let (normal, catches) = transitions(state);
-                // Leaving VerifyImage through a Catch means it failed: that is no verification.
+                // Leaving a gate through a Catch means it failed: that passes nothing.
                 if Some(name.as_str()) != blocked {
                     stack.extend(normal);
                 }
@@ -273,8 +278,14 @@ pub fn check_verify_before_publish(definition: &Json) -> Vec<String> {
     if !reachable(None).contains("PublishPointer") {
         violations.push("PublishPointer is not reachable from the start".into());
     }
-    if reachable(Some("VerifyImage")).contains("PublishPointer") {
-        violations.push("PublishPointer is reachable without passing VerifyImage".into());
+    for gate in gates {
+        if !states.contains_key(*gate) {
+            violations.push(format!("the gate {gate} is not a state of the definition"));
+        } else if reachable(Some(gate)).contains("PublishPointer") {
+            violations.push(format!(
+                "PublishPointer is reachable without passing {gate}"
+            ));
+        }
     }
     violations
 }
@@ -384,10 +395,10 @@ pub fn check_one_failed_notification(definition: &Json) -> Vec<String> {
     violations
 }
 
-/// Rule: every step of the bake document after the launch routes failure and cancel to the
-/// terminate step (the launch itself aborts on failure: nothing exists yet), and the
-/// terminate step ends the automation.
-pub fn check_bake_document(document: &Yaml) -> Vec<String> {
+/// Rule: every step of an instance-launching document (the bake, the boot test) after the
+/// launch routes failure and cancel to the terminate step (the launch itself aborts on
+/// failure: nothing exists yet), and the terminate step ends the automation.
+pub fn check_automation_document(document: &Yaml) -> Vec<String> {
     let mut violations = Vec::new();
     let steps = document["mainSteps"]
         .as_sequence()
@@ -398,7 +409,7 @@ pub fn check_bake_document(document: &Yaml) -> Vec<String> {
             && step["inputs"]["DesiredState"].as_str() == Some("terminated")
     });
     let Some(terminate) = terminate else {
-        return vec!["the bake document has no step that terminates the instance".into()];
+        return vec!["the document has no step that terminates the instance".into()];
     };
     let terminate_name = terminate["name"].as_str().unwrap_or_default();
     let target = format!("step:{terminate_name}");
@@ -437,6 +448,8 @@ pub fn check_policies(template_text: &str) -> Vec<String> {
     };
     fn walk(value: &Yaml, violations: &mut Vec<String>) {
         match value {
+            // A Deny with a wildcard takes rights away (e.g. every S3 action over plain HTTP).
+            Yaml::Mapping(map) if map.get("Effect").and_then(Yaml::as_str) == Some("Deny") => {}
             Yaml::Mapping(map) => {
                 for (key, child) in map {
                     if matches!(key.as_str(), Some("Action" | "NotAction")) {
@@ -476,21 +489,237 @@ pub fn check_policies(template_text: &str) -> Vec<String> {
     violations
 }
 
-/// Rule: the template embeds exactly infra/bake-document.yaml.
-pub fn check_embedded_document(template: &Yaml, document: &Yaml) -> Vec<String> {
-    let resources = template["Resources"]
-        .as_mapping()
-        .cloned()
-        .unwrap_or_default();
-    let embedded = resources
-        .values()
-        .find(|r| r["Type"].as_str() == Some("AWS::SSM::Document"))
-        .map(|r| r["Properties"]["Content"].clone());
-    match embedded {
-        None => vec!["the template has no AWS::SSM::Document".into()],
-        Some(content) if &content != document => {
-            vec!["the template's bake document differs from infra/bake-document.yaml: run scripts/sync-bake-document.py".into()]
-        }
-        Some(_) => vec![],
+/// The documents the template embeds: (resource, source file, kind).
+pub const EMBEDDED_DOCUMENTS: &[(&str, &str, DocumentKind)] = &[
+    (
+        "BakeDocument",
+        "infra/bake-document.yaml",
+        DocumentKind::Automation,
+    ),
+    (
+        "TestDocument",
+        "infra/test-document.yaml",
+        DocumentKind::Automation,
+    ),
+    (
+        "UpdateReportDocument",
+        "infra/baseline/updates.sh",
+        DocumentKind::Command,
+    ),
+    (
+        "BaselineApplyDocument",
+        "infra/baseline/apply.sh",
+        DocumentKind::Command,
+    ),
+    (
+        "BaselineCheckDocument",
+        "infra/baseline/check.sh",
+        DocumentKind::Command,
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentKind {
+    /// The YAML file is the document.
+    Automation,
+    /// The script is the one command of a one-step aws:runShellScript document.
+    Command,
+}
+
+/// Rule: the template's `resource` holds exactly `source` (an Automation document's data, or a
+/// Command document that runs exactly the script).
+pub fn check_embedded_document(
+    template: &Yaml,
+    resource: &str,
+    kind: DocumentKind,
+    source: &str,
+) -> Vec<String> {
+    let document = &template["Resources"][resource];
+    if document["Type"].as_str() != Some("AWS::SSM::Document") {
+        return vec![format!("the template has no AWS::SSM::Document {resource}")];
     }
+    let properties = &document["Properties"];
+    let content = &properties["Content"];
+    let expected_type = match kind {
+        DocumentKind::Automation => "Automation",
+        DocumentKind::Command => "Command",
+    };
+    let mut violations = Vec::new();
+    if properties["DocumentType"].as_str() != Some(expected_type) {
+        violations.push(format!("{resource} is not a {expected_type} document"));
+    }
+    let same = match kind {
+        DocumentKind::Automation => serde_yaml_ng::from_str::<Yaml>(source)
+            .map(|parsed| &parsed == content)
+            .unwrap_or(false),
+        DocumentKind::Command => {
+            let steps = content["mainSteps"]
+                .as_sequence()
+                .cloned()
+                .unwrap_or_default();
+            steps.len() == 1
+                && steps[0]["action"].as_str() == Some("aws:runShellScript")
+                && steps[0]["inputs"]["runCommand"]
+                    .as_sequence()
+                    .map(|c| c.len())
+                    == Some(1)
+                && steps[0]["inputs"]["runCommand"][0].as_str() == Some(source)
+        }
+    };
+    if !same {
+        violations.push(format!(
+            "the template's {resource} differs from its source file: run scripts/sync-documents.py"
+        ));
+    }
+    violations
+}
+
+/// Every policy statement of the template (IAM policies, key policies, bucket policies), with
+/// whether it is part of a KMS key policy.
+fn statements(template: &Yaml) -> Vec<(bool, Yaml)> {
+    fn walk(value: &Yaml, in_key_policy: bool, out: &mut Vec<(bool, Yaml)>) {
+        match value {
+            Yaml::Mapping(map) if map.contains_key("Effect") => {
+                out.push((in_key_policy, value.clone()));
+            }
+            Yaml::Mapping(map) => {
+                for (key, child) in map {
+                    walk(
+                        child,
+                        in_key_policy || key.as_str() == Some("KeyPolicy"),
+                        out,
+                    );
+                }
+            }
+            Yaml::Sequence(items) => items.iter().for_each(|item| walk(item, in_key_policy, out)),
+            Yaml::Tagged(tagged) => walk(&tagged.value, in_key_policy, out),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(template, false, &mut out);
+    out
+}
+
+fn actions(statement: &Yaml) -> Vec<String> {
+    match &statement["Action"] {
+        Yaml::String(action) => vec![action.clone()],
+        Yaml::Sequence(items) => items
+            .iter()
+            .filter_map(|a| a.as_str().map(str::to_string))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// The statement's condition keys (across every operator).
+fn condition_keys(statement: &Yaml) -> Vec<String> {
+    statement["Condition"]
+        .as_mapping()
+        .into_iter()
+        .flat_map(|operators| operators.values())
+        .filter_map(Yaml::as_mapping)
+        .flat_map(|keys| keys.keys())
+        .filter_map(|key| key.as_str().map(str::to_string))
+        .collect()
+}
+
+fn is_allow(statement: &Yaml) -> bool {
+    statement["Effect"].as_str() == Some("Allow")
+}
+
+/// Rule: removing images and snapshots is only allowed on what the pipeline tagged.
+pub fn check_tag_conditioned_deletes(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (_, statement) in statements(template) {
+        let deletes: Vec<String> = actions(&statement)
+            .into_iter()
+            .filter(|a| a == "ec2:DeleteSnapshot" || a == "ec2:DeregisterImage")
+            .collect();
+        if is_allow(&statement)
+            && !deletes.is_empty()
+            && !condition_keys(&statement).contains(&"aws:ResourceTag/Type".to_string())
+        {
+            violations.push(format!(
+                "statement {} allows {} without an aws:ResourceTag/Type condition",
+                statement["Sid"].as_str().unwrap_or("(no Sid)"),
+                deletes.join(", ")
+            ));
+        }
+    }
+    violations
+}
+
+/// Rule: KMS statements do what their comments say. `kms:CallerAccount` narrows nothing for a
+/// role of this account, so it is never used; an IAM statement names keys (a key, or this
+/// account's keys), never "*"; the organization-wide statement gives no plaintext data keys.
+pub fn check_kms_statements(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (in_key_policy, statement) in statements(template) {
+        let sid = statement["Sid"].as_str().unwrap_or("(no Sid)").to_string();
+        let kms: Vec<String> = actions(&statement)
+            .into_iter()
+            .filter(|a| a.starts_with("kms:"))
+            .collect();
+        if kms.is_empty() || !is_allow(&statement) {
+            continue;
+        }
+        if condition_keys(&statement).contains(&"kms:CallerAccount".to_string()) {
+            violations.push(format!(
+                "statement {sid} is narrowed by kms:CallerAccount, which is always this account"
+            ));
+        }
+        if !in_key_policy && statement["Resource"].as_str() == Some("*") {
+            violations.push(format!(
+                "statement {sid} allows {} on every key: name the key, or arn:...:kms:REGION:ACCOUNT:key/*",
+                kms.join(", ")
+            ));
+        }
+        let org_wide = condition_keys(&statement).contains(&"aws:PrincipalOrgID".to_string());
+        if org_wide
+            && kms
+                .iter()
+                .any(|a| a == "kms:GenerateDataKey*" || a == "kms:GenerateDataKey")
+        {
+            violations.push(format!(
+                "statement {sid} lets the whole organization mint plaintext data keys; EC2 needs kms:GenerateDataKeyWithoutPlaintext only"
+            ));
+        }
+    }
+    violations
+}
+
+/// Time the states other than the polling loops may take, in a run that reaches every deadline.
+pub const OTHER_STATES_SECONDS: u64 = 30 * 60;
+
+/// (deadline parameter in minutes, poll parameter in seconds) of each polling loop.
+pub const POLLING_LOOPS: &[(&str, &str)] = &[
+    ("BakeTimeoutMinutes", "BakePollSeconds"),
+    ("CopyTimeoutMinutes", "CopyPollSeconds"),
+    ("TestTimeoutMinutes", "TestPollSeconds"),
+];
+
+/// Rule: the largest deadlines the template allows, each overshot by one poll, plus the other
+/// states, end before the state machine's TimeoutSeconds, so a slow run fails through its own
+/// typed timeout and cleanup instead of ending TIMED_OUT.
+pub fn check_deadlines(template: &Yaml, definition: &Json) -> Vec<String> {
+    let parameters = &template["Parameters"];
+    let max = |name: &str| parameters[name]["MaxValue"].as_u64();
+    let mut violations = Vec::new();
+    let mut total = OTHER_STATES_SECONDS;
+    for (deadline, poll) in POLLING_LOOPS {
+        match (max(deadline), max(poll)) {
+            (Some(minutes), Some(seconds)) => total += minutes * 60 + seconds,
+            _ => violations.push(format!(
+                "parameters {deadline} and {poll} need a MaxValue to bound the run"
+            )),
+        }
+    }
+    let timeout = definition["TimeoutSeconds"].as_u64().unwrap_or(0);
+    if total > timeout {
+        violations.push(format!(
+            "the largest deadlines and polls add up to {total} s, past the state machine's TimeoutSeconds {timeout} s: lower the MaxValues"
+        ));
+    }
+    violations
 }

@@ -1,7 +1,12 @@
 """WSGI middleware in front of moto: the /_golden admin API and API fault injection.
 
 Admin API (JSON in, JSON out):
-  POST /_golden/faults  {"automationStepFail": {"step": "updateOs", "message": "...", "times": 1}}
+  POST /_golden/faults  {"automationStepFail": {"step": "updateOs", "message": "...", "times": 1,
+                                               "document": "golden-ami-test"}}  (document: optional)
+                        {"automationStepFail": {"step": "createImage", "halfway": true}}
+                            (createImage leaves an untagged image, then fails)
+                        {"baselineFail": {"controls": ["ssh-ciphers"]}}  (the boot test's disk)
+                        {"updates": {"scenario": "none"}}  (what the update report finds)
                         {"apiFail": {"service": "ec2", "action": "CopyImage", "code": "InternalError",
                                      "status": 500, "message": "...", "times": 1}}
                         {"apiFail": {"service": "ssm", "action": "GetParameter", "throttle": true}}
@@ -24,7 +29,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import images
+from . import baseline, images
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
@@ -107,14 +112,31 @@ def _action(environ: dict[str, Any]) -> str | None:
 
 
 def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
-    unknown = set(body) - {"automationStepFail", "apiFail"}
+    known = {"automationStepFail", "apiFail", "baselineFail", "updates"}
+    unknown = set(body) - known
     if unknown or not body:
-        raise ValueError(f"expected automationStepFail and/or apiFail, got {sorted(body)}")
+        raise ValueError(f"expected some of {sorted(known)}, got {sorted(body)}")
     with LOCK:
         if "automationStepFail" in body:
             spec = body["automationStepFail"]
+            if spec.get("halfway") and spec["step"] != "createImage":
+                raise ValueError("halfway failures exist for the createImage step only")
             STATE.step_faults.append({"step": str(spec["step"]), "message": spec.get("message"),
-                                      "times": int(spec.get("times", 1))})
+                                      "times": int(spec.get("times", 1)),
+                                      "document": spec.get("document"),
+                                      "halfway": bool(spec.get("halfway"))})
+        if "baselineFail" in body:
+            controls = [str(c) for c in body["baselineFail"]["controls"]]
+            unknown_controls = sorted(set(controls) - set(baseline.controls()))
+            if unknown_controls:
+                raise ValueError(f"unknown baseline controls {unknown_controls}; known: "
+                                 f"{baseline.controls()}")
+            STATE.baseline_fail.extend(controls)
+        if "updates" in body:
+            scenario = str(body["updates"]["scenario"])
+            if not (baseline.FIXTURES / "updates" / scenario).is_dir():
+                raise ValueError(f"no update scenario {scenario} in local/fixtures/updates")
+            STATE.updates_scenario = scenario
         if "apiFail" in body:
             spec = body["apiFail"]
             service = str(spec["service"]).lower()
@@ -156,7 +178,8 @@ def _reset() -> dict[str, Any]:
 
 def _faults() -> dict[str, Any]:
     return {"automationStepFail": [dict(f) for f in STATE.step_faults if f["times"] > 0],
-            "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0]}
+            "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0],
+            "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario}
 
 
 def _state() -> dict[str, Any]:

@@ -1,11 +1,15 @@
 """SSM Automation executions for moto, which implements none of the Automation APIs.
 
-Scope: exactly what infra/bake-document.yaml needs, run against moto's EC2 backend.
+Scope: exactly what infra/bake-document.yaml and infra/test-document.yaml need, run against
+moto's EC2 backend.
 - API: StartAutomationExecution, GetAutomationExecution, StopAutomationExecution (Type Cancel),
   DescribeAutomationExecutions (filters DocumentNamePrefix, ExecutionStatus, ExecutionId).
-- Step actions: aws:executeAwsApi (ec2 RunInstances), aws:waitForAwsResourceProperty
-  (ssm DescribeInstanceInformation), aws:runCommand (AWS-RunShellScript), aws:changeInstanceState
-  (stopped / running / terminated), aws:createImage, aws:createTags (EC2).
+- Step actions: aws:executeAwsApi (ec2 RunInstances, ec2 CreateImage with image and snapshot
+  TagSpecifications), aws:waitForAwsResourceProperty (ssm DescribeInstanceInformation, ec2
+  DescribeImages), aws:runCommand (AWS-RunShellScript is recorded; the stack's own Command
+  documents run through commands.py), aws:branch (And/Or/Not of StringEquals, StartsWith,
+  EndsWith, Contains, BooleanEquals), aws:changeInstanceState (stopped / running / terminated),
+  aws:createImage, aws:createTags (EC2).
 Anything else fails the step (or the request) with a message saying the local stand-in does not
 support it: a document that would not work on AWS must never pass here by accident.
 
@@ -29,6 +33,7 @@ from moto.ec2.utils import convert_tag_spec, filter_iam_instance_profiles
 from moto.ssm.models import ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 
+from . import commands as command_documents
 from .state import LOCK, STATE
 
 NOT_SUPPORTED = "is not supported by the local stand-in (local/moto_ext)"
@@ -40,7 +45,12 @@ class SSMError(ServiceException):
 
 
 class StepFailure(Exception):
-    """A step failed; the message becomes the step's FailureMessage."""
+    """A step failed; the message becomes the step's FailureMessage. `outputs` are recorded on
+    the failed step (as SSM shows a failed command's Output)."""
+
+    def __init__(self, message: str, outputs: dict[str, list[str]] | None = None):
+        super().__init__(message)
+        self.outputs = outputs or {}
 
 
 class Execution:
@@ -67,6 +77,7 @@ class Execution:
         self.critical_failed = False
         self.launched_instances: set[str] = set()
         self.commands: list[dict[str, Any]] = []  # what aws:runCommand would have run
+        self._branch_next: str | None = None  # the step an aws:branch chose
 
     @property
     def ec2(self) -> Any:
@@ -124,15 +135,19 @@ class Execution:
         error = None
         for _attempt in range(max(1, int(step.get("maxAttempts", 1)))):
             try:
-                fault = _take_step_fault(name)
+                fault = _take_step_fault(name, self.document_name)
                 inputs = self._resolve(step.get("inputs", {}))
                 if fault is not None:
-                    raise StepFailure(fault)
+                    if fault["halfway"]:
+                        # The call got as far as creating the image, without its tags.
+                        self._create_image_api({**inputs, "TagSpecifications": []})
+                    raise StepFailure(fault["message"])
                 outputs = self._run_action(step, inputs)
                 error = None
                 break
             except StepFailure as exc:
                 error = str(exc)
+                outputs = exc.outputs
                 if fault is not None:  # an injected failure is final, no retry
                     break
             except ServiceException as exc:  # a moto backend error, as the AWS API would answer
@@ -164,6 +179,9 @@ class Execution:
         return None
 
     def _next_on_success(self, step: dict[str, Any]) -> str | None:
+        if self._branch_next is not None:
+            chosen, self._branch_next = self._branch_next, None
+            return chosen
         if step.get("isEnd") in (True, "true", "True"):
             return None
         if step.get("nextStep"):
@@ -233,6 +251,7 @@ class Execution:
             "aws:changeInstanceState": self._change_instance_state,
             "aws:createImage": self._create_image,
             "aws:createTags": self._create_tags,
+            "aws:branch": self._branch,
         }.get(action)
         if handler is None:
             raise StepFailure(f"action {action} {NOT_SUPPORTED}")
@@ -240,10 +259,53 @@ class Execution:
 
     def _execute_aws_api(self, step: dict[str, Any], inputs: dict[str, Any]) -> dict[str, list[str]]:
         service, api = inputs.get("Service"), inputs.get("Api")
-        if (service, api) != ("ec2", "RunInstances"):
+        call = {("ec2", "RunInstances"): self._run_instances,
+                ("ec2", "CreateImage"): self._create_image_api}.get((service, api))
+        if call is None:
             raise StepFailure(f"aws:executeAwsApi {service} {api} {NOT_SUPPORTED}")
-        response = self._run_instances(inputs)
-        return _select_outputs(step.get("outputs", []), response)
+        return _select_outputs(step.get("outputs", []), call(inputs))
+
+    _CREATE_IMAGE_INPUTS = {"Service", "Api", "InstanceId", "Name", "Description", "NoReboot",
+                            "TagSpecifications"}
+
+    def _create_image_api(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """CreateImage with TagSpecifications: moto tags the image but raises NotImplemented for
+        snapshot tags, so the snapshot is tagged here, in the same step, as AWS does at once."""
+        unknown = sorted(set(inputs) - self._CREATE_IMAGE_INPUTS)
+        if unknown:
+            raise StepFailure(f"CreateImage input(s) {unknown} {NOT_SUPPORTED}")
+        by_type: dict[str, list[dict[str, str]]] = {}
+        for spec in inputs.get("TagSpecifications", []):
+            kind = spec.get("ResourceType")
+            if kind not in ("image", "snapshot"):
+                raise StepFailure(f"InvalidParameterValue: '{kind}' is not a valid taggable "
+                                  f"resource type for this operation.")
+            by_type.setdefault(kind, []).extend(spec.get("Tags", []))
+        instance_id = inputs.get("InstanceId")
+        self.ec2.get_instance(instance_id)  # InvalidInstanceID.NotFound like AWS
+        image = self.ec2.create_image(
+            instance_id, inputs.get("Name"), inputs.get("Description", ""),
+            tag_specifications=[{"ResourceType": "image", "Tags": by_type.get("image", [])}]
+            if by_type.get("image") else [])
+        if by_type.get("snapshot"):
+            self.ec2.create_tags([image.ebs_snapshot.id],
+                                 {t["Key"]: t["Value"] for t in by_type["snapshot"]})
+        return {"ImageId": image.id}
+
+    def _branch(self, step: dict[str, Any], inputs: dict[str, Any]) -> dict[str, list[str]]:
+        """Pick the first choice whose condition holds, else Default; a document that names a
+        step it does not have fails the step."""
+        chosen = inputs.get("Default")
+        for choice in inputs.get("Choices", []):
+            if _condition(choice):
+                chosen = choice.get("NextStep")
+                break
+        if chosen is None:
+            raise StepFailure("no choice of the branch matched and it has no Default")
+        if chosen not in self.steps:
+            raise StepFailure(f"the branch chose step {chosen}, which the document does not have")
+        self._branch_next = chosen
+        return {}
 
     _RUN_INSTANCES_INPUTS = {
         "Service", "Api", "ImageId", "InstanceType", "MinCount", "MaxCount", "IamInstanceProfile",
@@ -291,7 +353,10 @@ class Execution:
             "State": {"Name": instance.state}}]}
 
     def _wait_for_property(self, step: dict[str, Any], inputs: dict[str, Any]) -> dict[str, list[str]]:
-        if (inputs.get("Service"), inputs.get("Api")) != ("ssm", "DescribeInstanceInformation"):
+        target = (inputs.get("Service"), inputs.get("Api"))
+        if target == ("ec2", "DescribeImages"):
+            return self._wait_for_image(inputs)
+        if target != ("ssm", "DescribeInstanceInformation"):
             raise StepFailure(f"aws:waitForAwsResourceProperty {inputs.get('Service')} "
                               f"{inputs.get('Api')} {NOT_SUPPORTED}")
         ids = [v for f in inputs.get("Filters", []) if f.get("Key") == "InstanceIds"
@@ -315,9 +380,30 @@ class Execution:
                               f"never going to become one of {desired} locally")
         return {}
 
+    def _wait_for_image(self, inputs: dict[str, Any]) -> dict[str, list[str]]:
+        ids = inputs.get("ImageIds") or []
+        if len(ids) != 1:
+            raise StepFailure(f"DescribeImages without exactly one ImageIds value {NOT_SUPPORTED}")
+        images = self.ec2.describe_images(ami_ids=ids)
+        if not images:
+            raise StepFailure(f"InvalidAMIID.NotFound: The image id '[{ids[0]}]' does not exist")
+        response = {"Images": [{"ImageId": images[0].id, "State": images[0].state}]}
+        value = _json_path(inputs.get("PropertySelector", ""), response)
+        desired = [str(v) for v in inputs.get("DesiredValues", [])]
+        if str(value) not in desired:
+            raise StepFailure(f"property {inputs.get('PropertySelector')} is {value!r}, which is "
+                              f"never going to become one of {desired} locally")
+        return {}
+
+    _RUN_COMMAND_INPUTS = {"DocumentName", "InstanceIds", "Parameters", "Targets",
+                           "OutputS3BucketName", "OutputS3KeyPrefix", "TimeoutSeconds"}
+
     def _run_command(self, step: dict[str, Any], inputs: dict[str, Any]) -> dict[str, list[str]]:
+        unknown = sorted(set(inputs) - self._RUN_COMMAND_INPUTS)
+        if unknown:
+            raise StepFailure(f"aws:runCommand input(s) {unknown} {NOT_SUPPORTED}")
         if inputs.get("DocumentName") != "AWS-RunShellScript":
-            raise StepFailure(f"aws:runCommand of document {inputs.get('DocumentName')} {NOT_SUPPORTED}")
+            return command_documents.run(self, step, inputs)
         if inputs.get("Targets"):
             raise StepFailure(f"aws:runCommand Targets {NOT_SUPPORTED} (use InstanceIds)")
         instance_ids = inputs.get("InstanceIds", [])
@@ -416,12 +502,39 @@ def _scalar(value: Any) -> Any:
     return value
 
 
-def _take_step_fault(step_name: str) -> str | None:
+_CONDITIONS = {
+    "StringEquals": lambda value, expected: str(value) == str(expected),
+    "StartsWith": lambda value, expected: str(value).startswith(str(expected)),
+    "EndsWith": lambda value, expected: str(value).endswith(str(expected)),
+    "Contains": lambda value, expected: str(expected) in str(value),
+    "BooleanEquals": lambda value, expected: str(value).lower() == str(expected).lower(),
+}
+
+
+def _condition(choice: dict[str, Any]) -> bool:
+    """One aws:branch condition (variables already substituted)."""
+    if "And" in choice:
+        return all(_condition(c) for c in choice["And"])
+    if "Or" in choice:
+        return any(_condition(c) for c in choice["Or"])
+    if "Not" in choice:
+        return not _condition(choice["Not"])
+    operators = [k for k in choice if k not in ("Variable", "NextStep")]
+    if len(operators) != 1 or operators[0] not in _CONDITIONS or "Variable" not in choice:
+        raise StepFailure(f"aws:branch condition {sorted(choice)} {NOT_SUPPORTED}")
+    return _CONDITIONS[operators[0]](choice["Variable"], choice[operators[0]])
+
+
+def _take_step_fault(step_name: str, document: str) -> dict[str, Any] | None:
+    """The next injected failure of this step: {"message", "halfway"} (halfway: createImage
+    makes its image, untagged, before it fails, as a create that failed half way would)."""
     with LOCK:
         for fault in STATE.step_faults:
-            if fault["step"] == step_name and fault["times"] > 0:
+            if (fault["step"] == step_name and fault["times"] > 0
+                    and fault.get("document") in (None, document)):
                 fault["times"] -= 1
-                return fault.get("message") or f"injected failure of step {step_name}"
+                return {"message": fault.get("message") or f"injected failure of step {step_name}",
+                        "halfway": bool(fault.get("halfway"))}
     return None
 
 

@@ -1,4 +1,5 @@
-"""Shared, lock-protected state of the extension: faults, config, automation executions.
+"""Shared, lock-protected state of the extension: faults, config, automation executions, and
+what the simulated instances' disks look like (the baseline and the pending updates).
 
 moto's server is threaded (one thread per request), so every read-modify-write of this state
 goes through LOCK. Executions are kept here (not in moto's SSM backend) so that one admin call
@@ -32,6 +33,10 @@ class State:
         self.executions: dict[str, Any] = {}
         # image id -> DescribeImages calls left while pending
         self.pending_images: dict[str, int] = {}
+        # baseline controls the boot test's disk has broken (commands.py)
+        self.baseline_fail: list[str] = []
+        # which raw dnf outputs the update report reads (local/fixtures/updates/<scenario>)
+        self.updates_scenario: str = "pending"
 
 
 STATE = State()

@@ -11,9 +11,11 @@ from pathlib import Path
 import boto3
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from local.stack import DOCUMENT_NAMES, document_contents  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
-BAKE_DOCUMENT = REPO / "infra" / "bake-document.yaml"
 BASE_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 
 
@@ -80,13 +82,39 @@ def client(endpoint):
 
 @pytest.fixture
 def bake_env(client):
-    """What the bake needs: a subnet, an instance profile, the base AMI, the document."""
-    ec2, iam, ssm = client("ec2"), client("iam"), client("ssm")
+    """What the bake and the boot test need, as the stack deploys it: a subnet and security
+    group, an instance profile, the report bucket, the base AMI and every document of infra/."""
+    ec2, iam, ssm, s3 = client("ec2"), client("iam"), client("ssm"), client("s3")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(GroupName="bake", Description="bake", VpcId=vpc)["GroupId"]
     iam.create_instance_profile(InstanceProfileName="golden-ami-bake")
+    s3.create_bucket(Bucket="golden-ami-reports", CreateBucketConfiguration={"LocationConstraint": REGION})
     base_ami = ssm.get_parameter(Name=BASE_AMI_PARAMETER)["Parameter"]["Value"]
-    ssm.create_document(Name="golden-ami-bake", DocumentType="Automation", DocumentFormat="YAML",
-                        Content=BAKE_DOCUMENT.read_text())
-    return {"subnet": subnet, "base_ami": base_ami, "profile": "golden-ami-bake",
-            "document": "golden-ami-bake"}
+    for resource, (kind, content) in document_contents().items():
+        ssm.create_document(Name=DOCUMENT_NAMES[resource], DocumentType=kind,
+                            DocumentFormat="YAML", Content=content)
+    return {"subnet": subnet, "group": group, "base_ami": base_ami, "profile": "golden-ami-bake",
+            "bucket": "golden-ami-reports", "document": DOCUMENT_NAMES["BakeDocument"],
+            "test_document": DOCUMENT_NAMES["TestDocument"]}
+
+
+def bake_parameters(env: dict, name: str = "golden-2026-11", **overrides: str) -> dict:
+    """The bake document's parameters, as StartBake sends them."""
+    values = {"SourceAmiId": env["base_ami"], "SubnetId": env["subnet"],
+              "SecurityGroupId": env["group"], "IamInstanceProfileName": env["profile"],
+              "TargetAmiName": name, "UpdateReportDocumentName": DOCUMENT_NAMES["UpdateReportDocument"],
+              "BaselineApplyDocumentName": DOCUMENT_NAMES["BaselineApplyDocument"],
+              "ReportBucketName": env["bucket"],
+              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake", **overrides}
+    return {key: [value] for key, value in values.items()}
+
+
+def boot_test_parameters(env: dict, image_id: str, name: str = "golden-2026-11") -> dict:
+    """The test document's parameters, as StartTest sends them."""
+    values = {"ImageId": image_id, "SubnetId": env["subnet"], "SecurityGroupId": env["group"],
+              "IamInstanceProfileName": env["profile"],
+              "BaselineCheckDocumentName": DOCUMENT_NAMES["BaselineCheckDocument"],
+              "ReportBucketName": env["bucket"], "TestName": name,
+              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake"}
+    return {key: [value] for key, value in values.items()}

@@ -3,15 +3,16 @@
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import admin
+from conftest import admin, bake_parameters
+
+BAKE_STEPS = ["launchInstance", "waitForSsm", "listUpdates", "anythingToUpdate", "updateOs",
+              "applyBaseline", "generalize", "stopInstance", "createImage", "waitForImage",
+              "terminateInstance"]
 
 
-def start(ssm, env, name="golden-2026-11"):
+def start(ssm, env, name="golden-2026-11", **overrides):
     return ssm.start_automation_execution(
-        DocumentName=env["document"],
-        Parameters={"SourceAmiId": [env["base_ami"]], "SubnetId": [env["subnet"]],
-                    "IamInstanceProfileName": [env["profile"]], "TargetAmiName": [name],
-                    "AutomationAssumeRole": ["arn:aws:iam::123456789012:role/bake"]},
+        DocumentName=env["document"], Parameters=bake_parameters(env, name, **overrides),
     )["AutomationExecutionId"]
 
 
@@ -45,15 +46,15 @@ def test_bake_runs_to_success_one_step_per_poll(client, bake_env):
     assert first["CurrentStepName"] == "waitForSsm"
     running = instance_of(ec2, exec_id)
     assert running["State"]["Name"] == "running"
-    # moto drops the profile association at termination, so look while it runs.
+    # moto drops the profile association and the interfaces at termination: look while it runs.
     assert running["IamInstanceProfile"]["Arn"].endswith("/golden-ami-bake")
+    # In the stack's security group (through its interface, as the document asks).
+    assert [g["GroupId"] for g in running["NetworkInterfaces"][0]["Groups"]] == [bake_env["group"]]
     exe, polls = poll_until_done(ssm, exec_id)
 
     assert exe["AutomationExecutionStatus"] == "Success"
-    assert polls + 1 == 7  # one step per poll: the caller's loop really loops
-    assert steps(exe) == [(s, "Success") for s in [
-        "launchInstance", "waitForSsm", "updateOs", "stopInstance", "createImage", "tagImage",
-        "terminateInstance"]]
+    assert polls + 1 == len(BAKE_STEPS)  # one step per poll: the caller's loop really loops
+    assert steps(exe) == [(s, "Success") for s in BAKE_STEPS]
     image_id = exe["Outputs"]["createImage.ImageId"][0]
     assert image_id.startswith("ami-")
 
@@ -61,8 +62,17 @@ def test_bake_runs_to_success_one_step_per_poll(client, bake_env):
     assert image["Name"] == "golden-2026-11"
     assert image["State"] == "available"
     tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+    assert tags["Type"] == "golden-ami-intermediate"
     assert tags["golden-ami:source-ami-id"] == bake_env["base_ami"]
     assert tags["golden-ami:automation-execution"] == exec_id
+    # CreateImage tagged the snapshot in the same step (cleanup may only delete tagged ones).
+    snapshot_id = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    snapshot = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"][0]
+    snapshot_tags = {t["Key"]: t["Value"] for t in snapshot["Tags"]}
+    assert snapshot_tags["Type"] == "golden-ami-intermediate"
+    assert snapshot_tags["golden-ami:automation-execution"] == exec_id
+    # The first line of the update report is the change summary.
+    assert exe["Outputs"]["listUpdates.Output"][0].startswith('{"upToDate":false,"packages":12,')
 
     instance = instance_of(ec2, exec_id)
     assert instance["State"]["Name"] == "terminated"
@@ -74,11 +84,12 @@ def test_bake_runs_to_success_one_step_per_poll(client, bake_env):
     launch = exe["StepExecutions"][0]
     assert launch["Outputs"]["InstanceId"] == [instance["InstanceId"]]
 
-    # What updateOs would have run is on record, since nothing can really run here.
+    # What updateOs and applyBaseline would have run is on record: nothing can really run here.
     state = admin(_endpoint(client), "state")
-    commands = state["executions"][0]["commands"][0]
-    assert commands["step"] == "updateOs"
-    assert "dnf -y upgrade --refresh --releasever=latest" in commands["commands"]
+    commands = state["executions"][0]["commands"]
+    assert [c["step"] for c in commands] == ["updateOs", "applyBaseline", "generalize"]
+    assert "dnf -y upgrade --refresh --releasever=latest" in commands[0]["commands"]
+    assert commands[1]["script"] == "infra/baseline/apply.sh"
 
 
 def _endpoint(client):
@@ -95,10 +106,11 @@ def test_failed_update_terminates_and_fails(client, bake_env):
     # terminateInstance succeeded after the failure, yet the automation is Failed, like on AWS.
     assert exe["AutomationExecutionStatus"] == "Failed"
     assert steps(exe) == [("launchInstance", "Success"), ("waitForSsm", "Success"),
+                          ("listUpdates", "Success"), ("anythingToUpdate", "Success"),
                           ("updateOs", "Failed"), ("terminateInstance", "Success")]
     assert "updateOs" in exe["FailureMessage"]
     assert "no space left" in exe["FailureMessage"]
-    assert exe["StepExecutions"][2]["FailureMessage"] == "dnf: no space left on device"
+    assert exe["StepExecutions"][4]["FailureMessage"] == "dnf: no space left on device"
     assert exe["Outputs"]["createImage.ImageId"][0].startswith("No output available")
     assert instance_of(ec2, exec_id)["State"]["Name"] == "terminated"
     assert ec2.describe_images(Owners=["self"])["Images"] == []
@@ -113,7 +125,7 @@ def test_stop_cancels_and_terminates(client, bake_env):
 
     exe = ssm.get_automation_execution(AutomationExecutionId=exec_id)["AutomationExecution"]
     assert exe["AutomationExecutionStatus"] == "Cancelled"
-    assert steps(exe)[-2:] == [("updateOs", "Cancelled"), ("terminateInstance", "Success")]
+    assert steps(exe)[-2:] == [("listUpdates", "Cancelled"), ("terminateInstance", "Success")]
     assert instance_of(ec2, exec_id)["State"]["Name"] == "terminated"
     with pytest.raises(ClientError) as err:  # a finished execution cannot be stopped
         ssm.stop_automation_execution(AutomationExecutionId=exec_id)
@@ -170,10 +182,8 @@ def test_start_validates_parameters(client, bake_env):
 
 def test_client_token_is_idempotent(client, bake_env):
     ssm = client("ssm")
-    kwargs = dict(DocumentName=bake_env["document"], ClientToken="6f1c1a52-3a8e-5b0e-9d4c-0c1f0a1b2c3d", Parameters={
-        "SourceAmiId": [bake_env["base_ami"]], "SubnetId": [bake_env["subnet"]],
-        "IamInstanceProfileName": [bake_env["profile"]], "TargetAmiName": ["golden-x"],
-        "AutomationAssumeRole": ["arn:aws:iam::123456789012:role/bake"]})
+    kwargs = dict(DocumentName=bake_env["document"], ClientToken="6f1c1a52-3a8e-5b0e-9d4c-0c1f0a1b2c3d",
+                  Parameters=bake_parameters(bake_env, "golden-x"))
     first = ssm.start_automation_execution(**kwargs)["AutomationExecutionId"]
     assert ssm.start_automation_execution(**kwargs)["AutomationExecutionId"] == first
 
@@ -203,8 +213,8 @@ def test_polls_per_step_and_early_cancel(client, endpoint, bake_env):
     exec_id = start(ssm, bake_env)
     exe, polls = poll_until_done(ssm, exec_id, limit=40)
     assert exe["AutomationExecutionStatus"] == "Success"
-    assert polls == 21  # 7 steps x 3 polls
-    # aws:createImage waits for the image, so pendingDescribes does not apply to the bake's image.
+    assert polls == len(BAKE_STEPS) * 3
+    # The bake waits for its image (waitForImage), so pendingDescribes does not hold it.
     image_id = exe["Outputs"]["createImage.ImageId"][0]
     assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"] == "available"
 

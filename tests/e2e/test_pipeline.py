@@ -3,7 +3,8 @@ moto extension. Assertions read the emulator's state; faults go only through /_g
 
 import pytest
 
-from local.stack import Facts, LocalStack, RunResult, automation_outputs, read_facts
+from checks import assert_failed_once, assert_nothing_left, failed_messages
+from local.stack import Facts, LocalStack, automation_outputs, read_facts
 
 # Task state -> a call it makes, failed with an error no SDK or ASL retries (access denied).
 EC2_DENIED = {"service": "ec2", "code": "UnauthorizedOperation", "status": 403,
@@ -21,39 +22,13 @@ FAILING_CALL = {
     "CheckCopy": {**EC2_DENIED, "action": "DescribeImages"},
     "ShareImage": {**EC2_DENIED, "action": "ModifyImageAttribute"},
     "VerifyImage": {**EC2_DENIED, "action": "DescribeSnapshots"},
+    "StartTest": {**SSM_DENIED, "action": "StartAutomationExecution"},
+    "CheckTest": {**SSM_DENIED, "action": "GetAutomationExecution"},
     "PublishPointer": {**SSM_DENIED, "action": "PutParameter"},
     "Cleanup": {**EC2_DENIED, "action": "DeregisterImage"},
     "NotifySuccess": {**SNS_DENIED, "action": "Publish"},
 }
 AFTER_PUBLISH = {"Cleanup", "NotifySuccess"}
-
-
-def failed_messages(facts: Facts) -> list[dict]:
-    return [n for n in facts.notifications if n["event"] == "FAILED"]
-
-
-def assert_nothing_left(before: Facts, after: Facts, published: str | None = None) -> None:
-    """No instance running; no image or snapshot of this run left but the published image's."""
-    assert after.running_instances() == []
-    new_images = set(after.images) - set(before.images)
-    assert new_images == ({published} if published else set()), new_images
-    allowed = {s for i in after.images.values() for s in i["snapshots"]}
-    leaked = set(after.snapshots) - set(before.snapshots) - allowed
-    assert not leaked, f"snapshots left behind: {leaked}"
-    for automation in after.automations:
-        instance = automation_outputs(automation).get("launchInstance.InstanceId")
-        if instance:
-            assert after.instances[instance]["state"] == "terminated"
-
-
-def assert_failed_once(result: RunResult, after: Facts, state: str) -> dict:
-    assert result.status == "FAILED", result.stderr[-2000:]
-    assert result.end_state == "PipelineFailed"
-    assert result.root_cause and result.root_cause["state"] == state, result.root_cause
-    failed = failed_messages(after)
-    assert len(failed) == 1, after.notifications
-    assert f"FAILED at {state}" in failed[0]["subject"], failed[0]["subject"]
-    return failed[0]
 
 
 def test_happy_path(fresh: LocalStack, before: Facts):
@@ -75,9 +50,10 @@ def test_happy_path(fresh: LocalStack, before: Facts):
         assert after.snapshots[snap]["kmsKeyId"] == seed.kms_key_arn
     assert {"OrganizationArn": seed.organization_arn} in golden["launchPermissions"]
 
-    [automation] = after.automations
-    assert automation["status"] == "Success"
-    intermediate = automation_outputs(automation)["createImage.ImageId"]
+    bake, test = after.automations
+    assert (bake["document"], test["document"]) == ("golden-ami-bake", "golden-ami-test")
+    assert bake["status"] == test["status"] == "Success"
+    intermediate = automation_outputs(bake)["createImage.ImageId"]
     assert intermediate not in after.images
     assert not [s for s, v in after.snapshots.items() if intermediate in v["description"]]
     assert_nothing_left(before, after, published=golden_id)
@@ -199,7 +175,7 @@ def test_a_second_execution_during_a_bake_is_skipped(fresh: LocalStack, before: 
     assert "StartBake" not in second.path()
     assert result.succeeded, result.stderr[-3000:]
     after = read_facts(fresh)
-    assert len(after.automations) == 1
+    assert [a["document"] for a in after.automations] == ["golden-ami-bake", "golden-ami-test"]
     assert sorted(after.events()) == ["SKIPPED", "STARTED", "SUCCEEDED"]
     assert after.pointer["version"] == before.pointer["version"] + 1
     assert_nothing_left(before, after, published=after.pointer["value"])

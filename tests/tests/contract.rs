@@ -25,7 +25,7 @@ fn assert_broken(violations: Vec<String>, expected: &str) {
 #[test]
 fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     let binaries = workspace_binaries();
-    assert_eq!(binaries.len(), 10, "{binaries:?}");
+    assert_eq!(binaries.len(), 12, "{binaries:?}");
     assert_holds(check_functions(&definition(), &template(), &binaries));
 
     let mut broken = definition();
@@ -91,20 +91,40 @@ fn every_error_name_in_the_definition_is_raised_by_a_step() {
 }
 
 #[test]
-fn the_pointer_moves_only_after_verification() {
-    assert_holds(check_verify_before_publish(&definition()));
+fn the_pointer_moves_only_after_verification_and_a_passed_boot_test() {
+    assert_holds(check_gates_before_publish(&definition(), PUBLISH_GATES));
     let mut broken = definition();
     broken["States"]["ShareImage"]["Next"] = json!("PublishPointer");
     assert_broken(
-        check_verify_before_publish(&broken),
+        check_gates_before_publish(&broken, PUBLISH_GATES),
         "without passing VerifyImage",
     );
 
     let mut broken = definition();
     broken["States"]["VerifyImage"]["Catch"][0]["Next"] = json!("PublishPointer");
     assert_broken(
-        check_verify_before_publish(&broken),
+        check_gates_before_publish(&broken, PUBLISH_GATES),
         "without passing VerifyImage",
+    );
+
+    // Skipping the boot test, or leaving it through its Catch, publishes an untested image.
+    let mut broken = definition();
+    broken["States"]["VerifyImage"]["Next"] = json!("PublishPointer");
+    assert_broken(
+        check_gates_before_publish(&broken, PUBLISH_GATES),
+        "without passing CheckTest",
+    );
+    let mut broken = definition();
+    broken["States"]["CheckTest"]["Catch"][0]["Next"] = json!("PublishPointer");
+    assert_broken(
+        check_gates_before_publish(&broken, PUBLISH_GATES),
+        "without passing CheckTest",
+    );
+    let mut broken = definition();
+    broken["States"]["StartTest"]["Next"] = json!("PublishPointer");
+    assert_broken(
+        check_gates_before_publish(&broken, PUBLISH_GATES),
+        "without passing CheckTest",
     );
 }
 
@@ -138,17 +158,24 @@ fn every_failure_route_sends_exactly_one_failed_notification() {
 }
 
 #[test]
-fn every_bake_step_terminates_the_instance_on_failure_and_cancel() {
-    let document = yaml("infra/bake-document.yaml");
-    assert_holds(check_bake_document(&document));
-
-    let mut broken = document.clone();
-    broken["mainSteps"][2]["onFailure"] = "Abort".into();
-    assert_broken(check_bake_document(&broken), "step updateOs: onFailure");
-
-    let mut broken = document.clone();
-    broken["mainSteps"][4]["onCancel"] = "Continue".into();
-    assert_broken(check_bake_document(&broken), "step createImage: onCancel");
+fn every_step_of_both_documents_terminates_the_instance_on_failure_and_cancel() {
+    for file in ["infra/bake-document.yaml", "infra/test-document.yaml"] {
+        let document = yaml(file);
+        assert_holds(check_automation_document(&document));
+        let mut broken = document.clone();
+        broken["mainSteps"][2]["onFailure"] = "Abort".into();
+        let name = document["mainSteps"][2]["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_broken(
+            check_automation_document(&broken),
+            &format!("step {name}: onFailure"),
+        );
+        let mut broken = document.clone();
+        broken["mainSteps"][1]["onCancel"] = "Continue".into();
+        assert_broken(check_automation_document(&broken), "onCancel");
+    }
 }
 
 #[test]
@@ -171,10 +198,91 @@ fn no_policy_allows_every_action_and_every_wildcard_resource_says_why() {
 }
 
 #[test]
-fn the_template_embeds_the_bake_document_exactly() {
-    let document = yaml("infra/bake-document.yaml");
-    assert_holds(check_embedded_document(&template(), &document));
-    let mut changed = document.clone();
-    changed["mainSteps"][2]["timeoutSeconds"] = 60.into();
-    assert_broken(check_embedded_document(&template(), &changed), "differs");
+fn the_template_embeds_every_document_exactly() {
+    for (resource, file, kind) in EMBEDDED_DOCUMENTS {
+        let source = read(file);
+        assert_holds(check_embedded_document(
+            &template(),
+            resource,
+            *kind,
+            &source,
+        ));
+        let changed = source.replacen('\n', "\n# changed\n", 1);
+        let changed = if *kind == DocumentKind::Automation {
+            source.replacen("timeoutSeconds: 900", "timeoutSeconds: 60", 1)
+        } else {
+            changed
+        };
+        assert_ne!(changed, source, "{file}");
+        assert_broken(
+            check_embedded_document(&template(), resource, *kind, &changed),
+            "differs from its source file",
+        );
+    }
+}
+
+#[test]
+fn images_and_snapshots_are_only_removed_when_the_pipeline_tagged_them() {
+    assert_holds(check_tag_conditioned_deletes(&template()));
+    let text = read("infra/template.yaml");
+    let broken = text.replacen(
+        "            - Sid: DeletePipelineSnapshots\n              Effect: Allow\n              Action: ec2:DeleteSnapshot\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n              Condition:\n                StringEquals:\n                  aws:ResourceTag/Type: [golden-ami, golden-ami-intermediate]\n",
+        "            - Sid: DeletePipelineSnapshots\n              Effect: Allow\n              Action: ec2:DeleteSnapshot\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n",
+        1,
+    );
+    assert_ne!(broken, text);
+    assert_broken(
+        check_tag_conditioned_deletes(&serde_yaml_ng::from_str(&broken).unwrap()),
+        "DeletePipelineSnapshots allows ec2:DeleteSnapshot without",
+    );
+}
+
+#[test]
+fn kms_statements_do_what_they_say() {
+    assert_holds(check_kms_statements(&template()));
+    let text = read("infra/template.yaml");
+    let parse = |t: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(t).unwrap();
+
+    let caller = text.replacen(
+        "                  kms:ViaService: !Sub ec2.${AWS::Region}.amazonaws.com\n",
+        "                  kms:ViaService: !Sub ec2.${AWS::Region}.amazonaws.com\n                  kms:CallerAccount: !Ref AWS::AccountId\n",
+        1,
+    );
+    assert_broken(check_kms_statements(&parse(&caller)), "kms:CallerAccount");
+
+    let every_key = text.replacen(
+        "              Resource: !Sub arn:${AWS::Partition}:kms:${AWS::Region}:${AWS::AccountId}:key/*\n",
+        "              Resource: '*' # any key\n",
+        1,
+    );
+    assert_ne!(every_key, text);
+    assert_broken(check_kms_statements(&parse(&every_key)), "on every key");
+
+    let plaintext = text.replacen(
+        "              - kms:GenerateDataKeyWithoutPlaintext\n            Resource: '*' # in a key policy, '*' means this key\n            Condition:\n              StringEquals:\n                aws:PrincipalOrgID",
+        "              - kms:GenerateDataKey*\n            Resource: '*' # in a key policy, '*' means this key\n            Condition:\n              StringEquals:\n                aws:PrincipalOrgID",
+        1,
+    );
+    assert_ne!(plaintext, text);
+    assert_broken(
+        check_kms_statements(&parse(&plaintext)),
+        "mint plaintext data keys",
+    );
+}
+
+#[test]
+fn the_largest_deadlines_end_before_the_state_machine_times_out() {
+    assert_holds(check_deadlines(&template(), &definition()));
+    let mut broken = template();
+    broken["Parameters"]["CopyTimeoutMinutes"]["MaxValue"] = 180.into();
+    assert_broken(
+        check_deadlines(&broken, &definition()),
+        "past the state machine's TimeoutSeconds",
+    );
+    let mut shorter = definition();
+    shorter["TimeoutSeconds"] = json!(14400);
+    assert_broken(
+        check_deadlines(&template(), &shorter),
+        "lower the MaxValues",
+    );
 }

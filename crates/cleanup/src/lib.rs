@@ -1,15 +1,17 @@
 //! Cleanup: remove what a run created and did not publish.
 //!
 //! On the success path it deregisters the intermediate (baked, account-key) image and deletes
-//! its snapshots. On the failure path it also stops a bake still running (the document's
-//! onCancel route terminates the temporary instance) and removes the unpublished golden copy,
+//! its snapshots. On the failure path it also stops a bake or boot test still running (the
+//! documents' onCancel routes terminate their instances) and removes the unpublished golden copy,
 //! finding images by their deterministic names when an id never reached the state. It never
 //! touches the image the pointer holds, the image this run published, or the run's source image.
 //! Everything is idempotent: already gone is fine.
 
-use aws_sdk_ec2::types::{Filter, Image};
+use aws_sdk_ec2::types::{Filter, Image, Tag};
 use aws_sdk_ssm::types::AutomationExecutionStatus;
-use golden_ami_core::naming::golden_image_name;
+use golden_ami_core::naming::{
+    TAG_AUTOMATION_EXECUTION, TAG_TYPE, TYPE_GOLDEN, TYPE_INTERMEDIATE, golden_image_name,
+};
 use golden_ami_core::{
     CleanupInput, CleanupMode, CleanupResult, Deps, PipelineState, StepError, classify_sdk_error,
     error_code, read_pointer, stop_automation,
@@ -31,29 +33,64 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
                     "the intermediate image {baked} is {reason}: refusing to remove it; check the run's state"
                 )));
             }
-            remove_image(deps, baked, &mut result).await?;
+            remove_image(deps, baked, TYPE_INTERMEDIATE, &mut result).await?;
         }
         CleanupMode::Failure => {
-            if let Some(bake) = &state.bake {
-                stop_if_running(deps, &bake.automation_execution_id, &mut result).await?;
+            // Stopping an automation runs its onCancel route, which terminates its instance.
+            let automations: Vec<&str> = [
+                state
+                    .bake
+                    .as_ref()
+                    .map(|bake| bake.automation_execution_id.as_str()),
+                state
+                    .test
+                    .as_ref()
+                    .map(|test| test.automation_execution_id.as_str()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            for automation in &automations {
+                stop_if_running(deps, automation, &mut result).await?;
             }
-            let mut targets: Vec<String> = Vec::new();
-            targets.extend(state.baked_ami_id().map(str::to_string));
+            // A document whose own terminate step failed leaves its instance behind.
+            terminate_leftover_instances(deps, &automations, &mut result).await?;
+            // (image id, the Type it must carry to be removed)
+            let mut targets: Vec<(String, &str)> = Vec::new();
+            let intermediate = |id: String| (id, TYPE_INTERMEDIATE);
+            let golden = |id: String| (id, TYPE_GOLDEN);
+            targets.extend(state.baked_ami_id().map(str::to_string).map(intermediate));
             if let Some(bake) = &state.bake {
                 // The bake may have created its image without the id reaching the state.
-                targets.extend(find_by_name(deps, &bake.target_ami_name).await?);
+                targets.extend(
+                    find_by_name(deps, &bake.target_ami_name)
+                        .await?
+                        .into_iter()
+                        .map(intermediate),
+                );
                 // Likewise a copy whose CopyImage response was lost.
                 let golden_name =
                     golden_image_name(&deps.config.image_name_prefix, &input.context)?;
-                targets.extend(find_by_name(deps, &golden_name).await?);
+                targets.extend(
+                    find_by_name(deps, &golden_name)
+                        .await?
+                        .into_iter()
+                        .map(golden),
+                );
             }
-            targets.extend(state.copy.as_ref().map(|copy| copy.golden_ami_id.clone()));
+            targets.extend(
+                state
+                    .copy
+                    .as_ref()
+                    .map(|copy| copy.golden_ami_id.clone())
+                    .map(golden),
+            );
             targets.sort();
-            targets.dedup();
-            for id in targets {
+            targets.dedup_by(|a, b| a.0 == b.0);
+            for (id, kind) in targets {
                 match protected.reason(&id) {
                     Some(reason) => result.kept.push(format!("{id} ({reason})")),
-                    None => remove_image(deps, &id, &mut result).await?,
+                    None => remove_image(deps, &id, kind, &mut result).await?,
                 }
             }
         }
@@ -149,6 +186,73 @@ pub fn is_active(status: &AutomationExecutionStatus) -> bool {
     )
 }
 
+/// Instance states that still cost money and may still run code.
+const ALIVE: &[&str] = &["pending", "running", "stopping", "stopped"];
+
+/// Terminate the instances the run's automations launched (they tag them with their execution
+/// id) that are still alive. Terminating one the document is terminating too is harmless.
+async fn terminate_leftover_instances(
+    deps: &Deps,
+    automations: &[&str],
+    result: &mut CleanupResult,
+) -> Result<(), StepError> {
+    if automations.is_empty() {
+        return Ok(());
+    }
+    let ec2 = &deps.clients.ec2;
+    let output = ec2
+        .describe_instances()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{TAG_AUTOMATION_EXECUTION}"))
+                .set_values(Some(automations.iter().map(|id| id.to_string()).collect()))
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .set_values(Some(ALIVE.iter().map(|s| s.to_string()).collect()))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|error| classify_sdk_error("ec2:DescribeInstances", error))?;
+    let alive: Vec<String> = output
+        .reservations()
+        .iter()
+        .flat_map(|reservation| reservation.instances())
+        .filter_map(|instance| instance.instance_id().map(str::to_string))
+        .collect();
+    if alive.is_empty() {
+        return Ok(());
+    }
+    match ec2
+        .terminate_instances()
+        .set_instance_ids(Some(alive.clone()))
+        .send()
+        .await
+    {
+        Ok(_) => result.terminated_instances.extend(alive),
+        Err(error)
+            if error_code(&error).is_some_and(|code| code.starts_with("InvalidInstanceID.")) => {}
+        Err(error) => return Err(classify_sdk_error("ec2:TerminateInstances", error)),
+    }
+    Ok(())
+}
+
+/// Tag untagged resources of this run with the pipeline's Type (the only tag cleanup may add).
+async fn tag_type(deps: &Deps, resources: Vec<String>, kind: &str) -> Result<(), StepError> {
+    deps.clients
+        .ec2
+        .create_tags()
+        .set_resources(Some(resources))
+        .tags(Tag::builder().key(TAG_TYPE).value(kind).build())
+        .send()
+        .await
+        .map_err(|error| classify_sdk_error("ec2:CreateTags", error))?;
+    Ok(())
+}
+
 async fn find_by_name(deps: &Deps, name: &str) -> Result<Vec<String>, StepError> {
     let output = deps
         .clients
@@ -176,7 +280,12 @@ pub fn snapshot_ids(image: &Image) -> Vec<String> {
 }
 
 /// Deregister an image and delete its snapshots; an image or snapshot already gone is fine.
-async fn remove_image(deps: &Deps, id: &str, result: &mut CleanupResult) -> Result<(), StepError> {
+async fn remove_image(
+    deps: &Deps,
+    id: &str,
+    kind: &str,
+    result: &mut CleanupResult,
+) -> Result<(), StepError> {
     let ec2 = &deps.clients.ec2;
     let image = match ec2.describe_images().image_ids(id).send().await {
         Ok(output) => output.images().first().cloned(),
@@ -186,6 +295,16 @@ async fn remove_image(deps: &Deps, id: &str, result: &mut CleanupResult) -> Resu
         Err(error) => return Err(classify_sdk_error("ec2:DescribeImages", error)),
     };
     let mut snapshots = image.as_ref().map(snapshot_ids).unwrap_or_default();
+    if let Some(image) = &image {
+        // A create that failed half way leaves its image (and snapshots) untagged; the removal
+        // rights only cover what carries the pipeline's Type tag, so tag it first.
+        if !image.tags().iter().any(|tag| tag.key() == Some(TAG_TYPE)) {
+            let mut resources = vec![id.to_string()];
+            resources.extend(snapshots.iter().cloned());
+            tag_type(deps, resources, kind).await?;
+            result.tagged_untagged.push(id.to_string());
+        }
+    }
     if image.is_some() {
         match ec2.deregister_image().image_id(id).send().await {
             Ok(_) => result.deregistered_images.push(id.to_string()),
@@ -208,6 +327,21 @@ async fn remove_image(deps: &Deps, id: &str, result: &mut CleanupResult) -> Resu
         .send()
         .await
         .map_err(|error| classify_sdk_error("ec2:DescribeSnapshots", error))?;
+    let untagged: Vec<String> = leftovers
+        .snapshots()
+        .iter()
+        .filter(|snapshot| {
+            !snapshot
+                .tags()
+                .iter()
+                .any(|tag| tag.key() == Some(TAG_TYPE))
+        })
+        .filter_map(|snapshot| snapshot.snapshot_id().map(str::to_string))
+        .filter(|snapshot| !snapshots.contains(snapshot))
+        .collect();
+    if !untagged.is_empty() {
+        tag_type(deps, untagged, kind).await?;
+    }
     snapshots.extend(
         leftovers
             .snapshots()
@@ -235,11 +369,15 @@ async fn remove_image(deps: &Deps, id: &str, result: &mut CleanupResult) -> Resu
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::Client as Ec2;
+    use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
     use aws_sdk_ec2::operation::delete_snapshot::{DeleteSnapshotError, DeleteSnapshotOutput};
     use aws_sdk_ec2::operation::deregister_image::DeregisterImageOutput;
     use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+    use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
     use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+    use aws_sdk_ec2::operation::terminate_instances::TerminateInstancesOutput;
     use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ImageState};
+    use aws_sdk_ec2::types::{Instance, Reservation};
     use aws_sdk_ssm::Client as Ssm;
     use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
     use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
@@ -279,6 +417,12 @@ mod tests {
         Image::builder()
             .image_id(id)
             .state(ImageState::Available)
+            .tags(
+                Tag::builder()
+                    .key(TAG_TYPE)
+                    .value(TYPE_INTERMEDIATE)
+                    .build(),
+            )
             .block_device_mappings(
                 BlockDeviceMapping::builder()
                     .device_name("/dev/xvda")
@@ -315,6 +459,10 @@ mod tests {
 
     fn delete() -> Rule {
         mock!(Ec2::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build())
+    }
+
+    fn no_instances() -> Rule {
+        mock!(Ec2::describe_instances).then_output(|| DescribeInstancesOutput::builder().build())
     }
 
     #[tokio::test]
@@ -355,6 +503,7 @@ mod tests {
 
     #[tokio::test]
     async fn failure_before_publishing_removes_the_intermediate_image_and_the_copy() {
+        let instances = no_instances();
         let automation = mock!(Ssm::get_automation_execution).then_output(|| {
             GetAutomationExecutionOutput::builder()
                 .automation_execution(
@@ -375,7 +524,7 @@ mod tests {
         );
         let deps = MockClients {
             ssm: vec![&get, &automation],
-            ec2: vec![&baked, &golden, &names, &dereg, &left, &del],
+            ec2: vec![&instances, &baked, &golden, &names, &dereg, &left, &del],
             ..Default::default()
         }
         .deps();
@@ -390,6 +539,7 @@ mod tests {
 
     #[tokio::test]
     async fn failure_after_publishing_keeps_the_published_copy() {
+        let instances = no_instances();
         let automation = mock!(Ssm::get_automation_execution).then_output(|| {
             GetAutomationExecutionOutput::builder()
                 .automation_execution(
@@ -412,7 +562,15 @@ mod tests {
             .then_output(|| DeregisterImageOutput::builder().build());
         let deps = MockClients {
             ssm: vec![&get, &automation],
-            ec2: vec![&deregistered_golden, &baked, &names, &dereg, &left, &del],
+            ec2: vec![
+                &instances,
+                &deregistered_golden,
+                &baked,
+                &names,
+                &dereg,
+                &left,
+                &del,
+            ],
             ..Default::default()
         }
         .deps();
@@ -425,6 +583,7 @@ mod tests {
 
     #[tokio::test]
     async fn failure_during_the_bake_stops_it_and_finds_its_image_by_name() {
+        let instances = no_instances();
         let automation = mock!(Ssm::get_automation_execution)
             .match_requests(|request| request.automation_execution_id() == Some(AUTOMATION))
             .then_output(|| {
@@ -461,7 +620,15 @@ mod tests {
         );
         let deps = MockClients {
             ssm: vec![&get, &automation, &stop],
-            ec2: vec![&named, &baked, &other_names, &dereg, &left, &del],
+            ec2: vec![
+                &instances,
+                &named,
+                &baked,
+                &other_names,
+                &dereg,
+                &left,
+                &del,
+            ],
             ..Default::default()
         }
         .deps();
@@ -471,6 +638,96 @@ mod tests {
         assert_eq!(result.stopped_automations, [AUTOMATION]);
         assert_eq!(stop.num_calls(), 1);
         assert_eq!(result.deregistered_images, [BAKED]);
+    }
+
+    #[tokio::test]
+    async fn an_instance_left_by_a_failed_terminate_step_is_terminated() {
+        let automation = mock!(Ssm::get_automation_execution).then_output(|| {
+            GetAutomationExecutionOutput::builder()
+                .automation_execution(
+                    AutomationExecution::builder()
+                        .automation_execution_status(AutomationExecutionStatus::Failed)
+                        .build(),
+                )
+                .build()
+        });
+        let alive = mock!(Ec2::describe_instances)
+            .match_requests(|request| {
+                request.filters().iter().any(|f| {
+                    f.name() == Some("tag:golden-ami:automation-execution")
+                        && f.values() == [AUTOMATION]
+                })
+            })
+            .then_output(|| {
+                DescribeInstancesOutput::builder()
+                    .reservations(
+                        Reservation::builder()
+                            .instances(
+                                Instance::builder()
+                                    .instance_id("i-0left0000000000000")
+                                    .build(),
+                            )
+                            .build(),
+                    )
+                    .build()
+            });
+        let terminate = mock!(Ec2::terminate_instances)
+            .match_requests(|request| request.instance_ids() == ["i-0left0000000000000"])
+            .then_output(|| TerminateInstancesOutput::builder().build());
+        let (get, baked, names, dereg, left, del) = (
+            pointer(OLD),
+            describe(BAKED),
+            by_name_none(),
+            deregister(),
+            no_leftovers(),
+            delete(),
+        );
+        let golden = describe(GOLDEN);
+        let deps = MockClients {
+            ssm: vec![&get, &automation],
+            ec2: vec![
+                &alive, &terminate, &baked, &golden, &names, &dereg, &left, &del,
+            ],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, testing::event(FAILURE_BEFORE))
+            .await
+            .unwrap();
+        assert_eq!(result.terminated_instances, ["i-0left0000000000000"]);
+        assert_eq!(terminate.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_image_a_create_left_untagged_is_tagged_then_removed() {
+        let untagged = mock!(Ec2::describe_images)
+            .match_requests(|request| request.image_ids() == [BAKED])
+            .then_output(|| {
+                let mut image = image_with_snapshot(BAKED, "snap-0bbbbbbbbbbbbbbbb");
+                image.tags = None;
+                DescribeImagesOutput::builder().images(image).build()
+            });
+        let tag = mock!(Ec2::create_tags)
+            .match_requests(|request| {
+                request.resources() == [BAKED, "snap-0bbbbbbbbbbbbbbbb"]
+                    && request
+                        .tags()
+                        .iter()
+                        .all(|t| t.key() == Some(TAG_TYPE) && t.value() == Some(TYPE_INTERMEDIATE))
+            })
+            .then_output(|| CreateTagsOutput::builder().build());
+        let (get, dereg, left, del) = (pointer(GOLDEN), deregister(), no_leftovers(), delete());
+        let deps = MockClients {
+            ssm: vec![&get],
+            ec2: vec![&untagged, &tag, &dereg, &left, &del],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, testing::event(SUCCESS)).await.unwrap();
+        assert_eq!(tag.num_calls(), 1);
+        assert_eq!(result.tagged_untagged, [BAKED]);
+        assert_eq!(result.deregistered_images, [BAKED]);
+        assert_eq!(result.deleted_snapshots, ["snap-0bbbbbbbbbbbbbbbb"]);
     }
 
     #[tokio::test]
@@ -497,6 +754,12 @@ mod tests {
                     .snapshots(
                         aws_sdk_ec2::types::Snapshot::builder()
                             .snapshot_id("snap-0left")
+                            .tags(
+                                Tag::builder()
+                                    .key(TAG_TYPE)
+                                    .value(TYPE_INTERMEDIATE)
+                                    .build(),
+                            )
                             .build(),
                     )
                     .build()

@@ -13,7 +13,8 @@ use golden_ami_core::naming::{
     format_timestamp, golden_image_name, golden_image_tags, idempotency_token,
 };
 use golden_ami_core::{
-    CopyStarted, Deps, ExecutionContext, StepError, StepInput, classify_sdk_error, error_code,
+    CopyStarted, Deps, ExecutionContext, StepError, StepInput, UpdateSummary, classify_sdk_error,
+    error_code,
 };
 use time::OffsetDateTime;
 
@@ -68,6 +69,11 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
             &name,
             context,
             source_ami_id,
+            input
+                .state
+                .bake_status
+                .as_ref()
+                .and_then(|status| status.updates.as_ref()),
         )?))
         .send()
         .await
@@ -239,9 +245,10 @@ pub fn golden_tag_specifications(
     name: &str,
     context: &ExecutionContext,
     source_ami_id: &str,
+    updates: Option<&UpdateSummary>,
 ) -> Result<Vec<TagSpecification>, StepError> {
     let tags: Vec<Tag> = std::iter::once(("Name", name.to_string()))
-        .chain(golden_image_tags(context, source_ami_id)?)
+        .chain(golden_image_tags(context, source_ami_id, updates)?)
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
         .collect();
     Ok([ResourceType::Image, ResourceType::Snapshot]

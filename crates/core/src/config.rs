@@ -33,12 +33,30 @@ pub struct Config {
     pub bake_instance_type: String,
     /// BAKE_SUBNET_ID: where the temporary instance runs (no public IP).
     pub bake_subnet_id: String,
+    /// BAKE_SECURITY_GROUP_ID: the temporary instances' security group (egress 443 only).
+    pub bake_security_group_id: String,
     /// BAKE_INSTANCE_PROFILE_NAME: the temporary instance's profile (SSM managed instance core).
     pub bake_instance_profile_name: String,
+    /// UPDATE_REPORT_DOCUMENT_NAME: the Command document that lists the pending updates.
+    pub update_report_document_name: String,
+    /// BASELINE_APPLY_DOCUMENT_NAME: the Command document that applies the hardening baseline.
+    pub baseline_apply_document_name: String,
+    /// BASELINE_CHECK_DOCUMENT_NAME: the Command document that checks the hardening baseline.
+    pub baseline_check_document_name: String,
+    /// TEST_DOCUMENT_NAME: the Automation document of the boot test.
+    pub test_document_name: String,
+    /// REPORT_BUCKET_NAME: where the bake's update report and the test's check output go.
+    pub report_bucket_name: String,
+    /// REBUILD_WHEN_UP_TO_DATE: bake an image even when no update is pending (default false).
+    pub rebuild_when_up_to_date: bool,
     /// BAKE_TIMEOUT_MINUTES: how long a bake may run before it is stopped.
     pub bake_timeout: Duration,
     /// COPY_TIMEOUT_MINUTES: how long the re-encrypted copy may stay pending.
     pub copy_timeout: Duration,
+    /// TEST_TIMEOUT_MINUTES: how long the boot test may run before it is stopped.
+    pub test_timeout: Duration,
+    /// TEST_POLL_SECONDS: the wait between two polls of the boot test.
+    pub test_poll_seconds: u64,
     /// BAKE_POLL_SECONDS: the wait between two polls of the bake.
     pub bake_poll_seconds: u64,
     /// COPY_POLL_SECONDS: the wait between two polls of the copy.
@@ -80,6 +98,14 @@ impl Config {
                 "a subnet id (subnet-...)",
             ));
         }
+        let bake_security_group_id = env.required("BAKE_SECURITY_GROUP_ID")?;
+        if !bake_security_group_id.starts_with("sg-") {
+            return Err(env.malformed(
+                "BAKE_SECURITY_GROUP_ID",
+                &bake_security_group_id,
+                "a security group id (sg-...)",
+            ));
+        }
         let automation_assume_role_arn = env.required("AUTOMATION_ASSUME_ROLE_ARN")?;
         if !is_role_arn(&automation_assume_role_arn) {
             return Err(env.malformed(
@@ -106,9 +132,18 @@ impl Config {
                 .optional("BAKE_INSTANCE_TYPE")
                 .unwrap_or_else(|| "t3.small".to_string()),
             bake_subnet_id,
+            bake_security_group_id,
             bake_instance_profile_name: env.required("BAKE_INSTANCE_PROFILE_NAME")?,
+            update_report_document_name: env.required("UPDATE_REPORT_DOCUMENT_NAME")?,
+            baseline_apply_document_name: env.required("BASELINE_APPLY_DOCUMENT_NAME")?,
+            baseline_check_document_name: env.required("BASELINE_CHECK_DOCUMENT_NAME")?,
+            test_document_name: env.required("TEST_DOCUMENT_NAME")?,
+            report_bucket_name: env.required("REPORT_BUCKET_NAME")?,
+            rebuild_when_up_to_date: env.boolean("REBUILD_WHEN_UP_TO_DATE", false)?,
             bake_timeout: env.minutes("BAKE_TIMEOUT_MINUTES", 120)?,
             copy_timeout: env.minutes("COPY_TIMEOUT_MINUTES", 90)?,
+            test_timeout: env.minutes("TEST_TIMEOUT_MINUTES", 45)?,
+            test_poll_seconds: env.seconds("TEST_POLL_SECONDS", 60)?,
             bake_poll_seconds: env.seconds("BAKE_POLL_SECONDS", 120)?,
             copy_poll_seconds: env.seconds("COPY_POLL_SECONDS", 60)?,
             golden_kms_key_arn,
@@ -172,6 +207,15 @@ impl Env<'_> {
         }
     }
 
+    fn boolean(&self, name: &str, default: bool) -> Result<bool, StepError> {
+        match self.optional(name).as_deref() {
+            None => Ok(default),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(self.malformed(name, v, "true or false")),
+        }
+    }
+
     fn list(&self, name: &str) -> Vec<String> {
         self.optional(name)
             .map(|value| {
@@ -219,12 +263,7 @@ impl Env<'_> {
                 "comma-separated 12-digit account ids",
             ));
         }
-        let share_with_organization = match self.optional("SHARE_WITH_ORGANIZATION").as_deref() {
-            None => true,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => return Err(self.malformed("SHARE_WITH_ORGANIZATION", v, "true or false")),
-        };
+        let share_with_organization = self.boolean("SHARE_WITH_ORGANIZATION", true)?;
         if !share_with_organization && organizational_unit_arns.is_empty() && account_ids.is_empty()
         {
             return Err(StepError::ConfigError(
@@ -256,6 +295,12 @@ mod tests {
             ),
             ("BAKE_SUBNET_ID", "subnet-0123456789abcdef0"),
             ("BAKE_INSTANCE_PROFILE_NAME", "golden-ami-bake-instance"),
+            ("BAKE_SECURITY_GROUP_ID", "sg-0123456789abcdef0"),
+            ("UPDATE_REPORT_DOCUMENT_NAME", "golden-ami-update-report"),
+            ("BASELINE_APPLY_DOCUMENT_NAME", "golden-ami-baseline-apply"),
+            ("BASELINE_CHECK_DOCUMENT_NAME", "golden-ami-baseline-check"),
+            ("TEST_DOCUMENT_NAME", "golden-ami-test"),
+            ("REPORT_BUCKET_NAME", "golden-ami-reports-111122223333"),
             (
                 "GOLDEN_KMS_KEY_ARN",
                 "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
@@ -279,6 +324,9 @@ mod tests {
         assert_eq!(config.image_name_prefix, "golden-ami");
         assert!(config.share.share_with_organization);
         assert_eq!(config.share.organization_arn, None);
+        assert!(!config.rebuild_when_up_to_date);
+        assert_eq!(config.test_timeout, Duration::from_secs(45 * 60));
+        assert_eq!(config.test_poll_seconds, 60);
     }
 
     #[test]
@@ -309,6 +357,9 @@ mod tests {
             ("BAKE_TIMEOUT_MINUTES", "two hours"),
             ("SHARE_WITH_ORGANIZATION", "yes"),
             ("BAKE_SUBNET_ID", "sg-1234"),
+            ("BAKE_SECURITY_GROUP_ID", "subnet-1234"),
+            ("REBUILD_WHEN_UP_TO_DATE", "always"),
+            ("TEST_TIMEOUT_MINUTES", "0"),
         ] {
             let mut vars = base();
             vars.insert(name, value);

@@ -63,6 +63,14 @@ pub enum StepError {
     #[error("verification failed: {}", .0.join("; "))]
     VerificationFailed(Vec<String>),
 
+    /// The boot test of the golden copy failed: every failed control (or step) is listed.
+    #[error("boot test failed: {}", .0.join("; "))]
+    TestFailed(Vec<String>),
+
+    /// The boot test did not end before its deadline (it has been stopped).
+    #[error("boot test timed out: {0}")]
+    TestTimedOut(String),
+
     /// The pointer moved since the run read it (a manual pin or rollback): not overwritten.
     #[error(
         "pointer {parameter} changed during the run (read at version {expected}, now version {found} = {found_value}); not overwriting it: re-run the pipeline if the change was not a deliberate pin"
@@ -108,6 +116,8 @@ pub const ERROR_NAMES: &[&str] = &[
     "CopyTimedOut",
     "ShareFailed",
     "VerificationFailed",
+    "TestFailed",
+    "TestTimedOut",
     "PointerChangedConcurrently",
     "CleanupRefused",
     "NotificationFailed",
@@ -133,6 +143,8 @@ impl StepError {
             Self::CopyTimedOut(_) => "CopyTimedOut",
             Self::ShareFailed(_) => "ShareFailed",
             Self::VerificationFailed(_) => "VerificationFailed",
+            Self::TestFailed(_) => "TestFailed",
+            Self::TestTimedOut(_) => "TestTimedOut",
             Self::PointerChangedConcurrently { .. } => "PointerChangedConcurrently",
             Self::CleanupRefused(_) => "CleanupRefused",
             Self::NotificationFailed(_) => "NotificationFailed",
@@ -287,6 +299,8 @@ mod tests {
             StepError::CopyTimedOut(String::new()),
             StepError::ShareFailed(String::new()),
             StepError::VerificationFailed(vec![]),
+            StepError::TestFailed(vec![]),
+            StepError::TestTimedOut(String::new()),
             StepError::PointerChangedConcurrently {
                 parameter: String::new(),
                 expected: 0,

@@ -7,16 +7,18 @@ pub mod deps;
 pub mod error;
 pub mod naming;
 pub mod pointer;
+pub mod report;
 pub mod runtime;
 pub mod types;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use automation::stop_automation;
+pub use automation::{get_automation, stop_automation};
 pub use config::{Config, ShareConfig};
 pub use deps::{Clients, Deps, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
 pub use pointer::{PointerValue, read_pointer};
+pub use report::{CheckReport, UpdateSummary};
 pub use runtime::{EventShape, parse_event};
 pub use types::*;

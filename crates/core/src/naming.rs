@@ -5,6 +5,7 @@ use time::{Date, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::error::StepError;
+use crate::report::UpdateSummary;
 use crate::types::ExecutionContext;
 
 /// Tag keys the pipeline writes on the golden image (and verification checks).
@@ -14,6 +15,8 @@ pub const TYPE_INTERMEDIATE: &str = "golden-ami-intermediate";
 pub const TAG_SOURCE_AMI: &str = "golden-ami:source-ami-id";
 pub const TAG_EXECUTION: &str = "golden-ami:execution";
 pub const TAG_PATCH_DATE: &str = "golden-ami:patch-date";
+/// Set by the bake and test documents on the instances, volumes, images and snapshots they make.
+pub const TAG_AUTOMATION_EXECUTION: &str = "golden-ami:automation-execution";
 
 /// Namespace of the idempotency tokens (a fixed random UUID: tokens are stable across releases).
 const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c0e_9b7d_4e21_a5c8_2f4d_7e90_1b36);
@@ -86,17 +89,21 @@ pub fn golden_image_name(prefix: &str, context: &ExecutionContext) -> Result<Str
     ))
 }
 
-/// The tags of the golden image: what it is, where it comes from, which run made it.
+/// The tags of the golden image: what it is, where it comes from, which run made it, and what
+/// the update changed (when the bake reported it).
 pub fn golden_image_tags(
     context: &ExecutionContext,
     source_ami_id: &str,
+    updates: Option<&UpdateSummary>,
 ) -> Result<Vec<(&'static str, String)>, StepError> {
-    Ok(vec![
+    let mut tags = vec![
         (TAG_TYPE, TYPE_GOLDEN.to_string()),
         (TAG_SOURCE_AMI, source_ami_id.to_string()),
         (TAG_EXECUTION, context.execution_id.clone()),
         (TAG_PATCH_DATE, patch_date(context)?.to_string()),
-    ])
+    ];
+    tags.extend(updates.map(UpdateSummary::tags).unwrap_or_default());
+    Ok(tags)
 }
 
 /// `ami-` followed by 8 or 17 lowercase hex digits.
@@ -190,7 +197,7 @@ mod tests {
 
     #[test]
     fn tags_name_type_source_execution_and_date() {
-        let tags = golden_image_tags(&context(), "ami-12345678").unwrap();
+        let tags = golden_image_tags(&context(), "ami-12345678", None).unwrap();
         assert!(tags.contains(&(TAG_TYPE, "golden-ami".to_string())));
         assert!(tags.contains(&(TAG_SOURCE_AMI, "ami-12345678".to_string())));
         assert!(tags.contains(&(TAG_PATCH_DATE, "2026-12-01".to_string())));

@@ -20,6 +20,11 @@ pub const ACCOUNT: &str = "111122223333";
 pub const REGION: &str = "eu-west-1";
 pub const POINTER: &str = "/golden-ami/current";
 pub const BAKE_DOCUMENT: &str = "golden-ami-bake";
+pub const TEST_DOCUMENT: &str = "golden-ami-test";
+pub const UPDATE_REPORT_DOCUMENT: &str = "golden-ami-update-report";
+pub const BASELINE_APPLY_DOCUMENT: &str = "golden-ami-baseline-apply";
+pub const BASELINE_CHECK_DOCUMENT: &str = "golden-ami-baseline-check";
+pub const REPORT_BUCKET: &str = "golden-ami-reports-111122223333";
 pub const GOLDEN_KEY_ARN: &str =
     "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
 pub const TOPIC_ARN: &str = "arn:aws:sns:eu-west-1:111122223333:golden-ami-pipeline";
@@ -47,6 +52,12 @@ pub fn config() -> Config {
             "BAKE_INSTANCE_PROFILE_NAME",
             "golden-ami-pipeline-bake-instance",
         ),
+        ("BAKE_SECURITY_GROUP_ID", "sg-0f1e2d3c4b5a69788"),
+        ("UPDATE_REPORT_DOCUMENT_NAME", UPDATE_REPORT_DOCUMENT),
+        ("BASELINE_APPLY_DOCUMENT_NAME", BASELINE_APPLY_DOCUMENT),
+        ("BASELINE_CHECK_DOCUMENT_NAME", BASELINE_CHECK_DOCUMENT),
+        ("TEST_DOCUMENT_NAME", TEST_DOCUMENT),
+        ("REPORT_BUCKET_NAME", REPORT_BUCKET),
         ("BAKE_TIMEOUT_MINUTES", "120"),
         ("COPY_TIMEOUT_MINUTES", "90"),
         ("GOLDEN_KMS_KEY_ARN", GOLDEN_KEY_ARN),

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::StepError;
+use crate::report::UpdateSummary;
 use crate::runtime::EventShape;
 
 /// How every shape below names the execution context.
@@ -73,6 +74,10 @@ pub struct PipelineState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestStarted>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_status: Option<TestStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<PublishResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupResult>,
@@ -108,7 +113,48 @@ impl PipelineState {
     require!(require_bake_status, bake_status, BakeStatus, "CheckBake");
     require!(require_copy, copy, CopyStarted, "CopyImage");
     require!(require_share, share, ShareResult, "ShareImage");
+    require!(require_verify, verify, VerifyResult, "VerifyImage");
+    require!(require_test, test, TestStarted, "StartTest");
     require!(require_publish, publish, PublishResult, "PublishPointer");
+
+    /// The golden copy, only if VerifyImage passed for that very image.
+    pub fn verified_golden_image(&self) -> Result<&str, StepError> {
+        let copy = self.require_copy()?;
+        let verify = self.verify.as_ref().ok_or_else(|| {
+            StepError::invalid_input(format!(
+                "state.verify is missing: an unverified image is never tested nor published ({} was not verified)",
+                copy.golden_ami_id
+            ))
+        })?;
+        if verify.golden_ami_id != copy.golden_ami_id {
+            return Err(StepError::invalid_input(format!(
+                "VerifyImage checked {} but the copy is {}: refusing to go on",
+                verify.golden_ami_id, copy.golden_ami_id
+            )));
+        }
+        Ok(&copy.golden_ami_id)
+    }
+
+    /// The golden copy, only if it was verified AND passed the boot test.
+    pub fn tested_golden_image(&self) -> Result<&str, StepError> {
+        let golden = self.verified_golden_image()?;
+        let passed = self
+            .test_status
+            .as_ref()
+            .filter(|status| status.done && status.passed)
+            .ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "state.testStatus does not show a passed boot test: the pointer never moves to an image nobody has booted ({golden} was not tested)"
+                ))
+            })?;
+        if passed.golden_ami_id.as_deref() != Some(golden) {
+            return Err(StepError::invalid_input(format!(
+                "the boot test passed for {} but the golden image is {golden}: refusing to publish",
+                passed.golden_ami_id.as_deref().unwrap_or("no image")
+            )));
+        }
+        Ok(golden)
+    }
 
     /// The intermediate (baked, account-key) image id, once the bake has reported it.
     pub fn baked_ami_id(&self) -> Option<&str> {
@@ -156,7 +202,7 @@ pub struct BakeStarted {
 }
 
 /// CheckBake: one poll of the automation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BakeStatus {
     pub done: bool,
@@ -167,6 +213,13 @@ pub struct BakeStatus {
     /// The automation step running now, for progress output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_step: Option<String>,
+    /// The bake ended without an image because no update was pending: the run ends SKIPPED.
+    /// Always written: the state machine's Choice reads it.
+    #[serde(default)]
+    pub up_to_date: bool,
+    /// What the update changed (from the bake's update report), once the bake is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updates: Option<UpdateSummary>,
 }
 
 /// CopyImage: the re-encrypted golden copy being made.
@@ -189,6 +242,48 @@ pub struct CopyStatus {
     pub done: bool,
     /// The image state as EC2 reports it (pending, available, ...).
     pub state: String,
+}
+
+/// StartTest: the boot test of the golden copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestStarted {
+    pub automation_execution_id: String,
+    pub document_name: String,
+    /// The image under test: the verified golden copy.
+    pub golden_ami_id: String,
+    /// RFC 3339: past this, CheckTest stops the automation and fails with TestTimedOut.
+    pub deadline: String,
+    /// How long the state machine waits between two polls (its Wait state reads this).
+    pub poll_seconds: u64,
+}
+
+/// CheckTest: one poll of the boot test (a failed test is the TestFailed error, not a status).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestStatus {
+    pub done: bool,
+    /// The automation's status as SSM reports it.
+    pub status: String,
+    /// Every control passed on an instance launched from the golden copy.
+    #[serde(default)]
+    pub passed: bool,
+    /// The automation step running now, for progress output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_step: Option<String>,
+    /// The golden image the result is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub golden_ami_id: Option<String>,
+    /// The instance the test launched (terminated by the test document).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
+    #[serde(default)]
+    pub controls_passed: u32,
+    #[serde(default)]
+    pub controls_skipped: u32,
+    /// Where the check's full output is (S3 URI of the key prefix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
 }
 
 /// Who may launch the golden image.
@@ -299,6 +394,12 @@ pub struct CleanupResult {
     /// Automations stopped so their document terminates the temporary instance.
     #[serde(default)]
     pub stopped_automations: Vec<String>,
+    /// Instances of this run's automations still alive after them (a terminate step failed).
+    #[serde(default)]
+    pub terminated_instances: Vec<String>,
+    /// Images a create left untagged (it failed half way), tagged so they could be removed.
+    #[serde(default)]
+    pub tagged_untagged: Vec<String>,
     /// Images kept on purpose (published, or held by the pointer), with the reason.
     #[serde(default)]
     pub kept: Vec<String>,
@@ -368,7 +469,7 @@ pub enum NotifyEvent {
     Started,
     Succeeded,
     Failed,
-    /// Another run's bake is in progress: this run did nothing.
+    /// This run did nothing: another run's bake is in progress, or no update was pending.
     Skipped,
 }
 
@@ -419,7 +520,7 @@ mod tests {
             "context": {"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:run-1", "startedAt": "2026-12-01T08:00:00Z"},
             "state": {
                 "current": {"parameterName": "/golden-ami/current", "parameterVersion": 4, "amiId": "ami-0123456789abcdef0"},
-                "bakeStatus": {"done": true, "status": "Success", "bakedAmiId": "ami-0aaaaaaaaaaaaaaaa"},
+                "bakeStatus": {"done": true, "status": "Success", "bakedAmiId": "ami-0aaaaaaaaaaaaaaaa", "upToDate": false},
                 "failedState": "CopyImage",
                 "error": {"Error": "KmsKeyUnusable", "Cause": "{\"errorType\":\"KmsKeyUnusable\",\"errorMessage\":\"key is disabled\"}"}
             }

@@ -1,16 +1,16 @@
 //! PublishPointer: move the pointer to the verified golden image - the one change consumers see.
 //!
-//! It runs only after VerifyImage passed (the state machine's order, and this step checks the
-//! verification result itself). It refuses to overwrite a pointer that moved during the run (a
+//! It runs only after VerifyImage and the boot test passed (the state machine's order, and this
+//! step checks both results itself). It refuses to overwrite a pointer that moved during the run (a
 //! manual pin or rollback), and a retry after a lost response recognises its own write.
 
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::{
-    Deps, PipelineState, PublishResult, StepError, StepInput, classify_sdk_error, read_pointer,
+    Deps, PublishResult, StepError, StepInput, classify_sdk_error, read_pointer,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
-    let new_ami_id = verified_image(&input.state)?;
+    let new_ami_id = input.state.tested_golden_image()?.to_string();
     let current = input.state.require_current()?;
     let parameter = &deps.config.pointer_parameter_name;
     let (value, version) = read(deps, parameter).await?;
@@ -76,24 +76,6 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
     })
 }
 
-/// The golden image, only if VerifyImage passed for the very image that was copied.
-pub fn verified_image(state: &PipelineState) -> Result<String, StepError> {
-    let copy = state.require_copy()?;
-    let verify = state.verify.as_ref().ok_or_else(|| {
-        StepError::invalid_input(format!(
-            "state.verify is missing: the pointer never moves to an unverified image ({} was not verified)",
-            copy.golden_ami_id
-        ))
-    })?;
-    if verify.golden_ami_id != copy.golden_ami_id {
-        return Err(StepError::invalid_input(format!(
-            "VerifyImage checked {} but the copy is {}: refusing to publish",
-            verify.golden_ami_id, copy.golden_ami_id
-        )));
-    }
-    Ok(copy.golden_ami_id.clone())
-}
-
 /// What to do given the pointer as read at the start and as it is now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
@@ -140,6 +122,7 @@ mod tests {
 
     const EVENT: &str = include_str!("../../../events/publish-pointer/ok.json");
     const UNVERIFIED: &str = include_str!("../../../events/publish-pointer/unverified.json");
+    const UNTESTED: &str = include_str!("../../../events/publish-pointer/untested.json");
     const OLD: &str = "ami-0123456789abcdef0";
     const NEW: &str = "ami-0ccccccccccccccc0";
 
@@ -261,11 +244,23 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(error.error_type(), "InvalidInput");
-        assert!(
-            error
-                .to_string()
-                .contains("never moves to an unverified image")
-        );
+        assert!(error.to_string().contains("never tested nor published"));
+        assert_eq!((get.num_calls(), put.num_calls()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn an_image_without_a_passed_boot_test_is_never_published() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer((OLD, 7), (NEW, 8), calls.clone());
+        let put = put(calls);
+        let deps = MockClients {
+            ssm: vec![&get, &put],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(UNTESTED)).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(error.to_string().contains("nobody has booted"), "{error}");
         assert_eq!((get.num_calls(), put.num_calls()), (0, 0));
     }
 

@@ -6,10 +6,9 @@
 
 use std::collections::HashMap;
 
+use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
-use golden_ami_core::{
-    BakeStarted, Config, Deps, ExecutionContext, StepError, StepInput, classify_sdk_error,
-};
+use golden_ami_core::{BakeStarted, Config, Deps, ExecutionContext, StepError, StepInput};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
     let current = input.state.require_current()?;
@@ -19,48 +18,14 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
         &input.context,
         &current.ami_id,
     )?;
-    let parameters = bake_parameters(config, &current.ami_id, &target_ami_name);
-    let output = deps
-        .clients
-        .ssm
-        .start_automation_execution()
-        .document_name(&config.bake_document_name)
-        .set_parameters(Some(parameters))
-        .client_token(client_token(&input.context))
-        .send()
-        .await
-        .map_err(|error| {
-            let document = &config.bake_document_name;
-            match error.as_service_error() {
-                Some(service) if service.is_automation_definition_not_found_exception() => {
-                    StepError::ConfigError(format!(
-                        "bake document {document} not found: deploy the stack, or fix BAKE_DOCUMENT_NAME"
-                    ))
-                }
-                Some(service) if service.is_invalid_automation_execution_parameters_exception() => {
-                    StepError::ConfigError(format!(
-                        "bake document {document} rejected its parameters: {service}"
-                    ))
-                }
-                Some(service) if service.is_automation_execution_limit_exceeded_exception() => {
-                    // The account's concurrent automation quota: retrying later can succeed.
-                    StepError::Throttled {
-                        operation: "ssm:StartAutomationExecution".into(),
-                        message: service.to_string(),
-                    }
-                }
-                _ => classify_sdk_error("ssm:StartAutomationExecution", error),
-            }
-        })?;
-    let automation_execution_id = output
-        .automation_execution_id()
-        .filter(|id| !id.is_empty())
-        .ok_or_else(|| StepError::AwsError {
-            operation: "ssm:StartAutomationExecution".into(),
-            code: "EmptyResponse".into(),
-            message: "no automation execution id in the response".into(),
-        })?
-        .to_string();
+    let automation_execution_id = start_automation(
+        &deps.clients.ssm,
+        &config.bake_document_name,
+        "BAKE_DOCUMENT_NAME",
+        bake_parameters(config, &current.ami_id, &target_ami_name),
+        client_token(&input.context),
+    )
+    .await?;
     tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
     Ok(BakeStarted {
         automation_execution_id,
@@ -83,23 +48,38 @@ pub fn bake_parameters(
     source_ami_id: &str,
     target_ami_name: &str,
 ) -> HashMap<String, Vec<String>> {
-    [
+    parameters([
         ("SourceAmiId", source_ami_id),
         ("InstanceType", config.bake_instance_type.as_str()),
         ("SubnetId", config.bake_subnet_id.as_str()),
+        ("SecurityGroupId", config.bake_security_group_id.as_str()),
         (
             "IamInstanceProfileName",
             config.bake_instance_profile_name.as_str(),
         ),
         ("TargetAmiName", target_ami_name),
         (
+            "UpdateReportDocumentName",
+            config.update_report_document_name.as_str(),
+        ),
+        (
+            "BaselineApplyDocumentName",
+            config.baseline_apply_document_name.as_str(),
+        ),
+        ("ReportBucketName", config.report_bucket_name.as_str()),
+        (
+            "RebuildWhenUpToDate",
+            if config.rebuild_when_up_to_date {
+                "true"
+            } else {
+                "false"
+            },
+        ),
+        (
             "AutomationAssumeRole",
             config.automation_assume_role_arn.as_str(),
         ),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), vec![value.to_string()]))
-    .collect()
+    ])
 }
 
 #[cfg(test)]
@@ -175,6 +155,12 @@ mod tests {
             assert_eq!(values.len(), 1);
         }
         assert_eq!(parameters["SubnetId"], ["subnet-0a1b2c3d4e5f60718"]);
+        assert_eq!(parameters["SecurityGroupId"], ["sg-0f1e2d3c4b5a69788"]);
+        assert_eq!(parameters["RebuildWhenUpToDate"], ["false"]);
+        assert_eq!(
+            parameters["ReportBucketName"],
+            ["golden-ami-reports-111122223333"]
+        );
         assert_eq!(
             parameters["IamInstanceProfileName"],
             ["golden-ami-pipeline-bake-instance"]

@@ -45,7 +45,14 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
             }
             snapshot_ids = ids;
             checks.push(check_tags(
-                &golden_image_tags(&input.context, current_ami_id)?,
+                &golden_image_tags(
+                    &input.context,
+                    current_ami_id,
+                    state
+                        .bake_status
+                        .as_ref()
+                        .and_then(|status| status.updates.as_ref()),
+                )?,
                 image.tags(),
             ));
             let permissions = launch_permissions(deps, golden_ami_id).await?;
@@ -403,7 +410,7 @@ mod tests {
         "arn:aws:kms:eu-west-1:111122223333:key/aaaabbbb-cccc-dddd-eeee-ffff00001111";
 
     fn tags() -> Vec<Tag> {
-        golden_image_tags(&testing::context(), SOURCE)
+        golden_image_tags(&testing::context(), SOURCE, None)
             .unwrap()
             .into_iter()
             .map(|(key, value)| Tag::builder().key(key).value(value).build())
