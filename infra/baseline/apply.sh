@@ -1,55 +1,60 @@
 #!/usr/bin/env bash
-# Apply the golden AMI hardening baseline (NIST 800-171 aligned; check.sh is its specification).
+# Apply the golden AMI hardening baseline; check.sh is its specification.
 #
 #   apply.sh [ROOT]   (default /)
 #
 # Run by the bake on the temporary Amazon Linux 2023 instance AFTER the OS update, every month:
 # idempotent (a second run changes nothing and says "already in place") and safe to re-run.
-# Every path is under ROOT. With a ROOT other than / the commands that act on a running system
-# (dnf, systemctl, setenforce, sshd, sysctl, augenrules, aide) are still called, with --root or
-# --installroot where they take one: that is for tests, which put stand-ins first on PATH.
-# AIDE's database is initialised last, so that it describes the updated, hardened system.
+# Every path is under ROOT. With a ROOT other than / nothing acts on the running system: dnf and
+# systemctl get --installroot / --root, and setenforce, sshd -t, sysctl --system, augenrules
+# and restorecon are not run (tests put stand-ins for dnf, systemctl, aide and uname first on
+# PATH). AIDE's database is initialised last, so that it describes the updated, hardened system.
+# Output: one line per group, "apply <group>: <what it did>" or "apply <group>: already in place".
 set -euo pipefail
 export LC_ALL=C
+# SSM's shell may lack the sbin directories; appended, so that stand-ins first on PATH still win.
+PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin
 
 ROOT=/
+CHANGED=0 # something this run changed: AIDE's database must describe it
 
-say() { printf 'apply %s: %s\n' "$1" "$2"; }
 join() { # ITEM... -> "a, b, c"
   local out
   printf -v out '%s, ' "$@"
   printf '%s' "${out%, }"
 }
 
+say() { # GROUP [CHANGE...]
+  local group=$1
+  shift
+  if (($#)); then
+    CHANGED=1
+    printf 'apply %s: %s\n' "$group" "$(join "$@")"
+  else
+    printf 'apply %s: already in place\n' "$group"
+  fi
+}
+
 path() { printf '%s%s' "${ROOT%/}" "$1"; }
 on_root() { [[ $ROOT == / ]]; }
 
-# Write CONTENT to FILE unless it already holds exactly that; true when it wrote.
+# A file written on the running system gets its default SELinux label back.
+relabel() { # FILE...
+  if on_root && command -v restorecon >/dev/null; then
+    restorecon -F "$@" 2>/dev/null || true
+  fi
+}
+
+# Write CONTENT (plus a newline) to FILE unless it already holds exactly that; true when it wrote.
 write_file() { # FILE CONTENT MODE
   local file=$1 content=$2 mode=$3
-  if [[ -f $file ]] && [[ $(cat -- "$file") == "$content" ]]; then
+  if [[ -f $file && ! -L $file ]] && [[ $(cat -- "$file") == "$content" ]]; then
     return 1
   fi
   mkdir -p -- "$(dirname -- "$file")"
   printf '%s\n' "$content" >"$file"
   chmod "$mode" "$file"
-}
-
-# Install the packages whose marker file is missing (PACKAGE:FILE ...).
-install_missing() {
-  local entry package file missing=()
-  for entry in "$@"; do
-    package=${entry%%:*}
-    file=${entry#*:}
-    [[ -e $(path "$file") ]] || missing+=("$package")
-  done
-  ((${#missing[@]})) || return 1
-  if on_root; then
-    dnf -y install "${missing[@]}" >/dev/null
-  else
-    dnf -y --installroot="$ROOT" install "${missing[@]}" >/dev/null
-  fi
-  printf '%s' "${missing[*]}"
+  relabel "$file"
 }
 
 wanted() { # UNIT -> true when some target wants it
@@ -60,40 +65,70 @@ wanted() { # UNIT -> true when some target wants it
   return 1
 }
 
-enable_unit() { # UNIT [--now]; true when it changed something
-  if wanted "$1"; then
-    return 1
-  fi
+systemctl_() { # VERB UNIT...: on the running system, or on the tree under ROOT
   if on_root; then
-    systemctl enable "$@" >/dev/null 2>&1
+    systemctl --quiet "$@"
   else
-    systemctl --root="$ROOT" enable "$1" >/dev/null 2>&1
+    systemctl --quiet --root="$ROOT" "$@"
   fi
 }
 
-# ---- the controls ---------------------------------------------------------------------------
+# Enable UNIT unless a target already wants it (on the running system, start it too); true
+# when it enabled it.
+enable_unit() { # UNIT
+  wanted "$1" && return 1
+  if on_root; then
+    systemctl --quiet enable --now "$1"
+  else
+    systemctl_ enable "$1"
+  fi
+}
+
+# ---- the groups -----------------------------------------------------------------------------
+
+# package:file that shows it is installed
+PACKAGES="aide:/usr/sbin/aide amazon-cloudwatch-agent:/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent audit:/usr/sbin/auditd chrony:/usr/sbin/chronyd"
+
+# One dnf transaction for everything missing (dnf loads the repositories' metadata once).
+apply_packages() {
+  local entry missing=()
+  for entry in $PACKAGES; do
+    [[ -e $(path "${entry#*:}") ]] || missing+=("${entry%%:*}")
+  done
+  if ((${#missing[@]})); then
+    if on_root; then
+      dnf -y install "${missing[@]}" >/dev/null
+    else
+      dnf -y --installroot="$ROOT" install "${missing[@]}" >/dev/null
+    fi
+    say packages "installed $(join "${missing[@]}")"
+  else
+    say packages
+  fi
+}
 
 apply_selinux() {
-  local file changed=()
+  local file changed=() key value
   file=$(path /etc/selinux/config)
   mkdir -p -- "$(dirname -- "$file")"
-  touch -- "$file"
-  if ! grep -qx 'SELINUX=enforcing' "$file"; then
-    if grep -q '^SELINUX=' "$file"; then
-      sed -i 's/^SELINUX=.*/SELINUX=enforcing/' "$file"
-    else
-      printf 'SELINUX=enforcing\n' >>"$file"
+  [[ -f $file ]] || : >"$file"
+  for key in SELINUX=enforcing SELINUXTYPE=targeted; do
+    value=${key#*=}
+    key=${key%%=*}
+    # Every line of the key says the value (libselinux reads the first one): nothing to do.
+    if awk -v key="$key" -v want="$key=$value" '
+        index($0, key "=") == 1 { seen = 1; if ($0 != want) bad = 1 }
+        END { exit !(seen && !bad) }' "$file"; then
+      continue
     fi
-    changed+=("SELINUX=enforcing")
-  fi
-  if ! grep -qx 'SELINUXTYPE=targeted' "$file"; then
-    if grep -q '^SELINUXTYPE=' "$file"; then
-      sed -i 's/^SELINUXTYPE=.*/SELINUXTYPE=targeted/' "$file"
+    if grep -q "^$key=" "$file"; then
+      sed -i "s/^$key=.*/$key=$value/" "$file"
     else
-      printf 'SELINUXTYPE=targeted\n' >>"$file"
+      printf '%s=%s\n' "$key" "$value" >>"$file"
     fi
-    changed+=("SELINUXTYPE=targeted")
-  fi
+    changed+=("$key=$value in /etc/selinux/config")
+  done
+  ((${#changed[@]} == 0)) || relabel "$file"
   if on_root; then
     case $(getenforce 2>/dev/null || printf 'Disabled') in
       Permissive)
@@ -101,21 +136,21 @@ apply_selinux() {
         changed+=("setenforce 1")
         ;;
       Disabled)
-        # Enforcing from a disabled state needs a relabel, which the next boot does.
-        touch /.autorelabel
-        changed+=("relabel and enforce at the next boot (SELinux is disabled now)")
+        # Never fail for it: enforcing starts at the next boot, after a full relabel.
+        if [[ ! -e /.autorelabel ]]; then
+          touch /.autorelabel
+          changed+=("SELinux is disabled now: enforcing after a relabel at the next boot")
+        fi
         ;;
     esac
   fi
-  if ((${#changed[@]})); then
-    say selinux "$(join "${changed[@]}")"
-  else
-    say selinux "already in place"
-  fi
+  say selinux "${changed[@]}"
 }
 
-SSHD_DROP_IN="# Golden AMI hardening baseline (infra/baseline/apply.sh). Read before 50-redhat.conf:
-# sshd keeps the first value it reads for each keyword.
+# Read before AL2023's 50-redhat.conf (and its crypto policy include): sshd keeps the first
+# value it reads for each keyword.
+SSHD_DROP_IN="# Golden AMI hardening baseline (infra/baseline/apply.sh; checked by check.sh).
+# Named 00- so that sshd reads it before 50-redhat.conf: sshd keeps the first value it reads.
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PermitRootLogin no
@@ -130,66 +165,102 @@ apply_sshd() {
   local file
   file=$(path /etc/ssh/sshd_config.d/00-golden-ami.conf)
   if write_file "$file" "$SSHD_DROP_IN" 600; then
-    on_root && sshd -t
+    if on_root && ! sshd -t; then
+      # Removed, so that sshd keeps working and a re-run tries again.
+      rm -f -- "$file"
+      printf 'apply.sh: sshd -t rejects /etc/ssh/sshd_config.d/00-golden-ami.conf\n' >&2
+      return 1
+    fi
     say sshd "wrote /etc/ssh/sshd_config.d/00-golden-ami.conf"
   else
-    say sshd "already in place"
+    say sshd
   fi
 }
 
-AUDIT_RULES="## Golden AMI hardening baseline (infra/baseline/apply.sh)
-# Identity files
+# The rules, for this machine's architecture: 32-bit syscall rules only where the kernel runs
+# 32-bit programs that could call them (x86_64); elsewhere auditctl could reject them.
+audit_rules() {
+  local b32=""
+  [[ $(uname -m) == x86_64 ]] && b32=yes
+  cat <<'EOF'
+## Golden AMI hardening baseline (infra/baseline/apply.sh; checked by check.sh)
+## Identity: accounts and passwords
 -w /etc/passwd -p wa -k identity
 -w /etc/group -p wa -k identity
 -w /etc/shadow -p wa -k identity
 -w /etc/gshadow -p wa -k identity
 -w /etc/security/opasswd -p wa -k identity
-# Privilege configuration
+## Who may act as root
 -w /etc/sudoers -p wa -k sudoers
--w /etc/sudoers.d/ -p wa -k sudoers
-# Logins
+-w /etc/sudoers.d -p wa -k sudoers
+## Logins
 -w /var/log/lastlog -p wa -k logins
--w /var/run/faillock/ -p wa -k logins
-# Time changes
+-w /var/run/faillock -p wa -k logins
+## Time changes
 -a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -k time-change
--a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime -k time-change
+EOF
+  [[ -z $b32 ]] || printf '%s\n' \
+    "-a always,exit -F arch=b32 -S adjtimex,settimeofday,clock_settime -k time-change"
+  cat <<'EOF'
 -w /etc/localtime -p wa -k time-change
-# Kernel module loading
+## Kernel modules: the syscalls and the tools (insmod, modprobe, rmmod run kmod)
 -a always,exit -F arch=b64 -S init_module,finit_module,delete_module -k modules
+EOF
+  [[ -z $b32 ]] || printf '%s\n' \
+    "-a always,exit -F arch=b32 -S init_module,finit_module,delete_module -k modules"
+  cat <<'EOF'
 -w /usr/bin/kmod -p x -k modules
 -w /usr/sbin/insmod -p x -k modules
 -w /usr/sbin/modprobe -p x -k modules
 -w /usr/sbin/rmmod -p x -k modules
-# Privileged commands run by users
+## Privileged (setuid/setgid) commands run by users
 -a always,exit -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -a always,exit -F path=/usr/bin/su -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -a always,exit -F path=/usr/bin/passwd -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -a always,exit -F path=/usr/bin/chage -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -a always,exit -F path=/usr/bin/newgrp -F perm=x -F auid>=1000 -F auid!=unset -k privileged
 -a always,exit -F path=/usr/bin/mount -F perm=x -F auid>=1000 -F auid!=unset -k privileged
--a always,exit -F path=/usr/bin/umount -F perm=x -F auid>=1000 -F auid!=unset -k privileged"
-
-apply_auditd() {
-  local changed=() installed
-  if installed=$(install_missing audit:/usr/sbin/auditd); then
-    changed+=("installed $installed")
-  fi
-  if write_file "$(path /etc/audit/rules.d/50-golden-ami.rules)" "$AUDIT_RULES" 600; then
-    changed+=("wrote /etc/audit/rules.d/50-golden-ami.rules")
-    # auditd refuses systemctl restart; augenrules loads the rules instead.
-    on_root && augenrules --load >/dev/null
-  fi
-  if enable_unit auditd.service; then
-    changed+=("enabled auditd")
-  fi
-  if ((${#changed[@]})); then
-    say auditd "$(join "${changed[@]}")"
-  else
-    say auditd "already in place"
-  fi
+-a always,exit -F path=/usr/bin/umount -F perm=x -F auid>=1000 -F auid!=unset -k privileged
+EOF
 }
 
-SYSCTL_CONF="# Golden AMI hardening baseline (infra/baseline/apply.sh)
+NEVER_TASK='^[[:space:]]*-a[[:space:]]+(task,never|never,task)'
+
+apply_auditd() {
+  local changed=() rules load=""
+  # Fedora's audit package (AL2023's comes from it) ships "-a task,never" in audit.rules: with
+  # it, no process is syscall-audited and the rules below would never fire.
+  for rules in "$(path /etc/audit/rules.d)"/*.rules; do
+    if [[ -f $rules ]] && grep -qE "$NEVER_TASK" "$rules"; then
+      sed -i -E "s/($NEVER_TASK.*)$/# \\1  # off: the golden AMI audits syscalls (apply.sh)/" "$rules"
+      relabel "$rules"
+      changed+=("commented out -a task,never in /etc/audit/rules.d/${rules##*/}")
+      load=yes
+    fi
+  done
+  if write_file "$(path /etc/audit/rules.d/50-golden-ami.rules)" "$(audit_rules)" 600; then
+    changed+=("wrote /etc/audit/rules.d/50-golden-ami.rules")
+    load=yes
+  fi
+  if ! wanted auditd.service; then
+    # auditd refuses systemctl restart (and stop); start is allowed.
+    systemctl_ enable auditd.service
+    changed+=("enabled auditd")
+  fi
+  if on_root; then
+    if ! systemctl is-active --quiet auditd; then
+      systemctl --quiet start auditd
+      changed+=("started auditd")
+    fi
+    if [[ -n $load ]]; then
+      augenrules --load >/dev/null
+      changed+=("loaded the rules (augenrules --load)")
+    fi
+  fi
+  say auditd "${changed[@]}"
+}
+
+SYSCTL_CONF="# Golden AMI hardening baseline (infra/baseline/apply.sh; checked by check.sh)
 net.ipv4.conf.all.accept_redirects = 0
 net.ipv4.conf.default.accept_redirects = 0
 net.ipv4.conf.all.send_redirects = 0
@@ -217,97 +288,113 @@ apply_sysctl() {
     on_root && sysctl --system >/dev/null
     say sysctl "wrote /etc/sysctl.d/90-golden-ami.conf"
   else
-    say sysctl "already in place"
+    say sysctl
   fi
 }
 
 UNNEEDED_UNITS="rpcbind.service rpcbind.socket avahi-daemon.service cups.service nfs-server.service postfix.service telnet.socket tftp.socket vsftpd.service"
 
+# Disable the unneeded units a target wants, and mask those installed (a socket or another
+# unit could otherwise still start them).
 apply_services() {
-  local unit disabled=()
+  local unit disabled=() masked=()
   for unit in $UNNEEDED_UNITS; do
-    wanted "$unit" || continue
-    if on_root; then
-      systemctl disable --now "$unit" >/dev/null 2>&1
-    else
-      systemctl --root="$ROOT" disable "$unit" >/dev/null 2>&1
+    if wanted "$unit"; then
+      if on_root; then
+        systemctl --quiet disable --now "$unit"
+      else
+        systemctl_ disable "$unit"
+      fi
+      disabled+=("$unit")
     fi
-    disabled+=("$unit")
+    if [[ -e $(path "/usr/lib/systemd/system/$unit") &&
+      $(readlink "$(path "/etc/systemd/system/$unit")" || true) != /dev/null ]]; then
+      if on_root; then
+        systemctl --quiet mask --now "$unit"
+      else
+        systemctl_ mask "$unit"
+      fi
+      masked+=("$unit")
+    fi
   done
-  if ((${#disabled[@]})); then
-    say services "disabled $(join "${disabled[@]}")"
-  else
-    say services "already in place"
-  fi
+  local changed=()
+  ((${#disabled[@]} == 0)) || changed+=("disabled $(join "${disabled[@]}")")
+  ((${#masked[@]} == 0)) || changed+=("masked $(join "${masked[@]}")")
+  say services "${changed[@]}"
 }
 
 apply_cloudwatch_agent() {
-  local changed=() installed
-  if installed=$(install_missing amazon-cloudwatch-agent:/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent); then
-    changed+=("installed $installed")
-  fi
+  local changed=()
   if enable_unit amazon-cloudwatch-agent.service; then
     changed+=("enabled amazon-cloudwatch-agent")
   fi
-  if ((${#changed[@]})); then
-    say cloudwatch-agent "$(join "${changed[@]}")"
-  else
-    say cloudwatch-agent "already in place"
-  fi
+  say cloudwatch-agent "${changed[@]}"
 }
 
 CHRONY_SOURCE="# Golden AMI hardening baseline (infra/baseline/apply.sh): Amazon Time Sync Service.
 server 169.254.169.123 prefer iburst minpoll 4 maxpoll 4"
 
+# AL2023 already uses Amazon Time Sync (chrony.conf's "sourcedir /etc/chrony.d" and
+# link-local.sources): keep that, and add it only where it is missing.
 apply_chrony() {
-  local changed=() installed conf sources
-  if installed=$(install_missing chrony:/usr/sbin/chronyd); then
-    changed+=("installed $installed")
-  fi
+  local changed=() conf sources
   conf=$(path /etc/chrony.conf)
-  touch -- "$conf"
-  if ! grep -qE '^sourcedir[[:space:]]+/etc/chrony.d([[:space:]]|$)' "$conf"; then
-    printf 'sourcedir /etc/chrony.d\n' >>"$conf"
-    changed+=("added sourcedir /etc/chrony.d")
+  [[ -f $conf ]] || : >"$conf"
+  if ! grep -qE '^sourcedir[[:space:]]+/etc/chrony\.d/?[[:space:]]*$' "$conf"; then
+    printf '\n# Amazon Time Sync Service (infra/baseline/apply.sh)\nsourcedir /etc/chrony.d\n' >>"$conf"
+    relabel "$conf"
+    changed+=("added sourcedir /etc/chrony.d to /etc/chrony.conf")
   fi
   sources=("$(path /etc/chrony.d)"/*.sources)
-  if ! grep -qsE '^server[[:space:]]+169\.254\.169\.123[[:space:]].*prefer' "$conf" "${sources[@]}"; then
+  if ! grep -qsE '^server[[:space:]]+169\.254\.169\.123([[:space:]].*)?[[:space:]]prefer([[:space:]]|$)' \
+    "$conf" "${sources[@]}"; then
     write_file "$(path /etc/chrony.d/golden-ami.sources)" "$CHRONY_SOURCE" 644 || true
     changed+=("wrote /etc/chrony.d/golden-ami.sources")
   fi
-  if enable_unit chronyd.service --now; then
+  if enable_unit chronyd.service; then
     changed+=("enabled chronyd")
   fi
-  if ((${#changed[@]})); then
-    say chrony "$(join "${changed[@]}")"
-  else
-    say chrony "already in place"
-  fi
+  say chrony "${changed[@]}"
 }
 
+# Last: the database describes the system as the update and this script leave it. Initialised
+# when missing, older than the package database, or when this run changed anything.
 apply_aide() {
-  local installed note=""
-  if installed=$(install_missing aide:/usr/sbin/aide); then
-    note="installed $installed, "
+  local db rpmdb conf why=""
+  db=$(path /var/lib/aide/aide.db.gz)
+  rpmdb=$(path /var/lib/rpm/rpmdb.sqlite)
+  conf=$(path /etc/aide.conf)
+  if [[ ! -f $db ]]; then
+    why="no database yet"
+  elif [[ -f $rpmdb && ! $db -nt $rpmdb ]]; then
+    why="the packages changed since"
+  elif [[ $conf -nt $db ]]; then
+    why="aide.conf changed since"
+  elif ((CHANGED)); then
+    why="this run changed the system"
   fi
-  # Every month: the database must describe the system as this bake leaves it.
-  aide --init --config="$(path /etc/aide.conf)" >/dev/null
-  mv -f -- "$(path /var/lib/aide/aide.db.new.gz)" "$(path /var/lib/aide/aide.db.gz)"
-  say aide "${note}database initialised"
+  if [[ -z $why ]]; then
+    say aide
+    return
+  fi
+  aide --init --config="$conf" >/dev/null
+  mv -f -- "$(path /var/lib/aide/aide.db.new.gz)" "$db"
+  relabel "$db"
+  say aide "initialised the database ($why)"
 }
 
 main() {
-  case ${1:-/} in
-    -*)
-      printf 'usage: apply.sh [ROOT]\n' >&2
-      return 2
-      ;;
-  esac
+  if (($# > 1)) || [[ ${1:-} == -* ]]; then
+    printf 'usage: apply.sh [ROOT]\n' >&2
+    return 2
+  fi
   ROOT=${1:-/}
   if [[ ! -d $ROOT ]]; then
     printf 'apply.sh: root %s is not a directory\n' "$ROOT" >&2
     return 2
   fi
+  [[ $ROOT == / ]] || ROOT=${ROOT%/}
+  apply_packages
   apply_selinux
   apply_sshd
   apply_auditd

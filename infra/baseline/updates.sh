@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# What the OS update is about to change, recorded BEFORE the bake updates (Amazon Linux 2023, dnf).
+# What the OS update is about to change, recorded BEFORE the bake updates (Amazon Linux 2023, dnf4).
 #
 # It runs, against the latest release:
 #   dnf -q --releasever=latest updateinfo list --updates             advisory, severity, package
@@ -7,134 +7,165 @@
 #   dnf -q --releasever=latest check-update                          the packages (exit 100: some)
 #   uname -r                                                         the running kernel
 # With GOLDEN_AMI_UPDATES_FROM=DIR it reads those outputs from DIR/updateinfo.txt,
-# updateinfo-cve.txt, check-update.txt, check-update.rc and uname-r.txt instead (the tests and the
-# local stand-in of AWS run it that way). It changes nothing on the system either way.
+# updateinfo-cve.txt, check-update.txt, check-update.rc (the exit code) and uname-r.txt instead
+# (the tests and the local stand-in of AWS run it that way). It changes nothing: it writes only
+# to stdout, stderr and a temporary directory it removes. No python on purpose: it runs before
+# anything is installed. awk, sed and sort do the work.
 #
 # Output: the FIRST LINE is a compact JSON summary, keys in a fixed order, at most 1,800 bytes:
 #   {"upToDate":false,"packages":12,"advisories":3,"severities":{"Critical":1,"Important":2,
 #    "Medium":0,"Low":0,"Bugfix":0,"Enhancement":0},"cves":7,"kernelBefore":"...",
 #    "kernelAfter":"...","advisoryIds":[...],"truncated":false}
 # (the bake document's branch tests that it starts with {"upToDate":true when nothing is
-# pending), then "--- full report ---" and the raw listings. Exit 0 whether or not updates are
-# pending; non-zero, with the reason on stderr, when dnf fails.
+# pending; advisory ids are dropped from the end, and truncated is true, past 1,800 bytes), then
+# "--- full report ---" and the raw listings. Exit 0 whether or not updates are pending;
+# non-zero, with the reason on stderr, when dnf fails.
 set -euo pipefail
 export LC_ALL=C
+PATH=$PATH:/usr/sbin:/usr/bin:/sbin:/bin
 
 SUMMARY_MAX=1800
+INPUTS="updateinfo.txt updateinfo-cve.txt check-update.txt check-update.rc uname-r.txt"
 
-collect() { # DIR: the raw outputs, from dnf or from GOLDEN_AMI_UPDATES_FROM
-  local dir=$1 rc=0
+die() {
+  printf 'updates.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+# The raw outputs into DIR: run dnf and uname, or read GOLDEN_AMI_UPDATES_FROM.
+collect() { # DIR
+  local dir=$1 name rc=0
   if [[ -n ${GOLDEN_AMI_UPDATES_FROM:-} ]]; then
-    local name
-    for name in updateinfo.txt updateinfo-cve.txt check-update.txt check-update.rc uname-r.txt; do
-      if [[ ! -f $GOLDEN_AMI_UPDATES_FROM/$name ]]; then
-        printf 'updates.sh: %s/%s is missing\n' "$GOLDEN_AMI_UPDATES_FROM" "$name" >&2
-        return 1
-      fi
-      cp -- "$GOLDEN_AMI_UPDATES_FROM/$name" "$dir/$name"
+    for name in $INPUTS; do
+      [[ -f $GOLDEN_AMI_UPDATES_FROM/$name ]] || die "$GOLDEN_AMI_UPDATES_FROM/$name is missing"
+      cat -- "$GOLDEN_AMI_UPDATES_FROM/$name" >"$dir/$name"
     done
     return 0
   fi
-  dnf -q --releasever=latest updateinfo list --updates >"$dir/updateinfo.txt"
-  dnf -q --releasever=latest updateinfo list --updates --with-cve >"$dir/updateinfo-cve.txt"
-  dnf -q --releasever=latest check-update >"$dir/check-update.txt" || rc=$?
+  dnf -q --releasever=latest updateinfo list --updates >"$dir/updateinfo.txt" ||
+    die "dnf updateinfo list --updates failed (exit $?)"
+  dnf -q --releasever=latest updateinfo list --updates --with-cve >"$dir/updateinfo-cve.txt" ||
+    die "dnf updateinfo list --updates --with-cve failed (exit $?)"
+  dnf -q --releasever=latest check-update >"$dir/check-update.txt" 2>"$dir/check-update.err" || rc=$?
+  # dnf's error goes to stderr: keep it with the listing, for the message below.
+  cat -- "$dir/check-update.err" >>"$dir/check-update.txt"
   printf '%s\n' "$rc" >"$dir/check-update.rc"
   uname -r >"$dir/uname-r.txt"
 }
 
-# The package lines of check-update: "name.arch  version  repo", before any Obsoleting section.
-packages() {
-  awk '/^Obsoleting Packages/ { exit } NF == 3 && $1 ~ /\./ { print }' "$1"
-}
-
-# One "id<TAB>Severity" per advisory (an advisory lists one line per package).
-advisories() {
+# "name.arch version repo" per package check-update lists. dnf wraps a name or version too long
+# for its column onto the next line; an "Obsoleting Packages" section ends the list; notes such as
+# "Security: kernel-... is an installed security update" are not packages.
+packages() { # FILE
   awk '
-    NF >= 3 && $1 ~ /^[A-Z]/ {
+    /^Obsoleting Packages/ { exit }
+    /^[^ \t]/ {
+      n = 0
+      if ($1 !~ /^[^ ]+\.(x86_64|aarch64|noarch|i686|src)$/) next
+    }
+    NF > 0 {
+      for (i = 1; i <= NF && n < 3; i++) field[++n] = $i
+      if (n == 3) { print field[1], field[2], field[3]; n = 0 }
+    }' "$1"
+}
+
+# The version check-update offers for the running kernel's package (kernel, or kernel6.12 and
+# the like), as uname -r spells it: VERSION-RELEASE.ARCH, no epoch.
+kernel_after() { # PACKAGES_FILE KERNEL_BEFORE
+  awk -v before="$2" '
+    BEGIN {
+      arch = before; sub(/.*\./, "", arch)
+      line = before; split(line, v, "."); series = v[1] "." v[2] "."
+    }
+    {
+      name = $1; sub(/\.[^.]+$/, "", name)
+      a = $1; sub(/.*\./, "", a)
+      if (a != arch || name !~ /^kernel([0-9]+\.[0-9]+)?$/) next
+      version = $2; sub(/^[0-9]+:/, "", version)
+      if (index(version, series) == 1) { print version "." arch; found = 1; exit }
+      if (name == "kernel" && fallback == "") fallback = version "." arch
+    }
+    END { if (!found && fallback != "") print fallback }' "$1"
+}
+
+# "id<TAB>Severity" per distinct advisory (dnf lists one line per package of an advisory).
+advisories() { # FILE
+  awk '
+    NF >= 3 && $1 ~ /^[A-Za-z][A-Za-z0-9_.:-]*-[0-9][A-Za-z0-9_.:-]*$/ && !seen[$1]++ {
       kind = $2
-      if (kind ~ /\/Sec\.$/) { sub(/\/Sec\.$/, "", kind) }
-      else if (kind == "bugfix") { kind = "Bugfix" }
-      else if (kind == "enhancement" || kind == "newpackage") { kind = "Enhancement" }
-      else { next }
+      if (kind ~ /\/Sec\.$/) { sub(/\/Sec\.$/, "", kind); if (kind == "Moderate") kind = "Medium" }
+      else if (kind == "bugfix") kind = "Bugfix"
+      else if (kind == "enhancement" || kind == "newpackage") kind = "Enhancement"
       print $1 "\t" kind
-    }' "$1" | sort -u
+    }' "$1" | sort
 }
 
-count_severity() { # FILE SEVERITY
-  awk -F'\t' -v s="$2" '$2 == s { n++ } END { print n + 0 }' "$1"
-}
-
-json_ids() { # the ids, one per line on stdin -> "a","b"
-  awk 'BEGIN { ORS = "" } { if (NR > 1) print ","; printf "\"%s\"", $0 }'
-}
-
+# The summary line: counts from the files in DIR; advisory ids while the line stays short enough.
 summary() { # DIR
-  local dir=$1 rc kernel_before kernel_after packages_n advisories_n cves_n ids truncated=false
-  rc=$(tr -d '[:space:]' <"$dir/check-update.rc")
+  local dir=$1 rc packages_n kernel_before kernel_after
+  rc=$(sed -n '1{s/[[:space:]]//g;p;}' "$dir/check-update.rc")
   case $rc in
     0 | 100) ;;
-    *)
-      printf 'updates.sh: dnf check-update failed (exit %s): %s\n' "$rc" \
-        "$(tr '\n' ' ' <"$dir/check-update.txt")" >&2
-      return 1
-      ;;
+    *) die "dnf check-update failed (exit ${rc:-unknown}): $(sed -n '/[^[:space:]]/{p;q;}' "$dir/check-update.txt")" ;;
   esac
-  kernel_before=$(tr -d '[:space:]' <"$dir/uname-r.txt")
+  kernel_before=$(sed -n '1{s/[[:space:]]//g;p;}' "$dir/uname-r.txt")
+  [[ $kernel_before =~ ^[A-Za-z0-9._+-]+$ ]] || die "uname -r gave '$kernel_before'"
   packages "$dir/check-update.txt" >"$dir/packages"
-  kernel_after=$(awk '$1 ~ /^kernel\./ { split($1, p, "."); print $2 "." p[2]; exit }' "$dir/packages")
-  kernel_after=${kernel_after:-$kernel_before}
-  packages_n=$(wc -l <"$dir/packages" | tr -d ' ')
+  packages_n=$(awk 'END { print NR }' "$dir/packages")
   if [[ $rc == 0 || $packages_n == 0 ]]; then
+    # Nothing to install: advisories of packages not installed do not count.
+    : >"$dir/packages"
     : >"$dir/advisories"
-    packages_n=0
+    : >"$dir/cves"
   else
     advisories "$dir/updateinfo.txt" >"$dir/advisories"
+    awk '$1 ~ /^CVE-[0-9]+-[0-9]+$/ { print $1 }' "$dir/updateinfo-cve.txt" | sort -u >"$dir/cves"
   fi
-  advisories_n=$(wc -l <"$dir/advisories" | tr -d ' ')
-  cves_n=$(awk '$1 ~ /^CVE-/ { print $1 }' "$dir/updateinfo-cve.txt" | sort -u | wc -l | tr -d ' ')
-  ((packages_n > 0)) || cves_n=0
-  cut -f1 "$dir/advisories" >"$dir/ids"
-  local head line
-  head=$(printf '{"upToDate":%s,"packages":%d,"advisories":%d,"severities":{"Critical":%d,"Important":%d,"Medium":%d,"Low":%d,"Bugfix":%d,"Enhancement":%d},"cves":%d,"kernelBefore":"%s","kernelAfter":"%s","advisoryIds":[' \
-    "$([[ $packages_n == 0 ]] && printf true || printf false)" "$packages_n" "$advisories_n" \
-    "$(count_severity "$dir/advisories" Critical)" "$(count_severity "$dir/advisories" Important)" \
-    "$(count_severity "$dir/advisories" Medium)" "$(count_severity "$dir/advisories" Low)" \
-    "$(count_severity "$dir/advisories" Bugfix)" "$(count_severity "$dir/advisories" Enhancement)" \
-    "$cves_n" "$kernel_before" "$kernel_after")
-  ids=$(json_ids <"$dir/ids")
-  line="$head$ids],\"truncated\":false}"
-  # Too long for the automation's output field: drop ids from the end, keep the counts.
-  while ((${#line} > SUMMARY_MAX)); do
-    sed -i '$d' "$dir/ids"
-    truncated=true
-    ids=$(json_ids <"$dir/ids")
-    line="$head$ids],\"truncated\":$truncated}"
-  done
-  printf '%s\n' "$line"
+  kernel_after=$(kernel_after "$dir/packages" "$kernel_before")
+  awk -F'\t' -v max="$SUMMARY_MAX" -v before="$kernel_before" -v after="${kernel_after:-$kernel_before}" '
+    FILENAME ~ /\/packages$/ { packages++; next }
+    FILENAME ~ /\/cves$/ { cves++; next }
+    { ids[++n] = $1; count[$2]++ }
+    END {
+      head = sprintf("{\"upToDate\":%s,\"packages\":%d,\"advisories\":%d,\"severities\":{", \
+        packages ? "false" : "true", packages, n)
+      split("Critical Important Medium Low Bugfix Enhancement", kinds, " ")
+      for (k = 1; k <= 6; k++) head = head sprintf("%s\"%s\":%d", k > 1 ? "," : "", kinds[k], count[kinds[k]])
+      head = head sprintf("},\"cves\":%d,\"kernelBefore\":\"%s\",\"kernelAfter\":\"%s\",\"advisoryIds\":[", \
+        cves, before, after)
+      tail = "],\"truncated\":false}"
+      list = ""
+      for (i = 1; i <= n; i++) {
+        item = (i > 1 ? "," : "") "\"" ids[i] "\""
+        # ("true" is shorter than "false": the line still fits once an id is dropped.)
+        if (length(head list item tail) > max) { tail = "],\"truncated\":true}"; break }
+        list = list item
+      }
+      print head list tail
+    }' "$dir/packages" "$dir/cves" "$dir/advisories"
 }
 
 WORK_DIR=""
 cleanup() { [[ -z $WORK_DIR ]] || rm -rf -- "$WORK_DIR"; }
 
 main() {
-  local dir status=0
-  WORK_DIR=$(mktemp -d)
-  dir=$WORK_DIR
+  (($# == 0)) || {
+    printf 'usage: updates.sh   (GOLDEN_AMI_UPDATES_FROM=DIR reads the dnf outputs from DIR)\n' >&2
+    return 2
+  }
+  WORK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/golden-ami-updates.XXXXXX")
   trap cleanup EXIT
-  collect "$dir"
-  summary "$dir" || status=$?
-  if ((status != 0)); then
-    return "$status"
-  fi
+  collect "$WORK_DIR"
+  summary "$WORK_DIR"
   printf -- '--- full report ---\n'
   printf '== dnf updateinfo list --updates\n'
-  cat -- "$dir/updateinfo.txt"
+  cat -- "$WORK_DIR/updateinfo.txt"
   printf '== dnf updateinfo list --updates --with-cve\n'
-  cat -- "$dir/updateinfo-cve.txt"
-  printf '== dnf check-update (exit %s)\n' "$(tr -d '[:space:]' <"$dir/check-update.rc")"
-  cat -- "$dir/check-update.txt"
+  cat -- "$WORK_DIR/updateinfo-cve.txt"
+  printf '== dnf check-update (exit %s)\n' "$(sed -n '1{s/[[:space:]]//g;p;}' "$WORK_DIR/check-update.rc")"
+  cat -- "$WORK_DIR/check-update.txt"
   printf '== uname -r\n'
-  cat -- "$dir/uname-r.txt"
+  cat -- "$WORK_DIR/uname-r.txt"
 }
 
 main "$@"

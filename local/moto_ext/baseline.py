@@ -3,12 +3,14 @@
 moto has no instances to run commands on. For the boot test the extension (commands.py) runs
 the REAL infra/baseline/check.sh against a copy of local/fixtures/baseline/compliant standing for
 the disk of an instance launched from the golden image; a fault breaks chosen controls in that
-copy first. The tests of the scripts use the same functions, so "a broken control" means the
-same thing everywhere. Both scripts run here only read files; nothing here imports moto.
+copy first. The bake's update report is the REAL infra/baseline/updates.sh reading the raw dnf
+outputs of local/fixtures/updates/<scenario>. The tests of the scripts use the same functions,
+so "a broken control" means the same thing everywhere. Nothing here imports moto.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -25,23 +27,30 @@ CHECK = SCRIPTS / "check.sh"
 UPDATES = SCRIPTS / "updates.sh"
 COMPLIANT = FIXTURES / "baseline" / "compliant"
 
-# Controls that need the running system: check.sh skips them when the root is not /.
-RUNTIME_CONTROLS = {"selinux-runtime", "ssh-effective-runtime", "auditd-active",
-                    "sysctl-runtime", "chronyd-active"}
-
+# What the scripts run with: nothing of the caller's environment leaks in.
 _CLEAN_ENV = {"PATH": "/usr/bin:/bin", "LC_ALL": "C"}
+_TIMEOUT = 60
 
 
 def controls() -> list[str]:
     """The control ids, in the order check.sh prints them (from `check.sh --list`)."""
     listing = subprocess.run(["bash", str(CHECK), "--list"], capture_output=True, text=True,
-                             check=True, env=_CLEAN_ENV, timeout=60).stdout
+                             check=True, env=_CLEAN_ENV, timeout=_TIMEOUT).stdout
     return [line.split("\t", 1)[0] for line in listing.splitlines() if line.strip()]
 
 
+@functools.cache
+def runtime_controls() -> frozenset[str]:
+    """The controls that need the running system: the ones check.sh skips on a tree."""
+    with tempfile.TemporaryDirectory(prefix="golden-ami-empty-") as empty:
+        _, output = run_check(Path(empty))
+    return frozenset(line.split()[1] for line in output.splitlines() if line.startswith("SKIP "))
+
+
 def prepare_tree(dest: Path) -> Path:
-    """A fresh copy of the compliant disk at dest. git keeps no mtimes, so they are set here:
-    the package database is older than AIDE's, as after an update followed by aide --init."""
+    """A fresh copy of the compliant disk at dest (symlinks kept as symlinks). git keeps no
+    mtimes, so they are set here: the package database is older than AIDE's, as after an update
+    followed by aide --init."""
     shutil.copytree(COMPLIANT, dest, symlinks=True)
     now = time.time()
     os.utime(dest / "var/lib/rpm/rpmdb.sqlite", (now - 3600, now - 3600))
@@ -62,18 +71,14 @@ def _sshd(pattern: str, replacement: str) -> Callable[[Path], None]:
                                  replacement)
 
 
-def _sysctl(setting: str) -> Callable[[Path], None]:
-    # A later file overrides the baseline's, as a package's drop-in could.
-    return lambda root: (root / "etc/sysctl.d/99-zz-override.conf").write_text(setting + "\n")
+def _sysctl(name: str, setting: str) -> Callable[[Path], None]:
+    # A later file overrides the baseline's, as a package's drop-in could (one file per control,
+    # so that several controls can be broken at once).
+    return lambda root: (root / f"etc/sysctl.d/95-{name}.conf").write_text(setting + "\n")
 
 
 def _unlink(relative: str) -> Callable[[Path], None]:
     return lambda root: (root / relative).unlink()
-
-
-def _enable(unit: str) -> Callable[[Path], None]:
-    return lambda root: (root / "etc/systemd/system/multi-user.target.wants" / unit).symlink_to(
-        f"/usr/lib/systemd/system/{unit}")
 
 
 def _stale_aide(root: Path) -> None:
@@ -82,9 +87,17 @@ def _stale_aide(root: Path) -> None:
     os.utime(root / "var/lib/aide/aide.db.gz", (now - 7200, now - 7200))
 
 
+def _rpcbind_back(root: Path) -> None:
+    # Someone unmasks and enables rpcbind again.
+    (root / "etc/systemd/system/rpcbind.service").unlink()
+    (root / "etc/systemd/system/multi-user.target.wants/rpcbind.service").symlink_to(
+        "/usr/lib/systemd/system/rpcbind.service")
+
+
 def _no_time_sync(root: Path) -> None:
     for source in (root / "etc/chrony.d").glob("*.sources"):
-        _replace(source, r"^server 169\.254\.169\.123.*$", "server 0.pool.ntp.org iburst")
+        if "169.254.169.123" in source.read_text():
+            _replace(source, r"^server 169\.254\.169\.123.*$", "server 0.pool.ntp.org iburst")
 
 
 # control -> what makes exactly that control fail on the compliant disk
@@ -100,16 +113,16 @@ _BREAKERS: dict[str, Callable[[Path], None]] = {
     "ssh-kex": _sshd(r"^(KexAlgorithms .*)$", r"\1,diffie-hellman-group1-sha1"),
     "auditd-enabled": _unlink("etc/systemd/system/multi-user.target.wants/auditd.service"),
     "auditd-rules": lambda root: _replace(root / "etc/audit/rules.d/50-golden-ami.rules",
-                                          r"^.*-k modules\n", ""),
+                                          r"^-w /usr/bin/kmod .*\n", ""),
     "aide-installed": _unlink("usr/sbin/aide"),
     "aide-database": _stale_aide,
-    "sysctl-redirects": _sysctl("net.ipv4.conf.all.accept_redirects = 1"),
-    "sysctl-source-route": _sysctl("net.ipv4.conf.all.accept_source_route = 1"),
-    "sysctl-rp-filter": _sysctl("net.ipv4.conf.all.rp_filter = 0"),
-    "sysctl-aslr": _sysctl("kernel.randomize_va_space = 0"),
-    "sysctl-suid-dumpable": _sysctl("fs.suid_dumpable = 2"),
-    "sysctl-network": _sysctl("net.ipv4.tcp_syncookies = 0"),
-    "services-disabled": _enable("rpcbind.service"),
+    "sysctl-redirects": _sysctl("redirects", "net.ipv4.conf.all.accept_redirects = 1"),
+    "sysctl-source-route": _sysctl("source-route", "net.ipv4.conf.all.accept_source_route = 1"),
+    "sysctl-rp-filter": _sysctl("rp-filter", "net.ipv4.conf.all.rp_filter = 0"),
+    "sysctl-aslr": _sysctl("aslr", "kernel.randomize_va_space = 0"),
+    "sysctl-suid-dumpable": _sysctl("suid-dumpable", "fs.suid_dumpable = 2"),
+    "sysctl-network": _sysctl("network", "net.ipv4.tcp_syncookies = 0"),
+    "services-disabled": _rpcbind_back,
     "cloudwatch-agent": _unlink(
         "etc/systemd/system/multi-user.target.wants/amazon-cloudwatch-agent.service"),
     "time-sync": _no_time_sync,
@@ -118,48 +131,41 @@ _BREAKERS: dict[str, Callable[[Path], None]] = {
 
 def break_control(root: Path, control: str) -> None:
     """Change the disk under root so that exactly `control` fails."""
-    if control in RUNTIME_CONTROLS:
-        raise ValueError(f"{control} checks the running system; a disk cannot break it")
     breaker = _BREAKERS.get(control)
-    if breaker is None:
-        raise ValueError(f"unknown control {control}; known: {sorted(_BREAKERS)}")
-    breaker(root)
+    if breaker is not None:
+        breaker(root)
+    elif control in runtime_controls():
+        raise ValueError(f"{control} checks the running system; a disk cannot break it "
+                         f"(the check skips it on a tree)")
+    elif control in controls():
+        raise ValueError(f"no way to break {control} is defined: add one to _BREAKERS")
+    else:
+        raise ValueError(f"unknown control {control}; known: {', '.join(controls())}")
 
 
-def _script_path(script: Path | str, stack: list[tempfile.TemporaryDirectory]) -> Path:
-    """A script given as a path, or as its text (what an SSM document holds)."""
-    if isinstance(script, Path):
-        return script
-    holder = tempfile.TemporaryDirectory(prefix="golden-ami-script-")
-    stack.append(holder)
-    path = Path(holder.name) / "script.sh"
-    path.write_text(script)
-    return path
+def _run(args: list[str], script: Path | str, env: dict[str, str]) -> tuple[int, str]:
+    """Run `bash SCRIPT ARGS...`; a script given as text (what an SSM document holds) runs from
+    a temporary file."""
+    with tempfile.TemporaryDirectory(prefix="golden-ami-script-") as holder:
+        if isinstance(script, str):
+            path = Path(holder) / "script.sh"
+            path.write_text(script)
+        else:
+            path = script
+        result = subprocess.run(["bash", str(path), *args], capture_output=True, text=True,
+                                env=env, timeout=_TIMEOUT)
+    return result.returncode, result.stdout
 
 
 def run_check(root: Path, script: Path | str = CHECK) -> tuple[int, str]:
-    """check.sh against root: (exit status, stdout)."""
-    holders: list[tempfile.TemporaryDirectory] = []
-    try:
-        result = subprocess.run(["bash", str(_script_path(script, holders)), str(root)],
-                                capture_output=True, text=True, env=_CLEAN_ENV, timeout=60)
-    finally:
-        for holder in holders:
-            holder.cleanup()
-    return result.returncode, result.stdout
+    """check.sh against the tree at root: (exit status, stdout)."""
+    return _run([str(root)], script, dict(_CLEAN_ENV))
 
 
 def update_report(scenario: str, script: Path | str = UPDATES) -> tuple[int, str]:
-    """updates.sh reading the raw dnf outputs of local/fixtures/updates/<scenario>."""
+    """updates.sh reading the raw dnf outputs of local/fixtures/updates/<scenario>:
+    (exit status, stdout)."""
     source = FIXTURES / "updates" / scenario
     if not source.is_dir():
         raise ValueError(f"no update scenario {scenario} in {source.parent}")
-    holders: list[tempfile.TemporaryDirectory] = []
-    try:
-        result = subprocess.run(["bash", str(_script_path(script, holders))],
-                                capture_output=True, text=True, timeout=60,
-                                env={**_CLEAN_ENV, "GOLDEN_AMI_UPDATES_FROM": str(source)})
-    finally:
-        for holder in holders:
-            holder.cleanup()
-    return result.returncode, result.stdout
+    return _run([], script, {**_CLEAN_ENV, "GOLDEN_AMI_UPDATES_FROM": str(source)})
