@@ -5,6 +5,7 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   one step per GetAutomationExecution, against moto's EC2 backend; unsupported things fail loudly.
 - images.py: CopyImage honours Encrypted / KmsKeyId / ClientToken; images can stay "pending"
   for N DescribeImages calls; DescribeImages reports Ebs.Encrypted / Ebs.KmsKeyId.
+- ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
 - admin.py: POST /_golden/faults|config|reset, GET /_golden/state (fault injection, config).
 
 Start it (from the repository root; binds 127.0.0.1 only):
@@ -28,8 +29,9 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, images
+    from . import automation, images, ram
 
     automation.install()
     images.install()
+    ram.install()
     _installed = True
