@@ -2,7 +2,9 @@
 
 Admin API (JSON in, JSON out):
   POST /_golden/faults  {"automationStepFail": {"step": "updateOs", "message": "...", "times": 1,
-                                               "document": "golden-ami-test"}}  (document: optional)
+                                               "document": "golden-ami-test",
+                                               "nameContains": "arm64"}}
+                            (document, nameContains (TargetAmiName / TestName): optional)
                         {"automationStepFail": {"step": "createImage", "halfway": true}}
                             (createImage leaves an untagged image, then fails)
                         {"baselineFail": {"controls": ["ssh-ciphers"]}}  (the boot test's disk)
@@ -10,6 +12,8 @@ Admin API (JSON in, JSON out):
                         {"apiFail": {"service": "ec2", "action": "CopyImage", "code": "InternalError",
                                      "status": 500, "message": "...", "times": 1}}
                         {"apiFail": {"service": "ssm", "action": "GetParameter", "throttle": true}}
+                        {"apiFail": {"service": "ec2", "action": "CopyImage", "region": "us-east-1"}}
+                            (region: only requests signed for that region)
                         (both keys may be given at once; each POST adds faults; times defaults to 1)
   POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
   POST /_golden/reset   clears faults, config, executions AND moto's own state (/moto-api/reset)
@@ -32,7 +36,7 @@ from urllib.parse import parse_qs
 from . import baseline, images
 from .state import LOCK, STATE
 
-_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
 class GoldenMiddleware:
@@ -81,10 +85,11 @@ class GoldenMiddleware:
             match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
             if not match:
                 return None
-            service = match.group(1)
+            region, service = match.group(1), match.group(2)
             action = _action(environ)
             for fault in STATE.api_faults:
-                if fault["times"] > 0 and (fault["service"], fault["action"]) == (service, action):
+                if (fault["times"] > 0 and (fault["service"], fault["action"]) == (service, action)
+                        and fault["region"] in (None, region)):
                     fault["times"] -= 1
                     return fault
         return None
@@ -124,6 +129,7 @@ def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
             STATE.step_faults.append({"step": str(spec["step"]), "message": spec.get("message"),
                                       "times": int(spec.get("times", 1)),
                                       "document": spec.get("document"),
+                                      "nameContains": spec.get("nameContains"),
                                       "halfway": bool(spec.get("halfway"))})
         if "baselineFail" in body:
             controls = [str(c) for c in body["baselineFail"]["controls"]]
@@ -145,7 +151,7 @@ def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
                 "service": service, "action": str(spec["action"]),
                 "code": spec.get("code", code), "status": int(spec.get("status", status)),
                 "message": spec.get("message", "injected by local/moto_ext"),
-                "times": int(spec.get("times", 1))})
+                "times": int(spec.get("times", 1)), "region": spec.get("region")})
         return _faults()
 
 

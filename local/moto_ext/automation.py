@@ -135,7 +135,7 @@ class Execution:
         error = None
         for _attempt in range(max(1, int(step.get("maxAttempts", 1)))):
             try:
-                fault = _take_step_fault(name, self.document_name)
+                fault = _take_step_fault(name, self.document_name, self.params)
                 inputs = self._resolve(step.get("inputs", {}))
                 if fault is not None:
                     if fault["halfway"]:
@@ -525,13 +525,20 @@ def _condition(choice: dict[str, Any]) -> bool:
     return _CONDITIONS[operators[0]](choice["Variable"], choice[operators[0]])
 
 
-def _take_step_fault(step_name: str, document: str) -> dict[str, Any] | None:
+def _take_step_fault(step_name: str, document: str,
+                     params: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The next injected failure of this step: {"message", "halfway"} (halfway: createImage
-    makes its image, untagged, before it fails, as a create that failed half way would)."""
+    makes its image, untagged, before it fails, as a create that failed half way would). A fault
+    with "nameContains" hits only an automation whose TargetAmiName or TestName contains it
+    (one image family of a run)."""
+    names = [str(v[0] if isinstance(v, list) and v else v)
+             for k, v in (params or {}).items() if k in ("TargetAmiName", "TestName")]
     with LOCK:
         for fault in STATE.step_faults:
+            wanted = fault.get("nameContains")
             if (fault["step"] == step_name and fault["times"] > 0
-                    and fault.get("document") in (None, document)):
+                    and fault.get("document") in (None, document)
+                    and (wanted is None or any(wanted in n for n in names))):
                 fault["times"] -= 1
                 return {"message": fault.get("message") or f"injected failure of step {step_name}",
                         "halfway": bool(fault.get("halfway"))}

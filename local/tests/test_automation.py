@@ -234,3 +234,16 @@ def test_launch_failure_aborts(client, bake_env):
     assert steps(exe) == [("launchInstance", "Failed")]
     assert "no-such-profile" in exe["FailureMessage"]
     assert client("ec2").describe_instances()["Reservations"] == []
+
+
+def test_a_fault_scoped_to_one_image_name_hits_only_that_family(client, bake_env):
+    ssm = client("ssm")
+    admin(_endpoint(client), "faults",
+          {"automationStepFail": {"step": "updateOs", "nameContains": "-arm64-",
+                                  "message": "dnf failed on arm64"}})
+    x86 = start(ssm, bake_env, name="golden-ami-intermediate-2026-12-01-x")
+    arm = start(ssm, bake_env, name="golden-ami-arm64-intermediate-2026-12-01-x")
+    assert poll_until_done(ssm, x86)[0]["AutomationExecutionStatus"] == "Success"
+    failed, _ = poll_until_done(ssm, arm)
+    assert failed["AutomationExecutionStatus"] == "Failed"
+    assert "dnf failed on arm64" in failed["FailureMessage"]

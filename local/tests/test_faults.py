@@ -72,3 +72,19 @@ def test_admin_rejects_nonsense(endpoint):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(req)
         assert err.value.code == 400
+
+
+def test_a_fault_scoped_to_a_region_spares_the_others(client, endpoint):
+    import boto3
+    from botocore.config import Config
+
+    admin(endpoint, "faults", {"apiFail": {"service": "ec2", "action": "DescribeImages",
+                                           "region": "us-east-1"}})
+    assert client("ec2").describe_images(Owners=["self"])["Images"] == []  # eu-west-1
+    us_east = boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
+    ).client("ec2", endpoint_url=endpoint, config=Config(retries={"total_max_attempts": 1}))
+    with pytest.raises(ClientError) as err:
+        us_east.describe_images(Owners=["self"])
+    assert err.value.response["Error"]["Code"] == "InternalError"
+    assert admin(endpoint, "state")["faults"]["apiFail"] == []
