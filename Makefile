@@ -7,7 +7,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 RUNNER := local/runner
 ASL    := statemachine/golden-ami-pipeline.asl.json
-TEMPLATES := infra/template.yaml infra/consumer-access.yaml
+TEMPLATES := infra/template.yaml infra/region.yaml infra/consumer-access.yaml
 
 # cargo-lambda, cfn-lint and sam come from the venv; nothing is installed globally.
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -51,7 +51,7 @@ bench: setup $(BENCH_STAMP) ## Rust vs Python cold/warm starts, package sizes, p
 	rustup target add aarch64-unknown-linux-gnu
 	$(PY) bench/bench.py
 
-lint: setup lint-rust lint-infra ## formatting, clippy, the ASL and the templates
+lint: setup lint-rust lint-infra ## formatting, clippy, the ASL, the templates and the baseline scripts
 
 lint-rust:
 	cargo fmt --all -- --check
@@ -63,6 +63,7 @@ lint-infra: setup
 	sam validate --lint -t infra/template.yaml
 	$(PY) scripts/sync-documents.py --check
 	$(PY) scripts/build-asl.py --check
+	shellcheck infra/baseline/*.sh
 
 build: ## debug build of every step
 	cargo build --workspace --bins

@@ -3,7 +3,8 @@
     .venv/bin/python -m local.demo        (or: python local/demo.py), from the repository root
 
 Builds the handlers, starts the moto extension and cargo lambda watch on free 127.0.0.1 ports,
-seeds the organization account as the SAM stack would, runs ONE execution of
+seeds the organization account as the SAM stack would, with two image families (the default one,
+and an arm64 one on its first run) published in two regions, runs ONE execution of
 statemachine/golden-ami-pipeline.asl.json (its progress streamed here), then prints a summary read
 from the emulator's own state. Stops every process it started. Exit 0 only if the run succeeded
 and the emulator shows what a successful run must leave behind.
@@ -16,89 +17,109 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `local` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local.stack import (LocalStack, RunResult, StackError, automation_outputs,  # noqa: E402
-                         read_facts)
+from local.stack import (LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME, REGION,  # noqa: E402
+                         LocalStack, RunResult, StackError, automation_outputs, read_facts)
 
 
 def say(line: str = "") -> None:
     print(line, flush=True)
 
 
-def summary(stack: LocalStack, result: RunResult, wall: float) -> list[str]:
-    """The summary lines and the problems found (problems make the demo fail)."""
+# The demo's matrix: the default family (its pointer seeded with last month's image) and an
+# arm64 family on its first run (no pointer yet: it bakes from its baseImage), published at home
+# and in a second region.
+OTHER_REGION = "us-east-1"
+ARM_FAMILY = "arm64"
+
+
+def set_up_matrix(stack: LocalStack) -> dict[str, Any]:
+    replica = stack.add_region(OTHER_REGION)
+    default = {"name": "default", "pointer": POINTER_PARAMETER_NAME, "architecture": "x86_64",
+               "instanceType": "t3.small"}
+    arm = stack.add_family(ARM_FAMILY, "arm64", seed_pointer=False)
+    targets = stack.set_targets([default, arm], [OTHER_REGION])
+    return {"replica": replica, "families": [default, arm], "targets": targets}
+
+
+def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str, Any]) -> list[str]:
+    """Print the summary; return the problems found (problems make the demo fail)."""
     seed = stack.seed
     assert seed is not None
     facts = read_facts(stack)
     problems: list[str] = []
-    out = result.output or {}
-    new_ami = facts.pointer["value"] if facts.pointer else None
+    keys = {REGION: seed.kms_key_arn, OTHER_REGION: matrix["replica"]}
 
     say("")
     say("=" * 78)
     say(f"golden-ami-pipeline: local run {result.status} ({result.execution_arn})")
     say("=" * 78)
-    if facts.pointer is None:
-        problems.append("the pointer parameter is gone")
-        say("pointer          MISSING")
-    else:
-        say(f"golden AMI       {seed.golden_ami_id} -> {new_ami}")
-        say(f"pointer          {stack_pointer_name()} version {seed.pointer_version} -> "
-            f"{facts.pointer['version']} (data type {facts.pointer['dataType']})")
-        if new_ami == seed.golden_ami_id:
-            problems.append("the pointer did not move")
-        if facts.pointer["version"] != seed.pointer_version + 1:
-            problems.append(f"the pointer is at version {facts.pointer['version']}, "
-                            f"expected {seed.pointer_version + 1}")
-
-    golden = facts.images.get(new_ami or "")
-    if golden is None:
-        problems.append(f"the published image {new_ami} does not exist")
-    else:
-        say(f"image            {golden['name']} ({golden['state']}), "
-            f"Type={golden['tags'].get('Type')}, source {golden['tags'].get('golden-ami:source-ami-id')}")
-        for snap_id in golden["snapshots"]:
-            snap = facts.snapshots.get(snap_id, {})
-            say(f"snapshot         {snap_id} encrypted={snap.get('encrypted')} key={snap.get('kmsKeyId')}")
-            if not snap.get("encrypted") or snap.get("kmsKeyId") != seed.kms_key_arn:
-                problems.append(f"snapshot {snap_id} is not encrypted under the golden key")
-        say(f"golden key       {seed.kms_key_arn} ({seed.kms_alias})")
-        launch = [next(iter(p.values())) for p in golden["launchPermissions"]]
-        say(f"launch permission {', '.join(launch) or '(none)'}")
-        if seed.organization_arn not in launch:
-            problems.append("the organization is not in the launch permission")
-        tags = golden["tags"]
-        say(f"what changed     {tags.get('golden-ami:packages')} packages, advisories "
-            f"{tags.get('golden-ami:advisories')}, {tags.get('golden-ami:cves')} CVEs, "
-            f"kernel now {tags.get('golden-ami:kernel')} (the image's tags)")
-        say(f"update report    {tags.get('golden-ami:update-report')}")
+    say(f"targets          {matrix['targets']}")
+    for family in matrix["families"]:
+        name, pointer = family["name"], family["pointer"]
+        start = (f"last month's {seed.golden_ami_id}" if name == "default"
+                 else f"its baseImage {family.get('baseImage')}")
+        say(f"family {name} ({family['architecture']}, {family['instanceType']}), from {start}:")
+        for region in stack.regions:
+            now = facts.pointers.get((pointer, region))
+            if now is None:
+                problems.append(f"the pointer {pointer} in {region} does not exist")
+                say(f"  {region:<10} pointer {pointer} MISSING")
+                continue
+            image = facts.images.get(now["value"], {})
+            snaps = [facts.snapshots.get(s, {}) for s in image.get("snapshots", [])]
+            encrypted = all(s.get("encrypted") and s.get("kmsKeyId") == keys[region] for s in snaps)
+            launch = [next(iter(p.values())) for p in image.get("launchPermissions", [])]
+            say(f"  {region:<10} {pointer} v{now['version']} -> {now['value']} "
+                f"({image.get('name')}), key {'replica' if region != REGION else 'primary'} "
+                f"{keys[region].rsplit('/', 1)[-1]}, shared with "
+                f"{'the organization' if seed.organization_arn in launch else 'NOBODY'}")
+            expected_version = seed.pointer_version + 1 if (name, region) == ("default", REGION) else 1
+            if now["version"] != expected_version:
+                problems.append(f"{pointer} in {region} is at version {now['version']}, "
+                                f"expected {expected_version}")
+            if image.get("region") != region or image.get("tags", {}).get("Type") != "golden-ami":
+                problems.append(f"{pointer} in {region} holds {now['value']}, not a golden image there")
+            if not snaps or not encrypted:
+                problems.append(f"{now['value']} is not encrypted under the golden key in {region}")
+            if seed.organization_arn not in launch:
+                problems.append(f"{now['value']} is not shared with the organization")
+        home = facts.images.get((facts.pointers.get((pointer, REGION)) or {}).get("value", ""), {})
+        tags = home.get("tags", {})
+        say(f"  what changed   {tags.get('golden-ami:packages')} packages, advisories "
+            f"{tags.get('golden-ami:advisories')}, {tags.get('golden-ami:cves')} CVEs, kernel now "
+            f"{tags.get('golden-ami:kernel')} (the image's tags; report {tags.get('golden-ami:update-report')})")
         if "golden-ami:packages" not in tags:
-            problems.append("the golden image carries no change summary")
+            problems.append(f"family {name}'s golden image carries no change summary")
 
     tests = [a for a in facts.automations if a["document"] == "golden-ami-test"]
-    if not tests:
-        problems.append("no boot test ran")
+    if len(tests) != len(matrix["families"]):
+        problems.append(f"{len(tests)} boot tests ran, expected one per family")
     for test in tests:
         outputs = automation_outputs(test)
-        instance = outputs.get("launchInstance.InstanceId")
         check = outputs.get("runCheck.Output") or ""
         summary_line = check.splitlines()[-1] if check else "(no output)"
-        say(f"boot test        {test['status']}: instance {instance} launched from "
-            f"{test['parameters'].get('ImageId')} ran infra/baseline/check.sh: {summary_line}")
+        say(f"boot test        {test['status']}: {test['parameters'].get('TestName')} booted on "
+            f"{outputs.get('launchInstance.InstanceId')} from {test['parameters'].get('ImageId')}: "
+            f"infra/baseline/check.sh {summary_line}")
+        if test["status"] != "Success" or " fail=0 " not in summary_line:
+            problems.append("a boot test did not pass")
+    if tests:
+        check = automation_outputs(tests[0]).get("runCheck.Output") or ""
+        say("                 (per control, first family:)")
         for line in check.splitlines()[:-1]:
             say(f"                   {line}")
-        if test["status"] != "Success" or " fail=0 " not in summary_line:
-            problems.append("the boot test did not pass")
 
     say("notifications:")
     for n in facts.notifications:
         say(f"  [{n['event']}] {n['subject']}")
-        if n["event"] == "SUCCEEDED":
+        if n["event"] in ("SUCCEEDED", "FAILED"):
             for line in n["message"].splitlines():
-                if line.startswith(("What changed:", "Advisories:", "Boot test:")):
+                if line.startswith(("Family ", "- ", "What changed:", "Boot test:")):
                     say(f"      {line}")
     if facts.events() != ["STARTED", "SUCCEEDED"]:
         problems.append(f"notifications were {facts.events()}, expected STARTED then SUCCEEDED")
@@ -108,41 +129,36 @@ def summary(stack: LocalStack, result: RunResult, wall: float) -> list[str]:
         outputs = automation_outputs(automation)
         intermediate = outputs.get("createImage.ImageId")
         instance = outputs.get("launchInstance.InstanceId")
-        say(f"  {automation['document']} automation {automation['id']}: {automation['status']}, "
-            f"{len(automation['steps'])} steps")
-        if instance:
-            state = facts.instances.get(instance, {}).get("state", "gone")
-            say(f"  temporary instance {instance}: {state}")
-            if state != "terminated":
-                problems.append(f"the temporary instance {instance} is {state}")
+        state = facts.instances.get(instance, {}).get("state", "gone") if instance else None
+        line = (f"  {automation['document']} {automation['id'][:8]}: {automation['status']}, "
+                f"{len(automation['steps'])} steps; instance {instance}: {state}")
+        if instance and state != "terminated":
+            problems.append(f"the temporary instance {instance} is {state}")
         if intermediate:
             left = intermediate in facts.images
-            snaps = [s for s, v in facts.snapshots.items() if intermediate in v["description"]]
-            say(f"  intermediate image {intermediate}: {'STILL THERE' if left else 'deregistered'}; "
-                f"its snapshots: {', '.join(snaps) if snaps else 'deleted'}")
+            snaps = [x for x, v in facts.snapshots.items() if intermediate in v["description"]]
+            line += (f"; intermediate {intermediate}: "
+                     f"{'STILL THERE' if left or snaps else 'deregistered, snapshots deleted'}")
             if left or snaps:
                 problems.append(f"the intermediate image {intermediate} or its snapshots remain")
-    cleanup = out.get("cleanup") or {}
-    if cleanup:
-        say(f"  (Cleanup reported: deregistered {cleanup.get('deregisteredImages')}, "
-            f"deleted {cleanup.get('deletedSnapshots')})")
+        say(line)
     running = facts.running_instances()
     if running:
         problems.append(f"instances still running: {running}")
+    lock = stack.client("ssm").get_parameters(Names=[LOCK_PARAMETER_NAME])["Parameters"]
+    say(f"run lock         {LOCK_PARAMETER_NAME}: {'STILL HELD' if lock else 'released'}")
+    if lock:
+        problems.append("the run lock was not released")
 
     say("")
     transitions = sum(1 for e in result.events if e.get("type") == "StateEntered")
-    say(f"transitions      {transitions} states entered in this execution")
+    families, regions = len(matrix["families"]), len(stack.regions)
+    say(f"transitions      {transitions} states entered ({families} families x {regions} regions)")
     say(f"wall time        {wall:.1f} s without the build: the execution itself {result.wall_ms} ms; "
         f"start + seed {stack.timings.get('moto_start', 0) + stack.timings.get('seed', 0):.1f} s; "
         f"watch + warm-up {stack.timings.get('watch_start', 0):.1f} s")
     say(f"build time       {stack.build_seconds:.1f} s (cargo build --workspace --bins, debug)")
     return problems
-
-
-def stack_pointer_name() -> str:
-    from local.stack import POINTER_PARAMETER_NAME
-    return POINTER_PARAMETER_NAME
 
 
 def main() -> int:
@@ -155,13 +171,16 @@ def main() -> int:
             started = entered + stack.build_seconds  # wall time excludes the build
             say(f"[stack] seeded: organization {stack.seed.organization_arn}, golden AMI "
                 f"{stack.seed.golden_ami_id}, pointer version {stack.seed.pointer_version}")
+            matrix = set_up_matrix(stack)
+            say(f"[stack] {OTHER_REGION} prepared as infra/region.yaml would (key replica "
+                f"{matrix['replica']}, pointer share); family {ARM_FAMILY} added without a pointer")
             say("[run] statemachine/golden-ami-pipeline.asl.json:")
             result = stack.run(stream=lambda line: say(f"  {line}"))
             wall = time.monotonic() - started
             if result.status == "RUNNER_ERROR" or result.exit_code == 1:
                 say(f"demo: the runner failed:\n{result.stderr[-3000:]}")
                 return 1
-            problems = summary(stack, result, wall)
+            problems = summary(stack, result, wall, matrix)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1

@@ -8,14 +8,21 @@
 Everything binds 127.0.0.1 on free ports. Both servers (and every runner) are started in their own
 process group and stopped by this object, by PID / process group, on exit, Ctrl-C or exception.
 
-The seed follows infra/template.yaml: the golden key gets the template's key policy (intrinsics
-resolved for the emulated account and organization) and alias, the pointer is a String parameter
-of data type aws:ec2:image in the Advanced tier, the documents are those of infra/ exactly as
+The seed follows infra/template.yaml: the golden key is a multi-Region key with the template's key
+policy (intrinsics resolved for the emulated account and organization) and alias, the pointer is a
+String parameter of data type aws:ec2:image in the Advanced tier in the pointer share, the targets
+parameter holds what the template writes for the given ImageFamilies and TargetRegions (rendered
+from the template itself), the documents are those of infra/ exactly as
 scripts/sync-documents.py embeds them in the template (the bake and test Automation documents, the
 Command documents of infra/baseline/), the report bucket and the instances' security group exist.
 moto's random generator is seeded (POST /moto-api/seed) before seeding, so a reset gives the same
 ids (subnet, key) and the watch server, whose functions read their environment once at cold
 start, can keep running; if the ids ever differ, the watch server is restarted.
+
+Several image families in several regions (the fan-out): `add_region` does what infra/region.yaml
+does in a region (the golden key's replica, the pointer share), `add_family` seeds a family's
+pointer with an image of its architecture, and `set_targets` rewrites the targets parameter the
+way a stack update with ImageFamilies / TargetRegions would.
 """
 
 from __future__ import annotations
@@ -49,11 +56,18 @@ TEMPLATE = REPO / "infra" / "template.yaml"
 SYNC_DOCUMENTS = REPO / "scripts" / "sync-documents.py"
 RUNNER = REPO / "local" / "runner" / "run.mjs"
 BASE_AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+BASE_AMI_PARAMETERS = {
+    "x86_64": BASE_AMI_PARAMETER,
+    "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
+}
 STACK_NAME = "golden-ami-pipeline"
 RANDOM_SEED = 20261201
 
 # The values the SAM stack's parameters default to (infra/template.yaml) and the names it creates.
 POINTER_PARAMETER_NAME = "/golden-ami/current"
+TARGETS_PARAMETER_NAME = f"/{STACK_NAME}/targets"
+LOCK_PARAMETER_NAME = f"/{STACK_NAME}/run-lock"
+POINTER_SHARE_NAME = f"{STACK_NAME}-pointers"
 IMAGE_NAME_PREFIX = "golden-ami"
 BAKE_DOCUMENT_NAME = "golden-ami-bake"
 # Template resource -> the name the local stack registers it under (CloudFormation would
@@ -121,10 +135,27 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 (SafeLoader subclass)
 
 
-def resolve_intrinsics(value: Any, refs: dict[str, str]) -> Any:
-    """Resolve Ref / Fn::Sub (string form) against `refs`; anything unresolvable is an error."""
+def _substitute(text: str, refs: dict[str, Any]) -> str:
+    out, i = [], 0
+    while (start := text.find("${", i)) >= 0:
+        end = text.index("}", start)
+        name = text[start + 2:end]
+        if name not in refs:
+            raise StackError(f"cannot resolve ${{{name}}} in infra/template.yaml")
+        out += [text[i:start], str(refs[name])]
+        i = end + 1
+    return "".join(out + [text[i:]])
+
+
+def resolve_intrinsics(value: Any, refs: dict[str, Any],
+                       conditions: dict[str, bool] | None = None) -> Any:
+    """Resolve Ref, Fn::Sub (both forms), Fn::Join and Fn::If (against `conditions`) with
+    `refs`; anything unresolvable is an error."""
+    def again(v: Any, more: dict[str, Any] | None = None) -> Any:
+        return resolve_intrinsics(v, {**refs, **(more or {})}, conditions)
+
     if isinstance(value, list):
-        return [resolve_intrinsics(v, refs) for v in value]
+        return [again(v) for v in value]
     if not isinstance(value, dict):
         return value
     if set(value) == {"Ref"}:
@@ -132,20 +163,40 @@ def resolve_intrinsics(value: Any, refs: dict[str, str]) -> Any:
             return refs[value["Ref"]]
         except KeyError:
             raise StackError(f"cannot resolve Ref {value['Ref']} in infra/template.yaml") from None
-    if set(value) == {"Fn::Sub"} and isinstance(value["Fn::Sub"], str):
-        text = value["Fn::Sub"]
-        out, i = [], 0
-        while (start := text.find("${", i)) >= 0:
-            end = text.index("}", start)
-            name = text[start + 2:end]
-            if name not in refs:
-                raise StackError(f"cannot resolve ${{{name}}} in infra/template.yaml")
-            out += [text[i:start], refs[name]]
-            i = end + 1
-        return "".join(out + [text[i:]])
+    if set(value) == {"Fn::Sub"}:
+        sub = value["Fn::Sub"]
+        if isinstance(sub, str):
+            return _substitute(sub, refs)
+        text, variables = sub
+        return _substitute(text, {**refs, **{k: again(v) for k, v in variables.items()}})
+    if set(value) == {"Fn::Join"}:
+        separator, items = value["Fn::Join"]
+        return separator.join(str(v) for v in again(items))
+    if set(value) == {"Fn::If"}:
+        name, when_true, when_false = value["Fn::If"]
+        if conditions is None or name not in conditions:
+            raise StackError(f"cannot resolve the condition {name} of infra/template.yaml")
+        return again(when_true if conditions[name] else when_false)
     if any(k.startswith("Fn::") for k in value):
         raise StackError(f"unsupported intrinsic {sorted(value)} in infra/template.yaml")
-    return {k: resolve_intrinsics(v, refs) for k, v in value.items()}
+    return {k: again(v) for k, v in value.items()}
+
+
+def targets_document(image_families: str = "", target_regions: Iterable[str] = (),
+                     family_concurrency: int = 2) -> str:
+    """The value the template's TargetsParameter gets for these stack parameters (its defaults
+    for the default family's pointer, instance type and architecture)."""
+    template = load_template()
+    regions = [r for r in target_regions if r]
+    refs = {"AWS::Region": REGION, "AWS::StackName": STACK_NAME,
+            "PointerParameterName": POINTER_PARAMETER_NAME,
+            "BakeInstanceType": template["Parameters"]["BakeInstanceType"]["Default"],
+            "BakeArchitecture": template["Parameters"]["BakeArchitecture"]["Default"],
+            "ImageFamilies": image_families, "TargetRegions": regions,
+            "FamilyConcurrency": family_concurrency}
+    conditions = {"HasImageFamilies": image_families != "", "HasTargetRegions": bool(regions)}
+    value = template["Resources"]["TargetsParameter"]["Properties"]["Value"]
+    return resolve_intrinsics(value, refs, conditions)
 
 
 # ---- processes -----------------------------------------------------------------------------
@@ -225,6 +276,8 @@ class Seed:
     base_ami_id: str
     golden_ami_id: str
     pointer_version: int
+    pointer_share_arn: str
+    targets: str
 
 
 @dataclass
@@ -326,9 +379,9 @@ class RunningExecution:
 class LocalStack:
     """Build, start, seed and stop the local stand-in of the SAM stack (see the module doc)."""
 
-    FUNCTIONS = ("read-current-ami", "notify", "start-bake", "check-bake", "copy-image",
-                 "check-copy", "share-image", "verify-image", "start-test", "check-test",
-                 "publish-pointer", "cleanup")
+    FUNCTIONS = ("plan-run", "read-current-ami", "notify", "start-bake", "check-bake",
+                 "copy-image", "check-copy", "share-image", "verify-image", "start-test",
+                 "check-test", "publish-pointer", "cleanup", "release-lock")
 
     def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
                  build: bool = True, work_dir: Path | None = None):
@@ -348,6 +401,8 @@ class LocalStack:
         self._runners: list[subprocess.Popen] = []
         self._run_count = 0
         self.started_pids: list[int] = []
+        # The home region first, then every region add_region prepared.
+        self.regions: list[str] = [REGION]
         self._session = boto3.session.Session(region_name=REGION, **{
             "aws_access_key_id": DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             "aws_secret_access_key": DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"]})
@@ -457,9 +512,10 @@ class LocalStack:
     def moto_data(self) -> dict[str, Any]:
         return _http("GET", f"{self.endpoint}/moto-api/data.json")
 
-    def client(self, service: str, retries: int = 1) -> Any:
+    def client(self, service: str, retries: int = 1, region: str = REGION) -> Any:
         config = BotoConfig(retries={"total_max_attempts": retries, "mode": "standard"})
-        return self._session.client(service, endpoint_url=self.endpoint, config=config)
+        return self._session.client(service, endpoint_url=self.endpoint, config=config,
+                                    region_name=region)
 
     # ---- seeding ----
 
@@ -477,6 +533,7 @@ class LocalStack:
 
     def seed_account(self) -> Seed:
         _http("POST", f"{self.endpoint}/moto-api/seed?a={RANDOM_SEED}")
+        self.regions = [REGION]
         org = self.client("organizations").create_organization(FeatureSet="ALL")["Organization"]
         account_id = org["MasterAccountId"]
         ec2, iam, kms, sns, ssm, s3 = (self.client(s) for s in ("ec2", "iam", "kms", "sns", "ssm", "s3"))
@@ -490,7 +547,8 @@ class LocalStack:
         policy = resolve_intrinsics(key_props["KeyPolicy"], refs)
         key = kms.create_key(Policy=json.dumps(policy),
                              Description=resolve_intrinsics(key_props["Description"], refs),
-                             KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT")["KeyMetadata"]
+                             KeyUsage="ENCRYPT_DECRYPT", KeySpec="SYMMETRIC_DEFAULT",
+                             MultiRegion=bool(key_props.get("MultiRegion")))["KeyMetadata"]
         if key_props.get("EnableKeyRotation"):
             kms.enable_key_rotation(KeyId=key["KeyId"])
         alias = resolve_intrinsics(resources["GoldenKeyAlias"]["Properties"]["AliasName"], refs)
@@ -536,6 +594,16 @@ class LocalStack:
         pointer = ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Type="String", DataType="aws:ec2:image",
                                     Tier="Advanced", Value=golden,
                                     Description="The current golden AMI id (seeded by local/stack.py)")
+        share_props = resources["PointerShare"]["Properties"]
+        share = self.client("ram").create_resource_share(
+            name=resolve_intrinsics(share_props["Name"], refs),
+            allowExternalPrincipals=share_props["AllowExternalPrincipals"],
+            principals=[org["Arn"]],
+            resourceArns=[f"arn:aws:ssm:{REGION}:{account_id}:parameter{POINTER_PARAMETER_NAME}"],
+        )["resourceShare"]["resourceShareArn"]
+        targets = targets_document()
+        ssm.put_parameter(Name=TARGETS_PARAMETER_NAME, Type="String", Tier="Intelligent-Tiering",
+                          Value=targets, Description="The image families and target regions")
         for resource, (kind, content) in document_contents().items():
             ssm.create_document(Name=DOCUMENT_NAMES[resource], DocumentType=kind,
                                 DocumentFormat="YAML", Content=content)
@@ -545,8 +613,66 @@ class LocalStack:
             vpc_id=vpc, subnet_id=subnet, security_group_id=group, report_bucket=REPORT_BUCKET,
             instance_profile_name=BAKE_INSTANCE_PROFILE,
             automation_role_arn=automation_role_arn, base_ami_id=base_ami, golden_ami_id=golden,
-            pointer_version=pointer["Version"])
+            pointer_version=pointer["Version"], pointer_share_arn=share, targets=targets)
         return self.seed
+
+    # ---- the fan-out: regions and families ----
+
+    def add_region(self, region: str) -> str:
+        """What infra/region.yaml makes in `region`: the golden key's replica (same key id) and
+        the (empty) pointer share. Returns the replica's ARN."""
+        seed = self.seed
+        assert seed is not None
+        if region in self.regions:
+            raise StackError(f"{region} is already a region of the stack")
+        # moto 5.2.5's ReplicateKey takes the key id only (an ARN answers HTTP 500).
+        replica = self.client("kms").replicate_key(KeyId=seed.kms_key_arn.rsplit("/", 1)[-1],
+                                                   ReplicaRegion=region,
+                                                   Description="golden key replica")
+        self.client("ram", region=region).create_resource_share(
+            name=POINTER_SHARE_NAME, allowExternalPrincipals=False,
+            principals=[seed.organization_arn])
+        self.regions.append(region)
+        return replica["ReplicaKeyMetadata"]["Arn"]
+
+    def add_family(self, name: str, architecture: str = "x86_64", *,
+                   pointer: str | None = None, seed_pointer: bool = True) -> dict[str, Any]:
+        """A family's targets entry (JSON-ready); with seed_pointer, its home pointer holds last
+        month's image of its architecture, made the way an image is made, and is shared."""
+        seed = self.seed
+        assert seed is not None
+        pointer = pointer or f"/golden-ami/{name}"
+        entry: dict[str, Any] = {"name": name, "pointer": pointer, "architecture": architecture,
+                                 "instanceType": "t4g.small" if architecture == "arm64" else "t3.small"}
+        if not seed_pointer:
+            entry["baseImage"] = BASE_AMI_PARAMETERS[architecture]
+            return entry
+        ec2, ssm = self.client("ec2"), self.client("ssm")
+        base = ssm.get_parameter(Name=BASE_AMI_PARAMETERS[architecture])["Parameter"]["Value"]
+        instance = ec2.run_instances(ImageId=base, InstanceType=entry["instanceType"], MinCount=1,
+                                     MaxCount=1, SubnetId=seed.subnet_id)["Instances"][0]["InstanceId"]
+        image = ec2.create_image(InstanceId=instance, Name=f"{IMAGE_NAME_PREFIX}-{name}-seed-previous-month",
+                                 Description=f"the {name} golden AMI before this run (seeded)")["ImageId"]
+        ec2.terminate_instances(InstanceIds=[instance])
+        ec2.create_tags(Resources=[image], Tags=[{"Key": "Type", "Value": "golden-ami"}])
+        ssm.put_parameter(Name=pointer, Type="String", DataType="aws:ec2:image", Tier="Advanced",
+                          Value=image, Description=f"The current {name} golden AMI id (seeded)")
+        self.client("ram").associate_resource_share(
+            resourceShareArn=seed.pointer_share_arn,
+            resourceArns=[f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}"])
+        entry["seededImage"] = image
+        return entry
+
+    def set_targets(self, families: list[dict[str, Any]] | None = None,
+                    regions: Iterable[str] = (), concurrency: int = 2) -> str:
+        """Rewrite the targets parameter as a stack update with these ImageFamilies (None: the
+        default family) and TargetRegions would."""
+        image_families = "" if families is None else json.dumps(
+            [{k: v for k, v in f.items() if k != "seededImage"} for f in families])
+        value = targets_document(image_families, list(regions), concurrency)
+        self.client("ssm").put_parameter(Name=TARGETS_PARAMETER_NAME, Type="String", Overwrite=True,
+                                          Value=value)
+        return value
 
     # ---- cargo lambda watch ----
 
@@ -555,10 +681,12 @@ class LocalStack:
         s = self.seed
         assert s is not None
         return {
-            "POINTER_PARAMETER_NAME": POINTER_PARAMETER_NAME,
+            "TARGETS_PARAMETER_NAME": TARGETS_PARAMETER_NAME,
+            "POINTER_SHARE_NAME": POINTER_SHARE_NAME,
+            "LOCK_PARAMETER_NAME": LOCK_PARAMETER_NAME,
+            "LOCK_TTL_MINUTES": "540",
             "BAKE_DOCUMENT_NAME": BAKE_DOCUMENT_NAME,
             "AUTOMATION_ASSUME_ROLE_ARN": s.automation_role_arn,
-            "BAKE_INSTANCE_TYPE": BAKE_INSTANCE_TYPE,
             "BAKE_SUBNET_ID": s.subnet_id,
             "BAKE_INSTANCE_PROFILE_NAME": s.instance_profile_name,
             "BAKE_SECURITY_GROUP_ID": s.security_group_id,
@@ -694,7 +822,9 @@ class Facts:
     """The emulated account after (or before) a run, read from the emulator itself."""
 
     pointer: dict[str, Any] | None  # {"value", "version", "dataType"} or None if missing
-    images: dict[str, dict[str, Any]]  # our images: id -> {name, state, tags, snapshots, launch}
+    # Every pointer under /golden-ami/ in every region of the stack: (name, region) -> as above.
+    pointers: dict[tuple[str, str], dict[str, Any]]
+    images: dict[str, dict[str, Any]]  # our images: id -> {region, name, state, tags, snapshots, launch}
     snapshots: dict[str, dict[str, Any]]  # our snapshots: id -> {description, encrypted, kmsKeyId, tags}
     instances: dict[str, dict[str, Any]]  # id -> {state, imageId, tags}
     automations: list[dict[str, Any]]  # local/moto_ext's view of each automation execution
@@ -712,26 +842,33 @@ class Facts:
 
 
 def read_facts(stack: LocalStack) -> Facts:
-    ec2, ssm = stack.client("ec2", retries=3), stack.client("ssm", retries=3)
-    try:
-        p = ssm.get_parameter(Name=POINTER_PARAMETER_NAME)["Parameter"]
-        pointer: dict[str, Any] | None = {"value": p["Value"], "version": p["Version"],
-                                          "dataType": p.get("DataType")}
-    except ssm.exceptions.ParameterNotFound:
-        pointer = None
-    images = {}
-    for image in ec2.describe_images(Owners=["self"])["Images"]:
-        launch = ec2.describe_image_attribute(ImageId=image["ImageId"], Attribute="launchPermission")
-        images[image["ImageId"]] = {
-            "name": image.get("Name"), "state": image["State"],
-            "tags": {t["Key"]: t["Value"] for t in image.get("Tags", [])},
-            "snapshots": [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
-                          if "Ebs" in m and m["Ebs"].get("SnapshotId")],
-            "launchPermissions": launch.get("LaunchPermissions", [])}
-    snapshots = {s["SnapshotId"]: {"description": s.get("Description", ""), "encrypted": s["Encrypted"],
-                                   "kmsKeyId": s.get("KmsKeyId"),
-                                   "tags": {t["Key"]: t["Value"] for t in s.get("Tags", [])}}
-                 for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
+    ec2 = stack.client("ec2", retries=3)
+    pointers: dict[tuple[str, str], dict[str, Any]] = {}
+    images: dict[str, dict[str, Any]] = {}
+    snapshots: dict[str, dict[str, Any]] = {}
+    for region in stack.regions:
+        regional_ssm = stack.client("ssm", retries=3, region=region)
+        for page in regional_ssm.get_paginator("get_parameters_by_path").paginate(
+                Path="/golden-ami/", Recursive=True):
+            for p in page["Parameters"]:
+                pointers[(p["Name"], region)] = {"value": p["Value"], "version": p["Version"],
+                                                 "dataType": p.get("DataType")}
+        regional_ec2 = stack.client("ec2", retries=3, region=region)
+        for image in regional_ec2.describe_images(Owners=["self"])["Images"]:
+            launch = regional_ec2.describe_image_attribute(ImageId=image["ImageId"],
+                                                           Attribute="launchPermission")
+            images[image["ImageId"]] = {
+                "region": region, "name": image.get("Name"), "state": image["State"],
+                "tags": {t["Key"]: t["Value"] for t in image.get("Tags", [])},
+                "snapshots": [m["Ebs"]["SnapshotId"] for m in image.get("BlockDeviceMappings", [])
+                              if "Ebs" in m and m["Ebs"].get("SnapshotId")],
+                "launchPermissions": launch.get("LaunchPermissions", [])}
+        for snap in regional_ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+            snapshots[snap["SnapshotId"]] = {
+                "region": region, "description": snap.get("Description", ""),
+                "encrypted": snap["Encrypted"], "kmsKeyId": snap.get("KmsKeyId"),
+                "tags": {t["Key"]: t["Value"] for t in snap.get("Tags", [])}}
+    pointer = pointers.get((POINTER_PARAMETER_NAME, REGION))
     s3 = stack.client("s3", retries=3)
     reports = {}
     if stack.seed is not None:
@@ -749,7 +886,8 @@ def read_facts(stack: LocalStack) -> Facts:
             event = (attributes or {}).get("event", {})
             notifications.append({"subject": subject, "message": message,
                                   "event": event.get("Value") or event.get("StringValue")})
-    return Facts(pointer=pointer, images=images, snapshots=snapshots, instances=instances,
+    return Facts(pointer=pointer, pointers=pointers, images=images, snapshots=snapshots,
+                 instances=instances,
                  automations=stack.admin("state")["executions"], notifications=notifications,
                  reports=reports)
 

@@ -63,10 +63,72 @@ pub fn workspace_binaries() -> BTreeSet<String> {
     names
 }
 
-fn states(definition: &Json) -> &serde_json::Map<String, Json> {
+fn top_states(definition: &Json) -> &serde_json::Map<String, Json> {
     definition["States"]
         .as_object()
         .unwrap_or_else(|| panic!("the definition has no States"))
+}
+
+/// A Map state's iteration: its first state and the names of its states (not those of Maps
+/// nested in it).
+#[derive(Debug, Clone)]
+pub struct Processor {
+    pub start: String,
+    pub states: BTreeSet<String>,
+}
+
+/// Every state of the definition, those of every Map's ItemProcessor included (state names are
+/// unique across the whole machine), and the processor of every Map by the Map's name.
+pub fn machine(definition: &Json) -> (serde_json::Map<String, Json>, BTreeMap<String, Processor>) {
+    fn walk(
+        states: &serde_json::Map<String, Json>,
+        all: &mut serde_json::Map<String, Json>,
+        maps: &mut BTreeMap<String, Processor>,
+    ) {
+        for (name, state) in states {
+            all.insert(name.clone(), state.clone());
+            let processor = &state["ItemProcessor"];
+            if let Some(inner) = processor["States"].as_object() {
+                maps.insert(
+                    name.clone(),
+                    Processor {
+                        start: processor["StartAt"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_string(),
+                        states: inner.keys().cloned().collect(),
+                    },
+                );
+                walk(inner, all, maps);
+            }
+        }
+    }
+    let (mut all, mut maps) = (serde_json::Map::new(), BTreeMap::new());
+    walk(top_states(definition), &mut all, &mut maps);
+    (all, maps)
+}
+
+/// The state `name` wherever it is in the definition (for tests that break a copy on purpose).
+pub fn state_mut<'a>(definition: &'a mut Json, name: &str) -> &'a mut Json {
+    fn find<'a>(states: &'a mut Json, name: &str) -> Option<&'a mut Json> {
+        let map = states.as_object_mut()?;
+        if map.contains_key(name) {
+            return map.get_mut(name);
+        }
+        map.values_mut().find_map(|state| {
+            let inner = state.get_mut("ItemProcessor")?.get_mut("States")?;
+            find(inner, name)
+        })
+    }
+    match find(&mut definition["States"], name) {
+        Some(state) => state,
+        None => panic!("no state {name} in the definition"),
+    }
+}
+
+/// Every state of the definition, nested ones included.
+fn states(definition: &Json) -> serde_json::Map<String, Json> {
+    machine(definition).0
 }
 
 fn is_task(state: &Json) -> bool {
@@ -106,7 +168,7 @@ pub fn check_functions(
         .filter_map(|(k, r)| Some((k.as_str()?.to_string(), r)))
         .collect();
     let mut used = BTreeSet::new();
-    for (name, state) in states(definition) {
+    for (name, state) in &states(definition) {
         if !is_task(state) {
             continue;
         }
@@ -151,13 +213,42 @@ pub fn check_functions(
 }
 
 /// Rule: every Task retries the transient Lambda errors and our retryable names, and catches
-/// States.ALL with ResultPath $.error (the failure path's own Tasks: into their own field).
+/// States.ALL with ResultPath $.error (the failure path's own Tasks: into their own field);
+/// every Map catches States.ALL too (an iteration's uncaught error, a result too large).
 pub fn check_retry_and_catch(definition: &Json) -> Vec<String> {
     let mut violations = Vec::new();
-    for (name, state) in states(definition) {
-        if !is_task(state) {
-            continue;
+    for (name, state) in &states(definition) {
+        let kind = match state["Type"].as_str() {
+            Some("Task") => "Task",
+            Some("Map") => "Map",
+            _ => continue,
+        };
+        if kind == "Task" {
+            check_retries(name, state, &mut violations);
         }
+        let catches = state["Catch"].as_array().cloned().unwrap_or_default();
+        let catch_all = catches.iter().find(|c| {
+            c["ErrorEquals"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|x| x == "States.ALL"))
+        });
+        match catch_all {
+            None => violations.push(format!("{kind} {name} has no Catch on States.ALL")),
+            Some(catch) => {
+                let path = catch["ResultPath"].as_str().unwrap_or_default();
+                if !path.starts_with("$.") || path == "$" {
+                    violations.push(format!(
+                        "{kind} {name}: Catch ResultPath {path:?} would overwrite the state"
+                    ));
+                }
+            }
+        }
+    }
+    violations
+}
+
+fn check_retries(name: &str, state: &Json, violations: &mut Vec<String>) {
+    {
         let retried: BTreeSet<&str> = state["Retry"]
             .as_array()
             .into_iter()
@@ -170,31 +261,13 @@ pub fn check_retry_and_catch(definition: &Json) -> Vec<String> {
                 violations.push(format!("Task {name} does not retry {error}"));
             }
         }
-        let catches = state["Catch"].as_array().cloned().unwrap_or_default();
-        let catch_all = catches.iter().find(|c| {
-            c["ErrorEquals"]
-                .as_array()
-                .is_some_and(|e| e.iter().any(|x| x == "States.ALL"))
-        });
-        match catch_all {
-            None => violations.push(format!("Task {name} has no Catch on States.ALL")),
-            Some(catch) => {
-                let path = catch["ResultPath"].as_str().unwrap_or_default();
-                if !path.starts_with("$.") || path == "$" {
-                    violations.push(format!(
-                        "Task {name}: Catch ResultPath {path:?} would overwrite the state"
-                    ));
-                }
-            }
-        }
     }
-    violations
 }
 
 /// Rule: every custom (non States./Lambda.) name in an ErrorEquals is a StepError name.
 pub fn check_error_names(definition: &Json) -> Vec<String> {
     let mut violations = Vec::new();
-    for (name, state) in states(definition) {
+    for (name, state) in &states(definition) {
         let lists = state["Retry"]
             .as_array()
             .into_iter()
@@ -244,14 +317,79 @@ fn transitions(state: &Json) -> (Vec<String>, Vec<String>) {
     (normal, catches)
 }
 
-/// The states whose success is the gate of publishing: the verification of the golden copy and
-/// the boot test's verdict.
+/// The boolean an iteration's last state records about itself (`verified`, `published`):
+/// Some((flag, value)) for a Pass that ends an iteration with a literal boolean.
+fn iteration_flag(state: &Json) -> Option<(String, bool)> {
+    if state["Type"] != "Pass" || state["End"] != true {
+        return None;
+    }
+    state["Parameters"]
+        .as_object()?
+        .iter()
+        .find_map(|(key, value)| value.as_bool().map(|b| (key.clone(), b)))
+}
+
+/// The state a Map's result check sends the run to when an iteration recorded its flag false
+/// (the Choice after the check Pass; see `check_map_results_are_checked`).
+fn failed_iteration_target(states: &serde_json::Map<String, Json>, map: &str) -> Option<String> {
+    let check = states.get(states[map]["Next"].as_str()?)?;
+    let variable = format!("{}.anyFailed", check["ResultPath"].as_str()?);
+    let choice = states.get(check["Next"].as_str()?)?;
+    choice["Choices"]
+        .as_array()?
+        .iter()
+        .find(|rule| {
+            rule["Variable"].as_str() == Some(variable.as_str()) && rule["BooleanEquals"] == true
+        })
+        .and_then(|rule| rule["Next"].as_str().map(str::to_string))
+}
+
+/// The states a state leads to in the flattened machine: its own transitions, a Map's first
+/// iteration state, and from an iteration's last state what comes after its Map: the Map's
+/// Next, or for an iteration that recorded `flag: false` (it caught its own failure) the
+/// failure branch of the Map's result check.
+fn graph(definition: &Json) -> BTreeMap<String, (Vec<String>, Vec<String>)> {
+    let (states, maps) = machine(definition);
+    let mut edges: BTreeMap<String, (Vec<String>, Vec<String>)> = states
+        .iter()
+        .map(|(name, state)| (name.clone(), transitions(state)))
+        .collect();
+    for (map, processor) in &maps {
+        let after: Vec<String> = states[map]["Next"]
+            .as_str()
+            .map(str::to_string)
+            .into_iter()
+            .collect();
+        let failed: Vec<String> = failed_iteration_target(&states, map).into_iter().collect();
+        if let Some(edge) = edges.get_mut(map) {
+            // Entering the Map runs its iterations; its Next comes after them.
+            edge.0 = vec![processor.start.clone()];
+        }
+        for name in &processor.states {
+            let state = &states[name];
+            if state["End"] != true {
+                continue;
+            }
+            let next = match iteration_flag(state) {
+                Some((_, false)) => &failed,
+                _ => &after,
+            };
+            if let Some(edge) = edges.get_mut(name) {
+                edge.0.extend(next.iter().cloned());
+            }
+        }
+    }
+    edges
+}
+
+/// The states whose success is the gate of publishing: the verification of each region's
+/// golden copy and the boot test's verdict.
 pub const PUBLISH_GATES: &[&str] = &["VerifyImage", "CheckTest"];
 
 /// Rule: PublishPointer is reachable, and only through the success transition of every gate
 /// (leaving a gate through its Catch means it failed).
 pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<String> {
-    let states = states(definition);
+    let edges = graph(definition);
     let start = definition["StartAt"]
         .as_str()
         .unwrap_or_default()
@@ -263,13 +401,12 @@ pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<Stri
             if !seen.insert(name.clone()) {
                 continue;
             }
-            if let Some(state) = states.get(&name) {
-                let (normal, catches) = transitions(state);
+            if let Some((normal, catches)) = edges.get(&name) {
                 // Leaving a gate through a Catch means it failed: that passes nothing.
                 if Some(name.as_str()) != blocked {
-                    stack.extend(normal);
+                    stack.extend(normal.iter().cloned());
                 }
-                stack.extend(catches);
+                stack.extend(catches.iter().cloned());
             }
         }
         seen
@@ -279,7 +416,7 @@ pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<Stri
         violations.push("PublishPointer is not reachable from the start".into());
     }
     for gate in gates {
-        if !states.contains_key(*gate) {
+        if !edges.contains_key(*gate) {
             violations.push(format!("the gate {gate} is not a state of the definition"));
         } else if reachable(Some(gate)).contains("PublishPointer") {
             violations.push(format!(
@@ -290,21 +427,80 @@ pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<Stri
     violations
 }
 
-fn is_notification(state: &Json, event: &str) -> bool {
-    is_task(state) && state["Parameters"]["event"] == event
+/// Rule: a Map whose iterations record a flag (`verified`, `published`) is followed by a Pass
+/// that asks whether any iteration recorded it false, then a Choice that takes the failure path
+/// when one did: a region that failed stops its family; the iterations cannot fail the Map
+/// themselves (each catches its own failure so the others finish).
+pub fn check_map_results_are_checked(definition: &Json) -> Vec<String> {
+    let (states, maps) = machine(definition);
+    let mut violations = Vec::new();
+    for (map, processor) in &maps {
+        let flags: BTreeSet<String> = processor
+            .states
+            .iter()
+            .filter_map(|name| iteration_flag(&states[name]).map(|(flag, _)| flag))
+            .collect();
+        let Some(flag) = flags.first() else {
+            continue;
+        };
+        let result = states[map]["ResultPath"].as_str().unwrap_or_default();
+        let expected = format!("States.ArrayContains({result}[*].{flag}, false)");
+        let check_name = states[map]["Next"].as_str().unwrap_or_default();
+        let check = &states.get(check_name).cloned().unwrap_or_default();
+        let asks = check["Parameters"]["anyFailed.$"].as_str() == Some(expected.as_str());
+        if !asks {
+            violations.push(format!(
+                "{map} is not followed by a Pass computing anyFailed.$ = {expected}"
+            ));
+            continue;
+        }
+        let variable = format!(
+            "{}.anyFailed",
+            check["ResultPath"].as_str().unwrap_or_default()
+        );
+        let choice_name = check["Next"].as_str().unwrap_or_default();
+        let choice = states.get(choice_name).cloned().unwrap_or_default();
+        let routes = choice["Choices"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|rule| {
+                rule["Variable"].as_str() == Some(variable.as_str())
+                    && rule["BooleanEquals"] == true
+                    && rule["Next"].as_str() != choice["Default"].as_str()
+            });
+        if choice["Type"] != "Choice" || !routes {
+            violations.push(format!(
+                "{map}: {choice_name} does not leave the success path when {variable} is true"
+            ));
+        }
+    }
+    violations
+}
+
+fn is_notification(state: &Json) -> bool {
+    is_task(state) && state["Parameters"]["event"].is_string()
+}
+
+fn is_failed_notification(state: &Json) -> bool {
+    is_task(state) && state["Parameters"]["event"] == "FAILED"
 }
 
 const LOOPS: usize = usize::MAX - 1;
 
 /// Every path from `from` to an end, counting FAILED notifications along it (each state at
-/// most once per path, so the polling loops end).
+/// most once per path, so the polling loops end). The run's end notice (FINISHED) counts as
+/// FAILED on a failure route: it sends FAILED when a family failed.
 fn failed_counts(
     states: &serde_json::Map<String, Json>,
+    edges: &BTreeMap<String, (Vec<String>, Vec<String>)>,
     from: &str,
     follow_catches: bool,
 ) -> Vec<(Vec<String>, usize)> {
+    #[allow(clippy::too_many_arguments)]
     fn walk(
         states: &serde_json::Map<String, Json>,
+        edges: &BTreeMap<String, (Vec<String>, Vec<String>)>,
         name: &str,
         follow_catches: bool,
         path: &mut Vec<String>,
@@ -320,49 +516,114 @@ fn failed_counts(
             }
             return;
         }
-        let Some(state) = states.get(name) else {
+        let (Some(state), Some((normal, catches))) = (states.get(name), edges.get(name)) else {
             out.push((path.clone(), usize::MAX));
             return;
         };
-        let count = count + usize::from(is_notification(state, "FAILED"));
+        // On a failure route the end notice (FINISHED) sends FAILED; leaving a notification
+        // through its Catch, only an attempted FAILED one counts (a failed end notice sent no
+        // verdict, and the failure path sends its own).
+        let sends = if follow_catches {
+            is_notification(state) && state["Parameters"]["event"] != "STARTED"
+        } else {
+            is_failed_notification(state)
+        };
+        let after_normal = count + usize::from(sends);
+        let after_catch = count + usize::from(is_failed_notification(state));
         path.push(name.to_string());
-        let (normal, catches) = transitions(state);
-        let mut next = normal;
-        if follow_catches {
-            next.extend(catches);
+        let mut normal = normal.clone();
+        if follow_catches && let Some(failed) = verdict_branch(states, state, path) {
+            // A failure route past the end notice takes its verdict's branch: FAILED.
+            normal = vec![failed];
         }
-        if next.is_empty() {
-            out.push((path.clone(), count));
+        let catches = if follow_catches {
+            catches.clone()
+        } else {
+            Vec::new()
+        };
+        if normal.is_empty() && catches.is_empty() {
+            out.push((path.clone(), after_normal));
         }
-        for target in next {
-            walk(states, &target, follow_catches, path, count, out);
+        for target in normal {
+            walk(
+                states,
+                edges,
+                &target,
+                follow_catches,
+                path,
+                after_normal,
+                out,
+            );
+        }
+        for target in catches {
+            walk(
+                states,
+                edges,
+                &target,
+                follow_catches,
+                path,
+                after_catch,
+                out,
+            );
         }
         path.pop();
     }
     let mut out = Vec::new();
-    walk(states, from, follow_catches, &mut Vec::new(), 0, &mut out);
+    walk(
+        states,
+        edges,
+        from,
+        follow_catches,
+        &mut Vec::new(),
+        0,
+        &mut out,
+    );
     out
 }
 
+/// On a path through the run's end notice (FINISHED), the branch of a Choice on that
+/// notice's verdict (`<notice>.event == "FAILED"`), if `state` is that Choice.
+fn verdict_branch(
+    states: &serde_json::Map<String, Json>,
+    state: &Json,
+    path: &[String],
+) -> Option<String> {
+    let notice = path.iter().find_map(|name| {
+        let s = states.get(name)?;
+        (is_task(s) && s["Parameters"]["event"] == "FINISHED")
+            .then(|| s["ResultPath"].as_str().unwrap_or_default().to_string())
+    })?;
+    let variable = format!("{notice}.event");
+    state["Choices"].as_array()?.iter().find_map(|rule| {
+        (rule["Variable"].as_str() == Some(variable.as_str()) && rule["StringEquals"] == "FAILED")
+            .then(|| rule["Next"].as_str().map(str::to_string))
+            .flatten()
+    })
+}
+
 /// Rule: every failure route (each Catch target, following the failure path's own catches)
-/// ends in a Fail state after exactly one FAILED notification; no successful path sends one.
+/// ends in the Fail state after exactly one FAILED notification (a failed family goes on to
+/// the run's end notice, which sends FAILED and ends the run failed); no successful path
+/// sends one. Inside a Map, a failure route records the failure for the end notice: it never
+/// notifies on its own.
 pub fn check_one_failed_notification(definition: &Json) -> Vec<String> {
-    let states = states(definition);
+    let (states, maps) = machine(definition);
+    let edges = graph(definition);
     let mut violations = Vec::new();
     let mut targets = BTreeSet::new();
-    for (name, state) in states {
+    for (name, state) in &states {
         // NotifyFailure's own catch: the one notification was attempted and failed; the run
         // still ends in the Fail state, which is what the execution status reports.
-        if is_notification(state, "FAILED") {
+        if is_failed_notification(state) {
             continue;
         }
         for target in transitions(state).1 {
             targets.insert((name.clone(), target));
         }
     }
+    let in_map = |name: &str| maps.values().any(|p| p.states.contains(name));
     for (source, target) in &targets {
-        for (path, count) in failed_counts(states, target, true) {
-            let end = path.last().and_then(|n| states.get(n));
+        for (path, count) in failed_counts(&states, &edges, target, true) {
             if count == LOOPS {
                 violations.push(format!("failure route from {source} loops and may send several FAILED notifications: {}", path.join(" -> ")));
             } else if count == usize::MAX {
@@ -375,16 +636,43 @@ pub fn check_one_failed_notification(definition: &Json) -> Vec<String> {
                     "failure route from {source} sends {count} FAILED notifications: {}",
                     path.join(" -> ")
                 ));
-            } else if end.is_none_or(|s| s["Type"] != "Fail") {
+            } else if path
+                .last()
+                .and_then(|name| states.get(name))
+                .is_none_or(|state| state["Type"] != "Fail")
+            {
                 violations.push(format!(
-                    "failure route from {source} does not end in a Fail state: {}",
+                    "failure route from {source} does not end in the Fail state: {}",
                     path.join(" -> ")
                 ));
             }
         }
+        if in_map(source) {
+            // The iteration's own part of the route: no notice before it leaves the Map.
+            let mut name = target.clone();
+            let mut seen = BTreeSet::new();
+            while in_map(&name) && seen.insert(name.clone()) {
+                let state = &states[&name];
+                if is_notification(state) {
+                    violations.push(format!(
+                        "failure route from {source} notifies in {name}, inside its Map: record the failure for the run's end notice instead"
+                    ));
+                }
+                if let Some((flag, true)) = iteration_flag(state) {
+                    violations.push(format!(
+                        "failure route from {source} ends its iteration in {name}, which records {flag}: true"
+                    ));
+                }
+                let (normal, catches) = transitions(state);
+                match normal.into_iter().chain(catches).next() {
+                    Some(next) => name = next,
+                    None => break,
+                }
+            }
+        }
     }
     let start = definition["StartAt"].as_str().unwrap_or_default();
-    for (path, count) in failed_counts(states, start, false) {
+    for (path, count) in failed_counts(&states, &edges, start, false) {
         if count != 0 {
             violations.push(format!(
                 "a path without errors sends a FAILED notification: {}",

@@ -148,6 +148,11 @@ function loopStates(states) {
       stack.push(...successors(states[n]));
     }
   }
+  // The polling loops of the Map processors (and Parallel branches) are numbered too.
+  for (const state of Object.values(states)) {
+    const nested = [...(state.Branches ?? []), ...[state.ItemProcessor ?? state.Iterator].filter(Boolean)];
+    for (const machine of nested) for (const name of loopStates(machine.States)) result.add(name);
+  }
   return result;
 }
 

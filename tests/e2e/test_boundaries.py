@@ -52,7 +52,7 @@ def test_a_missing_variable_reaches_the_runtime_api_as_config_error(stack: Local
     binary = target_dir() / "debug" / function
     assert binary.is_file(), f"{binary} is not built (the stack builds every binary)"
     api = RuntimeApi(function_name=function).start()
-    env = {k: v for k, v in stack.watch_env.items() if k != "GOLDEN_KMS_KEY_ARN"}
+    env = {k: v for k, v in stack.watch_env.items() if k != "TARGETS_PARAMETER_NAME"}
     env.update({"AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": function,
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
                 "PATH": os.environ.get("PATH", "")})
@@ -71,5 +71,5 @@ def test_a_missing_variable_reaches_the_runtime_api_as_config_error(stack: Local
     assert waiting.error_type == "Runtime.ConfigError"
     error = waiting.json()
     assert error["errorType"] == "ConfigError", error
-    assert "GOLDEN_KMS_KEY_ARN is missing" in error["errorMessage"], error
+    assert "TARGETS_PARAMETER_NAME is missing" in error["errorMessage"], error
     assert code != 0, f"{function} exited 0 without its configuration"

@@ -5,7 +5,7 @@ during the run (a pin, which the run respects)."""
 from datetime import timezone
 
 from checks import assert_failed_once, assert_nothing_left
-from local.stack import POINTER_PARAMETER_NAME, Facts, LocalStack, read_facts
+from local.stack import POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, read_facts
 
 EC2_DENIED = {"service": "ec2", "code": "UnauthorizedOperation", "status": 403,
               "message": "You are not authorized to perform this operation (injected)"}
@@ -17,7 +17,7 @@ def test_a_failure_before_publishing_says_the_pointer_is_untouched(fresh: LocalS
     after = read_facts(fresh)
     message = assert_failed_once(result, after, "VerifyImage")["message"]
     assert after.pointer == before.pointer
-    assert (f"The pointer {POINTER_PARAMETER_NAME} still holds {after.pointer['value']} "
+    assert (f"The pointer {POINTER_PARAMETER_NAME} in {REGION} still holds {after.pointer['value']} "
             f"(version {after.pointer['version']}), untouched since this run read it: "
             "consumers are not affected.") in message, message
 
@@ -28,7 +28,7 @@ def test_a_failure_after_publishing_says_this_run_moved_the_pointer(fresh: Local
     after = read_facts(fresh)
     message = assert_failed_once(result, after, "Cleanup")["message"]
     assert after.pointer["version"] == before.pointer["version"] + 1
-    assert (f"The pointer {POINTER_PARAMETER_NAME} ALREADY holds the new image "
+    assert (f"The pointer {POINTER_PARAMETER_NAME} in {REGION} ALREADY holds the new image "
             f"{after.pointer['value']} (version {after.pointer['version']}), published by this "
             "run") in message, message
 
@@ -50,7 +50,7 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
     [entry] = [e for e in ssm.get_parameter_history(Name=POINTER_PARAMETER_NAME)["Parameters"]
                if e["Version"] == after.pointer["version"]]
     when = entry["LastModifiedDate"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    assert (f"The pointer {POINTER_PARAMETER_NAME} was changed during this run by "
+    assert (f"The pointer {POINTER_PARAMETER_NAME} in {REGION} was changed during this run by "
             f"{entry['LastModifiedUser']} at {when}: it now holds {pin} "
             f"(version {after.pointer['version']}), not the {before.pointer['value']} "
             f"(version {before.pointer['version']}) this run started from; this run published "

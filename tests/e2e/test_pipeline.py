@@ -4,7 +4,7 @@ moto extension. Assertions read the emulator's state; faults go only through /_g
 import pytest
 
 from checks import assert_failed_once, assert_nothing_left, failed_messages
-from local.stack import Facts, LocalStack, automation_outputs, read_facts
+from local.stack import LOCK_PARAMETER_NAME, Facts, LocalStack, automation_outputs, read_facts
 
 # Task state -> a call it makes, failed with an error no SDK or ASL retries (access denied).
 EC2_DENIED = {"service": "ec2", "code": "UnauthorizedOperation", "status": 403,
@@ -14,6 +14,7 @@ SSM_DENIED = {"service": "ssm", "code": "AccessDeniedException", "status": 400,
 SNS_DENIED = {"service": "sns", "code": "AuthorizationError", "status": 403,
               "message": "User is not authorized to perform SNS:Publish (injected)"}
 FAILING_CALL = {
+    "PlanRun": {**SSM_DENIED, "action": "GetParameter"},
     "ReadCurrentAmi": {**SSM_DENIED, "action": "GetParameter"},
     "NotifyStart": {**SNS_DENIED, "action": "Publish"},
     "StartBake": {**SSM_DENIED, "action": "StartAutomationExecution"},
@@ -26,9 +27,10 @@ FAILING_CALL = {
     "CheckTest": {**SSM_DENIED, "action": "GetAutomationExecution"},
     "PublishPointer": {**SSM_DENIED, "action": "PutParameter"},
     "Cleanup": {**EC2_DENIED, "action": "DeregisterImage"},
-    "NotifySuccess": {**SNS_DENIED, "action": "Publish"},
+    "ReleaseLock": {**SSM_DENIED, "action": "DeleteParameter"},
+    "NotifyRun": {**SNS_DENIED, "action": "Publish"},
 }
-AFTER_PUBLISH = {"Cleanup", "NotifySuccess"}
+AFTER_PUBLISH = {"Cleanup", "ReleaseLock", "NotifyRun"}
 
 
 def test_happy_path(fresh: LocalStack, before: Facts):
@@ -81,9 +83,10 @@ def test_a_failure_at_each_task_state_is_cleaned_up_and_notified_once(
     else:
         assert after.pointer == before.pointer
         assert_nothing_left(before, after)
-    expected = {"ReadCurrentAmi": ["FAILED"], "NotifyStart": ["FAILED"],
-                "NotifySuccess": ["STARTED", "FAILED"]}.get(state, ["STARTED", "FAILED"])
+    expected = {"PlanRun": ["FAILED"], "NotifyStart": ["FAILED"]}.get(state, ["STARTED", "FAILED"])
     assert after.events() == expected
+    # However the run ended, it left the lock free for the next one.
+    assert not fresh.client("ssm").get_parameters(Names=[LOCK_PARAMETER_NAME])["Parameters"]
 
 
 def test_a_bake_failing_inside_the_automation(fresh: LocalStack, before: Facts):
@@ -177,5 +180,8 @@ def test_a_second_execution_during_a_bake_is_skipped(fresh: LocalStack, before: 
     after = read_facts(fresh)
     assert [a["document"] for a in after.automations] == ["golden-ami-bake", "golden-ami-test"]
     assert sorted(after.events()) == ["SKIPPED", "STARTED", "SUCCEEDED"]
+    [skipped] = [n for n in after.notifications if n["event"] == "SKIPPED"]
+    assert "Another run (execution " in skipped["message"] and ":first)" in skipped["message"], \
+        skipped["message"]
     assert after.pointer["version"] == before.pointer["version"] + 1
     assert_nothing_left(before, after, published=after.pointer["value"])

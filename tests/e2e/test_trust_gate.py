@@ -118,7 +118,8 @@ def test_nothing_to_patch_ends_skipped_without_an_image(fresh: LocalStack, befor
     fresh.admin("faults", {"updates": {"scenario": "none"}})
     result = fresh.run()
     assert result.succeeded, result.stderr[-3000:]
-    assert result.end_state == "SkippedUpToDate"
+    assert result.end_state == "Succeeded"
+    assert "FamilyUpToDate" in result.path()
     assert "CopyImage" not in result.path() and "StartTest" not in result.path()
     after = read_facts(fresh)
     assert after.events() == ["STARTED", "SKIPPED"]

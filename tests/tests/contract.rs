@@ -25,25 +25,25 @@ fn assert_broken(violations: Vec<String>, expected: &str) {
 #[test]
 fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     let binaries = workspace_binaries();
-    assert_eq!(binaries.len(), 12, "{binaries:?}");
+    assert_eq!(binaries.len(), 14, "{binaries:?}");
     assert_holds(check_functions(&definition(), &template(), &binaries));
 
     let mut broken = definition();
-    broken["States"]["CopyImage"]["Resource"] = json!("${CopyTheImageFunctionArn}");
+    state_mut(&mut broken, "CopyImage")["Resource"] = json!("${CopyTheImageFunctionArn}");
     assert_broken(
         check_functions(&broken, &template(), &binaries),
         "CopyTheImageFunctionArn",
     );
 
     let mut unused = definition();
-    let share = unused["States"]["ShareImage"].clone();
-    unused["States"]["ShareImage"]["Resource"] =
-        unused["States"]["VerifyImage"]["Resource"].clone();
+    let share = state_mut(&mut unused, "ShareImage").clone();
+    let verify = state_mut(&mut unused, "VerifyImage")["Resource"].clone();
+    state_mut(&mut unused, "ShareImage")["Resource"] = verify;
     assert_broken(
         check_functions(&unused, &template(), &binaries),
         "ShareImageFunction is used by no Task",
     );
-    unused["States"]["ShareImage"] = share;
+    *state_mut(&mut unused, "ShareImage") = share;
 
     let mut fewer = binaries.clone();
     fewer.remove("cleanup");
@@ -58,14 +58,15 @@ fn every_task_retries_transient_errors_and_catches_everything() {
     assert_holds(check_retry_and_catch(&definition()));
 
     let mut broken = definition();
-    broken["States"]["CheckCopy"]["Retry"][0]["ErrorEquals"] = json!(["Lambda.ServiceException"]);
+    state_mut(&mut broken, "CheckCopy")["Retry"][0]["ErrorEquals"] =
+        json!(["Lambda.ServiceException"]);
     assert_broken(
         check_retry_and_catch(&broken),
         "CheckCopy does not retry Throttled",
     );
 
     let mut broken = definition();
-    broken["States"]["PublishPointer"]
+    state_mut(&mut broken, "PublishPointer")
         .as_object_mut()
         .unwrap()
         .remove("Catch");
@@ -75,7 +76,7 @@ fn every_task_retries_transient_errors_and_catches_everything() {
     );
 
     let mut broken = definition();
-    broken["States"]["StartBake"]["Catch"][0]["ResultPath"] = json!("$");
+    state_mut(&mut broken, "StartBake")["Catch"][0]["ResultPath"] = json!("$");
     assert_broken(check_retry_and_catch(&broken), "would overwrite the state");
 }
 
@@ -83,7 +84,7 @@ fn every_task_retries_transient_errors_and_catches_everything() {
 fn every_error_name_in_the_definition_is_raised_by_a_step() {
     assert_holds(check_error_names(&definition()));
     let mut broken = definition();
-    broken["States"]["CheckBake"]["Retry"][0]["ErrorEquals"]
+    state_mut(&mut broken, "CheckBake")["Retry"][0]["ErrorEquals"]
         .as_array_mut()
         .unwrap()
         .push(json!("BakeThrottled"));
@@ -93,68 +94,86 @@ fn every_error_name_in_the_definition_is_raised_by_a_step() {
 #[test]
 fn the_pointer_moves_only_after_verification_and_a_passed_boot_test() {
     assert_holds(check_gates_before_publish(&definition(), PUBLISH_GATES));
-    let mut broken = definition();
-    broken["States"]["ShareImage"]["Next"] = json!("PublishPointer");
-    assert_broken(
-        check_gates_before_publish(&broken, PUBLISH_GATES),
-        "without passing VerifyImage",
-    );
+    let gates = |broken: &serde_json::Value| check_gates_before_publish(broken, PUBLISH_GATES);
 
+    // A region recorded as verified without VerifyImage, or through its Catch.
     let mut broken = definition();
-    broken["States"]["VerifyImage"]["Catch"][0]["Next"] = json!("PublishPointer");
-    assert_broken(
-        check_gates_before_publish(&broken, PUBLISH_GATES),
-        "without passing VerifyImage",
-    );
+    state_mut(&mut broken, "ShareImage")["Next"] = json!("RegionVerified");
+    assert_broken(gates(&broken), "without passing VerifyImage");
+    let mut broken = definition();
+    state_mut(&mut broken, "VerifyImageFailed")["Next"] = json!("RegionVerified");
+    assert_broken(gates(&broken), "without passing VerifyImage");
 
     // Skipping the boot test, or leaving it through its Catch, publishes an untested image.
     let mut broken = definition();
-    broken["States"]["VerifyImage"]["Next"] = json!("PublishPointer");
-    assert_broken(
-        check_gates_before_publish(&broken, PUBLISH_GATES),
-        "without passing CheckTest",
-    );
+    state_mut(&mut broken, "CopyToRegionsSucceeded?")["Default"] = json!("PublishPointers");
+    assert_broken(gates(&broken), "without passing CheckTest");
     let mut broken = definition();
-    broken["States"]["CheckTest"]["Catch"][0]["Next"] = json!("PublishPointer");
-    assert_broken(
-        check_gates_before_publish(&broken, PUBLISH_GATES),
-        "without passing CheckTest",
-    );
+    state_mut(&mut broken, "CheckTestFailed")["Next"] = json!("PublishPointers");
+    assert_broken(gates(&broken), "without passing CheckTest");
     let mut broken = definition();
-    broken["States"]["StartTest"]["Next"] = json!("PublishPointer");
+    state_mut(&mut broken, "StartTest")["Next"] = json!("PublishPointers");
+    assert_broken(gates(&broken), "without passing CheckTest");
+}
+
+#[test]
+fn a_region_that_failed_stops_its_family_before_the_boot_test_and_the_pointers() {
+    assert_holds(check_map_results_are_checked(&definition()));
+
+    let mut broken = definition();
+    state_mut(&mut broken, "CopyToRegionsChecked")["Parameters"]["anyFailed.$"] =
+        json!("States.ArrayContains($.regions[*].verified, true)");
     assert_broken(
-        check_gates_before_publish(&broken, PUBLISH_GATES),
-        "without passing CheckTest",
+        check_map_results_are_checked(&broken),
+        "CopyToRegions is not followed by a Pass computing anyFailed.$",
+    );
+
+    let mut broken = definition();
+    state_mut(&mut broken, "PublishPointersSucceeded?")["Choices"][0]["Next"] = json!("Cleanup");
+    assert_broken(
+        check_map_results_are_checked(&broken),
+        "PublishPointers: PublishPointersSucceeded? does not leave the success path",
     );
 }
 
 #[test]
 fn every_failure_route_sends_exactly_one_failed_notification() {
     assert_holds(check_one_failed_notification(&definition()));
+    let check = |broken: &serde_json::Value| check_one_failed_notification(broken);
 
     // The failure path's cleanup skipping the notification.
     let mut broken = definition();
-    broken["States"]["CleanupAfterFailure"]["Catch"][0]["Next"] = json!("PipelineFailed");
-    assert_broken(
-        check_one_failed_notification(&broken),
-        "sends 0 FAILED notifications",
-    );
+    state_mut(&mut broken, "CleanupAfterFailure")["Catch"][0]["Next"] = json!("PipelineFailed");
+    assert_broken(check(&broken), "sends 0 FAILED notifications");
 
     // A notification failure notifying again.
     let mut broken = definition();
-    broken["States"]["NotifyFailure"]["Catch"][0]["Next"] = json!("CleanupAfterFailure");
-    assert_broken(
-        check_one_failed_notification(&broken),
-        "FAILED notifications",
-    );
+    state_mut(&mut broken, "NotifyFailure")["Catch"][0]["Next"] = json!("CleanupAfterFailure");
+    assert_broken(check(&broken), "FAILED notifications");
 
     // A catch that ends the run quietly.
     let mut broken = definition();
-    broken["States"]["CopyImage"]["Catch"][0]["Next"] = json!("Succeeded");
-    assert_broken(
-        check_one_failed_notification(&broken),
-        "sends 0 FAILED notifications",
-    );
+    state_mut(&mut broken, "PlanRun")["Catch"][0]["Next"] = json!("Succeeded");
+    assert_broken(check(&broken), "sends 0 FAILED notifications");
+
+    // A family's failure recorded as a region's success.
+    let mut broken = definition();
+    state_mut(&mut broken, "CopyImageFailed")["Next"] = json!("RegionVerified");
+    assert_broken(check(&broken), "which records verified: true");
+
+    // A family notifying on its own: the run's end notice would be a second one.
+    let mut broken = definition();
+    let notify = state_mut(&mut broken, "NotifyFailure").clone();
+    let processor = &mut state_mut(&mut broken, "ForEachFamily")["ItemProcessor"]["States"];
+    processor["NotifyFamilyFailure"] = notify;
+    processor["NotifyFamilyFailure"]["Next"] = json!("FamilyFailed");
+    state_mut(&mut broken, "FamilyCleanupAfterFailure")["Next"] = json!("NotifyFamilyFailure");
+    assert_broken(check(&broken), "inside its Map");
+
+    // A finished run whose families failed, ending as a success.
+    let mut broken = definition();
+    state_mut(&mut broken, "NotifyRun")["Next"] = json!("Succeeded");
+    assert_broken(check(&broken), "does not end in the Fail state");
 }
 
 #[test]
@@ -180,7 +199,11 @@ fn every_step_of_both_documents_terminates_the_instance_on_failure_and_cancel() 
 
 #[test]
 fn no_policy_allows_every_action_and_every_wildcard_resource_says_why() {
-    for file in ["infra/template.yaml", "infra/consumer-access.yaml"] {
+    for file in [
+        "infra/template.yaml",
+        "infra/region.yaml",
+        "infra/consumer-access.yaml",
+    ] {
         assert_holds(check_policies(&read(file)));
     }
     let template = read("infra/template.yaml");
@@ -193,7 +216,11 @@ fn no_policy_allows_every_action_and_every_wildcard_resource_says_why() {
         1,
     );
     assert_broken(check_policies(&broken), "without a comment");
-    let broken = template.replacen("- ssm:DescribeAutomationExecutions\n", "- ec2:*\n", 1);
+    let broken = template.replacen(
+        "Action: ssm:DescribeAutomationExecutions\n",
+        "Action: ec2:*\n",
+        1,
+    );
     assert_broken(check_policies(&broken), "allows Action \"ec2:*\"");
 }
 
@@ -225,21 +252,23 @@ fn the_template_embeds_every_document_exactly() {
 fn images_and_snapshots_are_only_removed_when_the_pipeline_tagged_them() {
     assert_holds(check_tag_conditioned_deletes(&template()));
     let text = read("infra/template.yaml");
+    // The first tag condition in the template is DeregisterPipelineImages'.
     let broken = text.replacen(
-        "            - Sid: DeletePipelineSnapshots\n              Effect: Allow\n              Action: ec2:DeleteSnapshot\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n              Condition:\n                StringEquals:\n                  aws:ResourceTag/Type: [golden-ami, golden-ami-intermediate]\n",
-        "            - Sid: DeletePipelineSnapshots\n              Effect: Allow\n              Action: ec2:DeleteSnapshot\n              Resource: !Sub arn:${AWS::Partition}:ec2:${AWS::Region}::snapshot/*\n",
+        "                  aws:ResourceTag/Type: [golden-ami, golden-ami-intermediate]\n",
+        "",
         1,
     );
     assert_ne!(broken, text);
     assert_broken(
         check_tag_conditioned_deletes(&serde_yaml_ng::from_str(&broken).unwrap()),
-        "DeletePipelineSnapshots allows ec2:DeleteSnapshot without",
+        "DeregisterPipelineImages allows ec2:DeregisterImage without",
     );
 }
 
 #[test]
 fn kms_statements_do_what_they_say() {
     assert_holds(check_kms_statements(&template()));
+    assert_holds(check_kms_statements(&yaml("infra/region.yaml")));
     let text = read("infra/template.yaml");
     let parse = |t: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(t).unwrap();
 

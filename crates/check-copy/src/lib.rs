@@ -26,8 +26,8 @@ pub enum Observed<'a> {
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStatus, StepError> {
     let copy = input.state.require_copy()?;
-    let result = deps
-        .clients
+    let region = deps.clients.region(&input.state.require_target()?.region);
+    let result = region
         .ec2
         .describe_images()
         .image_ids(&copy.golden_ami_id)

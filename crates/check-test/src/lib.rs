@@ -28,7 +28,11 @@ pub const CHECK_STEP: &str = "runCheck";
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStatus, StepError> {
     let test = input.state.require_test()?;
-    let test_name = &input.state.require_copy()?.golden_ami_name;
+    let test_name = &input
+        .state
+        .home_region_result()?
+        .require_copy()?
+        .golden_ami_name;
     let id = &test.automation_execution_id;
     let execution = get_automation(&deps.clients.ssm, id)
         .await?

@@ -1,97 +1,67 @@
 //! Cleanup: remove what a run created and did not publish.
 //!
-//! On the success path it deregisters the intermediate (baked, account-key) image and deletes
-//! its snapshots. On the failure path it also stops a bake or boot test still running (the
-//! documents' onCancel routes terminate their instances) and removes the unpublished golden copy,
-//! finding images by their deterministic names when an id never reached the state. It never
-//! touches the image the pointer holds, the image this run published, or the run's source image.
+//! - SUCCESS (a family published): deregister its intermediate (baked, account-key) image and
+//!   delete its snapshots.
+//! - FAILURE (a family failed): stop its bake or boot test if still running (the documents'
+//!   onCancel routes terminate their instances), terminate an instance a document left behind,
+//!   and remove its intermediate image and its golden copies in every region of the family.
+//! - SWEEP (the run failed outside any family, or ended without its state: aborted, timed out):
+//!   the same for every planned family, finding everything by this execution's deterministic
+//!   names and tags alone.
+//!
+//! Images are found by their deterministic names as well as by the ids in the state, so an id
+//! that never reached the state (a lost response, an aborted iteration) is no leak. It never
+//! touches what a pointer holds, what this run published, or the run's source images.
 //! Everything is idempotent: already gone is fine.
 
 use aws_sdk_ec2::types::{Filter, Image, Tag};
-use aws_sdk_ssm::types::AutomationExecutionStatus;
+use aws_sdk_ssm::types::{
+    AutomationExecutionFilter, AutomationExecutionFilterKey, AutomationExecutionStatus,
+};
+use golden_ami_core::automation::get_automation;
 use golden_ami_core::naming::{
     TAG_AUTOMATION_EXECUTION, TAG_TYPE, TYPE_GOLDEN, TYPE_INTERMEDIATE, golden_image_name,
+    run_suffix,
 };
+use golden_ami_core::targets::DEFAULT_FAMILY;
 use golden_ami_core::{
-    CleanupInput, CleanupMode, CleanupResult, Deps, PipelineState, StepError, classify_sdk_error,
-    error_code, read_pointer, stop_automation,
+    CleanupInput, CleanupMode, CleanupResult, Deps, ExecutionContext, FamilyTarget, PipelineState,
+    StepError, classify_sdk_error, error_code, read_pointer, stop_automation,
 };
 
 pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, StepError> {
     let state = &input.state;
-    let protected = Protected::new(
-        state,
-        pointer_value(deps).await?,
-        &deps.config.pointer_parameter_name,
-    );
     let mut result = CleanupResult::default();
     match input.mode {
         CleanupMode::Success => {
+            let family = state.require_family()?;
             let baked = state.require_baked_ami_id()?;
+            let protected = Protected::read(deps, family, Some(state)).await?;
             if let Some(reason) = protected.reason(baked) {
                 return Err(StepError::CleanupRefused(format!(
                     "the intermediate image {baked} is {reason}: refusing to remove it; check the run's state"
                 )));
             }
-            remove_image(deps, baked, TYPE_INTERMEDIATE, &mut result).await?;
+            let home = deps.clients.region(&family.home_region);
+            remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
         }
         CleanupMode::Failure => {
-            // Stopping an automation runs its onCancel route, which terminates its instance.
-            let automations: Vec<&str> = [
-                state
-                    .bake
-                    .as_ref()
-                    .map(|bake| bake.automation_execution_id.as_str()),
-                state
-                    .test
-                    .as_ref()
-                    .map(|test| test.automation_execution_id.as_str()),
-            ]
-            .into_iter()
-            .flatten()
-            .collect();
-            for automation in &automations {
-                stop_if_running(deps, automation, &mut result).await?;
-            }
-            // A document whose own terminate step failed leaves its instance behind.
-            terminate_leftover_instances(deps, &automations, &mut result).await?;
-            // (image id, the Type it must carry to be removed)
-            let mut targets: Vec<(String, &str)> = Vec::new();
-            let intermediate = |id: String| (id, TYPE_INTERMEDIATE);
-            let golden = |id: String| (id, TYPE_GOLDEN);
-            targets.extend(state.baked_ami_id().map(str::to_string).map(intermediate));
-            if let Some(bake) = &state.bake {
-                // The bake may have created its image without the id reaching the state.
-                targets.extend(
-                    find_by_name(deps, &bake.target_ami_name)
-                        .await?
-                        .into_iter()
-                        .map(intermediate),
-                );
-                // Likewise a copy whose CopyImage response was lost.
-                let golden_name =
-                    golden_image_name(&deps.config.image_name_prefix, &input.context)?;
-                targets.extend(
-                    find_by_name(deps, &golden_name)
-                        .await?
-                        .into_iter()
-                        .map(golden),
-                );
-            }
-            targets.extend(
-                state
-                    .copy
-                    .as_ref()
-                    .map(|copy| copy.golden_ami_id.clone())
-                    .map(golden),
-            );
-            targets.sort();
-            targets.dedup_by(|a, b| a.0 == b.0);
-            for (id, kind) in targets {
-                match protected.reason(&id) {
-                    Some(reason) => result.kept.push(format!("{id} ({reason})")),
-                    None => remove_image(deps, &id, kind, &mut result).await?,
-                }
+            let family = state.require_family()?;
+            sweep_family(deps, &input.context, family, Some(state), &mut result).await?;
+        }
+        CleanupMode::Sweep => {
+            // Nothing was created before PlanRun produced a plan.
+            let families = state
+                .plan
+                .as_ref()
+                .map(|plan| plan.families.as_slice())
+                .unwrap_or_default();
+            for family in families {
+                let family_state = state
+                    .families
+                    .iter()
+                    .find(|f| f.family.as_ref().is_some_and(|x| x.name == family.name));
+                sweep_family(deps, &input.context, family, family_state, &mut result).await?;
             }
         }
     }
@@ -99,29 +69,254 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
     Ok(result)
 }
 
+/// Everything this execution created for `family`, wherever it is, removed unless protected.
+async fn sweep_family(
+    deps: &Deps,
+    context: &ExecutionContext,
+    family: &FamilyTarget,
+    state: Option<&PipelineState>,
+    result: &mut CleanupResult,
+) -> Result<(), StepError> {
+    let prefix = &deps.config.image_name_prefix;
+    let home = deps.clients.region(&family.home_region);
+    let protected = Protected::read(deps, family, state).await?;
+
+    // Automations: those the state names, and any still running that this execution started
+    // for this family (found by the names it gave them).
+    let mut automations: Vec<String> = state
+        .into_iter()
+        .flat_map(|s| {
+            [
+                s.bake.as_ref().map(|b| &b.automation_execution_id),
+                s.test.as_ref().map(|t| &t.automation_execution_id),
+            ]
+        })
+        .flatten()
+        .cloned()
+        .collect();
+    let names = RunNames::new(prefix, family, context)?;
+    automations.extend(running_automations(deps, &names).await?);
+    automations.sort();
+    automations.dedup();
+    for automation in &automations {
+        stop_if_running(deps, automation, result).await?;
+    }
+    // A document whose own terminate step failed leaves its instance behind.
+    terminate_leftover_instances(&home.ec2, &automations, &names, result).await?;
+
+    // The intermediate image, at home.
+    let mut intermediate: Vec<String> = state
+        .and_then(PipelineState::baked_ami_id)
+        .map(str::to_string)
+        .into_iter()
+        .collect();
+    intermediate.extend(find_by_name(&home.ec2, &names.intermediate_pattern).await?);
+    for id in dedup(intermediate) {
+        remove_unless_protected(&home.ec2, &id, TYPE_INTERMEDIATE, &protected, result).await?;
+    }
+    // The golden copies, in every region of the family.
+    for region in &family.regions {
+        let clients = deps.clients.region(&region.region);
+        let mut copies: Vec<String> = state
+            .into_iter()
+            .flat_map(|s| s.regions.iter())
+            .filter(|r| r.target.as_ref().is_some_and(|t| t.region == region.region))
+            .filter_map(|r| r.copy.as_ref().map(|c| c.golden_ami_id.clone()))
+            .collect();
+        copies.extend(find_by_name(&clients.ec2, &names.golden).await?);
+        for id in dedup(copies) {
+            remove_unless_protected(&clients.ec2, &id, TYPE_GOLDEN, &protected, result).await?;
+        }
+    }
+    Ok(())
+}
+
+fn dedup(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+async fn remove_unless_protected(
+    ec2: &aws_sdk_ec2::Client,
+    id: &str,
+    kind: &str,
+    protected: &Protected,
+    result: &mut CleanupResult,
+) -> Result<(), StepError> {
+    match protected.reason(id) {
+        Some(reason) => {
+            result.kept.push(format!("{id} ({reason})"));
+            Ok(())
+        }
+        None => remove_image(ec2, id, kind, result).await,
+    }
+}
+
+/// The names this execution gives a family's images and instances: deterministic, so a sweep
+/// needs no state to find them.
+pub struct RunNames {
+    /// The golden copy's name, the same in every region.
+    pub golden: String,
+    /// A DescribeImages name filter for the intermediate image (its name holds the source id).
+    pub intermediate_pattern: String,
+    /// What the bake's TargetAmiName parameter starts and ends with.
+    intermediate_start: String,
+    suffix: String,
+}
+
+impl RunNames {
+    pub fn new(
+        prefix: &str,
+        family: &FamilyTarget,
+        context: &ExecutionContext,
+    ) -> Result<Self, StepError> {
+        let golden = golden_image_name(prefix, &family.name, context)?;
+        let suffix = format!("-{}", run_suffix(&context.execution_id));
+        let intermediate_start = if family.name == DEFAULT_FAMILY {
+            format!("{prefix}-intermediate-")
+        } else {
+            format!("{prefix}-{}-intermediate-", family.name)
+        };
+        Ok(Self {
+            intermediate_pattern: format!("{intermediate_start}*{suffix}"),
+            golden,
+            intermediate_start,
+            suffix,
+        })
+    }
+
+    pub fn is_intermediate(&self, name: &str) -> bool {
+        name.starts_with(&self.intermediate_start) && name.ends_with(&self.suffix)
+    }
+}
+
+/// Automations of the bake and test documents still running for this execution and family.
+async fn running_automations(deps: &Deps, names: &RunNames) -> Result<Vec<String>, StepError> {
+    let mut found = Vec::new();
+    for document in [
+        &deps.config.bake_document_name,
+        &deps.config.test_document_name,
+    ] {
+        let listed = deps
+            .clients
+            .ssm
+            .describe_automation_executions()
+            .filters(automation_filter(
+                AutomationExecutionFilterKey::DocumentNamePrefix,
+                vec![document.clone()],
+            )?)
+            .filters(automation_filter(
+                AutomationExecutionFilterKey::ExecutionStatus,
+                ["Pending", "InProgress", "Waiting"]
+                    .map(str::to_string)
+                    .to_vec(),
+            )?)
+            .send()
+            .await
+            .map_err(|error| classify_sdk_error("ssm:DescribeAutomationExecutions", error))?;
+        for listed in listed.automation_execution_metadata_list() {
+            let Some(id) = listed.automation_execution_id() else {
+                continue;
+            };
+            if listed.document_name() != Some(document.as_str()) {
+                continue;
+            }
+            let Some(execution) = get_automation(&deps.clients.ssm, id).await? else {
+                continue;
+            };
+            let parameter = |name: &str| {
+                execution
+                    .parameters()
+                    .and_then(|p| p.get(name))
+                    .and_then(|values| values.first())
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            if names.is_intermediate(&parameter("TargetAmiName"))
+                || parameter("TestName") == names.golden
+            {
+                found.push(id.to_string());
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn automation_filter(
+    key: AutomationExecutionFilterKey,
+    values: Vec<String>,
+) -> Result<AutomationExecutionFilter, StepError> {
+    AutomationExecutionFilter::builder()
+        .key(key)
+        .set_values(Some(values))
+        .build()
+        .map_err(|error| StepError::invalid_input(format!("automation filter: {error}")))
+}
+
 /// Images cleanup must never remove, with the reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Protected(Vec<(String, String)>);
 
 impl Protected {
-    pub fn new(state: &PipelineState, pointer_value: Option<String>, pointer: &str) -> Self {
+    /// What every pointer of the family holds now, what this run published, and the images
+    /// the run started from.
+    pub async fn read(
+        deps: &Deps,
+        family: &FamilyTarget,
+        state: Option<&PipelineState>,
+    ) -> Result<Self, StepError> {
         let mut images = Vec::new();
-        if let Some(value) = pointer_value {
-            images.push((value, format!("held by the pointer {pointer}")));
+        for region in &family.regions {
+            let ssm = &deps.clients.region(&region.region).ssm;
+            match read_pointer(ssm, &family.pointer).await {
+                Ok(pointer) => images.push((
+                    pointer.value,
+                    format!(
+                        "held by the pointer {} in {}",
+                        family.pointer, region.region
+                    ),
+                )),
+                Err(StepError::PointerNotFound { .. }) => {}
+                Err(error) => return Err(error),
+            }
         }
-        if let Some(publish) = &state.publish {
-            images.push((
+        let mut protected = Self(images);
+        if let Some(state) = state {
+            protected.add_state(state);
+        }
+        Ok(protected)
+    }
+
+    fn add_state(&mut self, state: &PipelineState) {
+        let published = state
+            .pointers
+            .iter()
+            .filter_map(|p| p.publish.as_ref())
+            .chain(state.publish.as_ref());
+        for publish in published {
+            self.0.push((
                 publish.new_ami_id.clone(),
-                "published by this run".to_string(),
+                format!("published by this run in {}", publish.region),
             ));
         }
         if let Some(current) = &state.current {
-            images.push((
+            for region in &current.regions {
+                if let Some(ami_id) = &region.ami_id {
+                    self.0.push((
+                        ami_id.clone(),
+                        format!(
+                            "the golden image this run started from in {}",
+                            region.region
+                        ),
+                    ));
+                }
+            }
+            self.0.push((
                 current.ami_id.clone(),
                 "the previous golden image this run started from".to_string(),
             ));
         }
-        Self(images)
     }
 
     pub fn reason(&self, image_id: &str) -> Option<&str> {
@@ -129,15 +324,6 @@ impl Protected {
             .iter()
             .find(|(id, _)| id == image_id)
             .map(|(_, reason)| reason.as_str())
-    }
-}
-
-/// What the pointer holds now (None if the parameter does not exist).
-async fn pointer_value(deps: &Deps) -> Result<Option<String>, StepError> {
-    match read_pointer(&deps.clients.ssm, &deps.config.pointer_parameter_name).await {
-        Ok(pointer) => Ok(Some(pointer.value)),
-        Err(StepError::PointerNotFound { .. }) => Ok(None),
-        Err(error) => Err(error),
     }
 }
 
@@ -192,37 +378,50 @@ const ALIVE: &[&str] = &["pending", "running", "stopping", "stopped"];
 /// Terminate the instances the run's automations launched (they tag them with their execution
 /// id) that are still alive. Terminating one the document is terminating too is harmless.
 async fn terminate_leftover_instances(
-    deps: &Deps,
-    automations: &[&str],
+    ec2: &aws_sdk_ec2::Client,
+    automations: &[String],
+    names: &RunNames,
     result: &mut CleanupResult,
 ) -> Result<(), StepError> {
-    if automations.is_empty() {
-        return Ok(());
-    }
-    let ec2 = &deps.clients.ec2;
-    let output = ec2
-        .describe_instances()
-        .filters(
+    // The documents tag their instances with the automation's id and name them after the image.
+    let mut by: Vec<Filter> = vec![
+        Filter::builder()
+            .name("tag:Name")
+            .values(format!("golden-ami-bake {}", names.intermediate_pattern))
+            .values(format!("golden-ami-test {}", names.golden))
+            .build(),
+    ];
+    if !automations.is_empty() {
+        by.push(
             Filter::builder()
                 .name(format!("tag:{TAG_AUTOMATION_EXECUTION}"))
-                .set_values(Some(automations.iter().map(|id| id.to_string()).collect()))
+                .set_values(Some(automations.to_vec()))
                 .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name("instance-state-name")
-                .set_values(Some(ALIVE.iter().map(|s| s.to_string()).collect()))
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|error| classify_sdk_error("ec2:DescribeInstances", error))?;
-    let alive: Vec<String> = output
-        .reservations()
-        .iter()
-        .flat_map(|reservation| reservation.instances())
-        .filter_map(|instance| instance.instance_id().map(str::to_string))
-        .collect();
+        );
+    }
+    let mut alive: Vec<String> = Vec::new();
+    for filter in by {
+        let output = ec2
+            .describe_instances()
+            .filters(filter)
+            .filters(
+                Filter::builder()
+                    .name("instance-state-name")
+                    .set_values(Some(ALIVE.iter().map(|s| s.to_string()).collect()))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|error| classify_sdk_error("ec2:DescribeInstances", error))?;
+        alive.extend(
+            output
+                .reservations()
+                .iter()
+                .flat_map(|reservation| reservation.instances())
+                .filter_map(|instance| instance.instance_id().map(str::to_string)),
+        );
+    }
+    let alive = dedup(alive);
     if alive.is_empty() {
         return Ok(());
     }
@@ -241,10 +440,12 @@ async fn terminate_leftover_instances(
 }
 
 /// Tag untagged resources of this run with the pipeline's Type (the only tag cleanup may add).
-async fn tag_type(deps: &Deps, resources: Vec<String>, kind: &str) -> Result<(), StepError> {
-    deps.clients
-        .ec2
-        .create_tags()
+async fn tag_type(
+    ec2: &aws_sdk_ec2::Client,
+    resources: Vec<String>,
+    kind: &str,
+) -> Result<(), StepError> {
+    ec2.create_tags()
         .set_resources(Some(resources))
         .tags(Tag::builder().key(TAG_TYPE).value(kind).build())
         .send()
@@ -253,10 +454,8 @@ async fn tag_type(deps: &Deps, resources: Vec<String>, kind: &str) -> Result<(),
     Ok(())
 }
 
-async fn find_by_name(deps: &Deps, name: &str) -> Result<Vec<String>, StepError> {
-    let output = deps
-        .clients
-        .ec2
+async fn find_by_name(ec2: &aws_sdk_ec2::Client, name: &str) -> Result<Vec<String>, StepError> {
+    let output = ec2
         .describe_images()
         .owners("self")
         .filters(Filter::builder().name("name").values(name).build())
@@ -281,12 +480,11 @@ pub fn snapshot_ids(image: &Image) -> Vec<String> {
 
 /// Deregister an image and delete its snapshots; an image or snapshot already gone is fine.
 async fn remove_image(
-    deps: &Deps,
+    ec2: &aws_sdk_ec2::Client,
     id: &str,
     kind: &str,
     result: &mut CleanupResult,
 ) -> Result<(), StepError> {
-    let ec2 = &deps.clients.ec2;
     let image = match ec2.describe_images().image_ids(id).send().await {
         Ok(output) => output.images().first().cloned(),
         Err(error) if error_code(&error).is_some_and(|code| code.starts_with("InvalidAMIID.")) => {
@@ -301,7 +499,7 @@ async fn remove_image(
         if !image.tags().iter().any(|tag| tag.key() == Some(TAG_TYPE)) {
             let mut resources = vec![id.to_string()];
             resources.extend(snapshots.iter().cloned());
-            tag_type(deps, resources, kind).await?;
+            tag_type(ec2, resources, kind).await?;
             result.tagged_untagged.push(id.to_string());
         }
     }
@@ -340,7 +538,7 @@ async fn remove_image(
         .filter(|snapshot| !snapshots.contains(snapshot))
         .collect();
     if !untagged.is_empty() {
-        tag_type(deps, untagged, kind).await?;
+        tag_type(ec2, untagged, kind).await?;
     }
     snapshots.extend(
         leftovers
@@ -379,6 +577,7 @@ mod tests {
     use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ImageState};
     use aws_sdk_ec2::types::{Instance, Reservation};
     use aws_sdk_ssm::Client as Ssm;
+    use aws_sdk_ssm::operation::describe_automation_executions::DescribeAutomationExecutionsOutput;
     use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
     use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
     use aws_sdk_ssm::operation::stop_automation_execution::StopAutomationExecutionOutput;
@@ -394,10 +593,13 @@ mod tests {
     const FAILURE_AFTER: &str = include_str!("../../../events/cleanup/failure-after-publish.json");
     const FAILURE_DURING_BAKE: &str =
         include_str!("../../../events/cleanup/failure-during-bake.json");
+    const SWEEP: &str = include_str!("../../../events/cleanup/sweep.json");
     const OLD: &str = "ami-0123456789abcdef0";
     const BAKED: &str = "ami-0bbbbbbbbbbbbbbbb";
     const GOLDEN: &str = "ami-0ccccccccccccccc0";
     const AUTOMATION: &str = "4c5d6e7f-1111-4222-8333-944455556666";
+    /// Another execution's bake, running at the same time.
+    const THEIRS: &str = "99999999-1111-4222-8333-944455556666";
 
     fn pointer(value: &'static str) -> Rule {
         mock!(Ssm::get_parameter).then_output(move || {
@@ -461,6 +663,12 @@ mod tests {
         mock!(Ec2::delete_snapshot).then_output(|| DeleteSnapshotOutput::builder().build())
     }
 
+    /// DescribeAutomationExecutions: nothing of either document is running.
+    fn none_running() -> Rule {
+        mock!(Ssm::describe_automation_executions)
+            .then_output(|| DescribeAutomationExecutionsOutput::builder().build())
+    }
+
     fn no_instances() -> Rule {
         mock!(Ec2::describe_instances).then_output(|| DescribeInstancesOutput::builder().build())
     }
@@ -504,6 +712,7 @@ mod tests {
     #[tokio::test]
     async fn failure_before_publishing_removes_the_intermediate_image_and_the_copy() {
         let instances = no_instances();
+        let running = none_running();
         let automation = mock!(Ssm::get_automation_execution).then_output(|| {
             GetAutomationExecutionOutput::builder()
                 .automation_execution(
@@ -523,7 +732,7 @@ mod tests {
             delete(),
         );
         let deps = MockClients {
-            ssm: vec![&get, &automation],
+            ssm: vec![&get, &automation, &running],
             ec2: vec![&instances, &baked, &golden, &names, &dereg, &left, &del],
             ..Default::default()
         }
@@ -540,6 +749,7 @@ mod tests {
     #[tokio::test]
     async fn failure_after_publishing_keeps_the_published_copy() {
         let instances = no_instances();
+        let running = none_running();
         let automation = mock!(Ssm::get_automation_execution).then_output(|| {
             GetAutomationExecutionOutput::builder()
                 .automation_execution(
@@ -561,7 +771,7 @@ mod tests {
             .match_requests(|request| request.image_id() == Some(GOLDEN))
             .then_output(|| DeregisterImageOutput::builder().build());
         let deps = MockClients {
-            ssm: vec![&get, &automation],
+            ssm: vec![&get, &automation, &running],
             ec2: vec![
                 &instances,
                 &deregistered_golden,
@@ -584,6 +794,7 @@ mod tests {
     #[tokio::test]
     async fn failure_during_the_bake_stops_it_and_finds_its_image_by_name() {
         let instances = no_instances();
+        let running = none_running();
         let automation = mock!(Ssm::get_automation_execution)
             .match_requests(|request| request.automation_execution_id() == Some(AUTOMATION))
             .then_output(|| {
@@ -601,9 +812,14 @@ mod tests {
         let named = mock!(Ec2::describe_images)
             .match_requests(|request| {
                 request.owners() == ["self"]
-                    && request.filters().first().and_then(|f| f.values().first()).is_some_and(|name| {
-                        name == "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-5e6f7a8b"
-                    })
+                    && request
+                        .filters()
+                        .first()
+                        .and_then(|f| f.values().first())
+                        .is_some_and(|name| {
+                            // The run's intermediate names, whatever the source image was.
+                            name == "golden-ami-intermediate-*-0420140d"
+                        })
             })
             .then_output(|| {
                 DescribeImagesOutput::builder()
@@ -619,7 +835,7 @@ mod tests {
             delete(),
         );
         let deps = MockClients {
-            ssm: vec![&get, &automation, &stop],
+            ssm: vec![&get, &automation, &stop, &running],
             ec2: vec![
                 &instances,
                 &named,
@@ -642,6 +858,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_instance_left_by_a_failed_terminate_step_is_terminated() {
+        let running = none_running();
         let automation = mock!(Ssm::get_automation_execution).then_output(|| {
             GetAutomationExecutionOutput::builder()
                 .automation_execution(
@@ -671,6 +888,7 @@ mod tests {
                     )
                     .build()
             });
+        let by_name = no_instances();
         let terminate = mock!(Ec2::terminate_instances)
             .match_requests(|request| request.instance_ids() == ["i-0left0000000000000"])
             .then_output(|| TerminateInstancesOutput::builder().build());
@@ -684,9 +902,9 @@ mod tests {
         );
         let golden = describe(GOLDEN);
         let deps = MockClients {
-            ssm: vec![&get, &automation],
+            ssm: vec![&get, &automation, &running],
             ec2: vec![
-                &alive, &terminate, &baked, &golden, &names, &dereg, &left, &del,
+                &alive, &by_name, &terminate, &baked, &golden, &names, &dereg, &left, &del,
             ],
             ..Default::default()
         }
@@ -795,18 +1013,160 @@ mod tests {
         assert_eq!(error.error_type(), "Throttled");
     }
 
-    #[test]
-    fn protected_images_name_their_reason() {
+    #[tokio::test]
+    async fn protected_images_name_their_reason() {
         let input: CleanupInput = testing::event(FAILURE_AFTER);
-        let protected = Protected::new(&input.state, Some(GOLDEN.into()), testing::POINTER);
+        let get = pointer(GOLDEN);
+        let deps = MockClients {
+            ssm: vec![&get],
+            ..Default::default()
+        }
+        .deps();
+        let protected = Protected::read(&deps, &testing::family(), Some(&input.state))
+            .await
+            .unwrap();
         assert_eq!(
             protected.reason(GOLDEN),
-            Some("held by the pointer /golden-ami/current")
+            Some("held by the pointer /golden-ami/current in eu-west-1")
         );
         assert_eq!(
             protected.reason(OLD),
-            Some("the previous golden image this run started from")
+            Some("the golden image this run started from in eu-west-1")
         );
         assert_eq!(protected.reason(BAKED), None);
+    }
+
+    /// A running automation of the bake document with the given TargetAmiName.
+    fn running_bake(id: &'static str, target_ami_name: &'static str) -> (Rule, Rule) {
+        use aws_sdk_ssm::types::AutomationExecutionMetadata;
+        let list = mock!(Ssm::describe_automation_executions)
+            .match_requests(|request| {
+                request
+                    .filters()
+                    .iter()
+                    .any(|f| f.values() == [testing::BAKE_DOCUMENT])
+            })
+            .then_output(move || {
+                let listed = |id: &str| {
+                    AutomationExecutionMetadata::builder()
+                        .automation_execution_id(id)
+                        .document_name(testing::BAKE_DOCUMENT)
+                        .automation_execution_status(AutomationExecutionStatus::Inprogress)
+                        .build()
+                };
+                DescribeAutomationExecutionsOutput::builder()
+                    .automation_execution_metadata_list(listed(id))
+                    .automation_execution_metadata_list(listed(THEIRS))
+                    .build()
+            });
+        let get = mock!(Ssm::get_automation_execution)
+            .match_requests(move |request| request.automation_execution_id() == Some(id))
+            .then_output(move || {
+                GetAutomationExecutionOutput::builder()
+                    .automation_execution(
+                        AutomationExecution::builder()
+                            .automation_execution_id(id)
+                            .automation_execution_status(AutomationExecutionStatus::Inprogress)
+                            .parameters("TargetAmiName", vec![target_ami_name.to_string()])
+                            .build(),
+                    )
+                    .build()
+            });
+        (list, get)
+    }
+
+    #[tokio::test]
+    async fn a_sweep_without_a_plan_touches_nothing() {
+        let deps = MockClients::default().deps();
+        let mut input: CleanupInput = testing::event(SWEEP);
+        input.state.plan = None;
+        let result = handler(&deps, input).await.unwrap();
+        assert_eq!(result, CleanupResult::default());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_finds_every_planned_familys_leftovers_by_name_alone() {
+        // This execution's bake of the default family is still running; its golden copy of
+        // arm64-minimal exists. Another execution's bake is running too and is not ours.
+        let ours = "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d";
+        let (list, get_ours) = running_bake(AUTOMATION, ours);
+        let (_, get_theirs) = running_bake(
+            THEIRS,
+            "golden-ami-intermediate-2026-11-01-ami-0123456789abcdef0-1a2b3c4d",
+        );
+        let test_list = none_running();
+        let stop = mock!(Ssm::stop_automation_execution)
+            .match_requests(|request| request.automation_execution_id() == Some(AUTOMATION))
+            .then_output(|| StopAutomationExecutionOutput::builder().build());
+        let arm_golden = mock!(Ec2::describe_images)
+            .match_requests(|request| {
+                request
+                    .filters()
+                    .iter()
+                    .any(|f| f.values() == ["golden-ami-arm64-minimal-2026-12-01-0420140d"])
+            })
+            .then_output(|| {
+                DescribeImagesOutput::builder()
+                    .images(Image::builder().image_id(GOLDEN).build())
+                    .build()
+            });
+        let (get, golden, names, instances, dereg, left, del) = (
+            pointer(OLD),
+            describe(GOLDEN),
+            by_name_none(),
+            no_instances(),
+            deregister(),
+            no_leftovers(),
+            delete(),
+        );
+        let deps = MockClients {
+            ssm: vec![&get, &list, &test_list, &get_ours, &get_theirs, &stop],
+            ec2: vec![
+                &arm_golden,
+                &golden,
+                &names,
+                &instances,
+                &dereg,
+                &left,
+                &del,
+            ],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, testing::event(SWEEP)).await.unwrap();
+        assert_eq!(result.stopped_automations, [AUTOMATION]);
+        assert_eq!(stop.num_calls(), 1);
+        assert!(get_theirs.num_calls() > 0, "the other bake was looked at");
+        assert_eq!(result.deregistered_images, [GOLDEN]);
+        // Both families' pointers were read to protect what they hold.
+        assert_eq!(get.num_calls(), 2);
+    }
+
+    #[test]
+    fn run_names_tell_this_runs_intermediate_images_from_others() {
+        let context = testing::context();
+        let names = RunNames::new("golden-ami", &testing::family(), &context).unwrap();
+        assert!(
+            names.is_intermediate(
+                "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d"
+            )
+        );
+        assert!(
+            !names.is_intermediate(
+                "golden-ami-intermediate-2026-11-01-ami-0123456789abcdef0-1a2b3c4d"
+            )
+        );
+        let mut arm = testing::family();
+        arm.name = "arm64-minimal".into();
+        let arm_names = RunNames::new("golden-ami", &arm, &context).unwrap();
+        assert!(
+            !arm_names.is_intermediate(
+                "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d"
+            )
+        );
+        assert_eq!(
+            arm_names.golden,
+            "golden-ami-arm64-minimal-2026-12-01-0420140d"
+        );
     }
 }

@@ -10,7 +10,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
 use golden_ami_core::naming::{
-    format_timestamp, golden_image_name, golden_image_tags, idempotency_token,
+    format_timestamp, golden_image_name, golden_image_tags, target_token,
 };
 use golden_ami_core::{
     CopyStarted, Deps, ExecutionContext, StepError, StepInput, UpdateSummary, classify_sdk_error,
@@ -26,32 +26,24 @@ const MAX_DESCRIPTION: usize = 255;
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepError> {
     let config = &deps.config;
+    let family = input.state.require_family()?;
+    let target = input.state.require_target()?;
     let source_ami_id = &input.state.require_current()?.ami_id;
     let intermediate_id = input.state.require_baked_ami_id()?;
     let context = &input.context;
-    let key_arn = &config.golden_kms_key_arn;
+    let key_arn = &target.kms_key_arn;
+    let region = deps.clients.region(&target.region);
 
-    check_golden_key(key_arn, describe_key(deps, key_arn).await?.as_ref())?;
+    check_golden_key(key_arn, describe_key(&region.kms, key_arn).await?.as_ref())?;
 
-    let name = golden_image_name(&config.image_name_prefix, context)?;
-    let region = deps
-        .clients
-        .ec2
-        .config()
-        .region()
-        .map(|region| region.to_string())
-        .ok_or_else(|| {
-            StepError::ConfigError(
-                "the EC2 client has no region: set AWS_REGION (Lambda sets it)".into(),
-            )
-        })?;
+    let name = golden_image_name(&config.image_name_prefix, &family.name, context)?;
     let deadline = deadline(deps.now(), config.copy_timeout)?;
-    let output = deps
-        .clients
+    let output = region
         .ec2
         .copy_image()
         .source_image_id(intermediate_id)
-        .source_region(region)
+        // The bake happens in the family's home region; every region copies from there.
+        .source_region(&family.home_region)
         .name(&name)
         .description(golden_image_description(
             source_ami_id,
@@ -60,7 +52,12 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         ))
         .encrypted(true)
         .kms_key_id(key_arn)
-        .client_token(idempotency_token(&context.execution_id, TOKEN_STEP))
+        .client_token(target_token(
+            &context.execution_id,
+            TOKEN_STEP,
+            &family.name,
+            Some(&target.region),
+        ))
         // The intermediate image's tags say "intermediate": the golden image gets its own.
         .copy_image_tags(false)
         // Tagging on create (one call, no untagged image if this function dies in between);
@@ -68,6 +65,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         .set_tag_specifications(Some(golden_tag_specifications(
             &name,
             context,
+            &family.name,
             source_ami_id,
             input
                 .state
@@ -98,7 +96,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
             message: format!("no image id in the response for the copy of {intermediate_id}"),
         })?
         .to_string();
-    tracing::info!(%golden_ami_id, %intermediate_id, %name, "copy started");
+    tracing::info!(%golden_ami_id, %intermediate_id, %name, region = %target.region, "copy started");
     Ok(CopyStarted {
         golden_ami_id,
         golden_ami_name: name,
@@ -108,10 +106,11 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
     })
 }
 
-async fn describe_key(deps: &Deps, key_arn: &str) -> Result<Option<KeyMetadata>, StepError> {
-    let output = deps
-        .clients
-        .kms
+async fn describe_key(
+    kms: &aws_sdk_kms::Client,
+    key_arn: &str,
+) -> Result<Option<KeyMetadata>, StepError> {
+    let output = kms
         .describe_key()
         .key_id(key_arn)
         .send()
@@ -137,7 +136,7 @@ async fn describe_key(deps: &Deps, key_arn: &str) -> Result<Option<KeyMetadata>,
 
 fn key_unusable(key_arn: &str, problem: &str) -> StepError {
     StepError::KmsKeyUnusable(format!(
-        "the golden key {key_arn} (GOLDEN_KMS_KEY_ARN) cannot encrypt the golden image: {problem}"
+        "the golden key {key_arn} (the region's kmsKeyArn in the targets) cannot encrypt the golden image: {problem}"
     ))
 }
 
@@ -244,11 +243,12 @@ pub fn golden_image_description(
 pub fn golden_tag_specifications(
     name: &str,
     context: &ExecutionContext,
+    family: &str,
     source_ami_id: &str,
     updates: Option<&UpdateSummary>,
 ) -> Result<Vec<TagSpecification>, StepError> {
     let tags: Vec<Tag> = std::iter::once(("Name", name.to_string()))
-        .chain(golden_image_tags(context, source_ami_id, updates)?)
+        .chain(golden_image_tags(context, family, source_ami_id, updates)?)
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
         .collect();
     Ok([ResourceType::Image, ResourceType::Snapshot]
@@ -354,7 +354,12 @@ mod tests {
     #[tokio::test]
     async fn copies_the_intermediate_image_encrypted_under_the_golden_key() {
         let describe = key(usable());
-        let token = idempotency_token(testing::EXECUTION_ID, "CopyImage");
+        let token = target_token(
+            testing::EXECUTION_ID,
+            "CopyImage",
+            "default",
+            Some(testing::REGION),
+        );
         let copy = mock!(Ec2::copy_image)
             .match_requests(move |request| {
                 let tagged = |resource: ResourceType| {
@@ -366,7 +371,11 @@ mod tests {
                             && spec.tags().iter().any(|tag| {
                                 tag.key() == Some("Name") && tag.value() == Some(GOLDEN_NAME)
                             })
-                            && spec.tags().len() == 5
+                            && spec.tags().iter().any(|tag| {
+                                tag.key() == Some("golden-ami:family")
+                                    && tag.value() == Some("default")
+                            })
+                            && spec.tags().len() == 6
                     })
                 };
                 request.source_image_id() == Some(INTERMEDIATE)
@@ -580,5 +589,49 @@ mod tests {
                 .count(),
             MAX_DESCRIPTION
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_region_copies_from_home_under_its_own_key_and_token() {
+        const REPLICA: &str =
+            "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+        let mut input: StepInput = testing::event(EVENT);
+        let mut family = testing::family();
+        family.regions.push(golden_ami_core::RegionSpec {
+            region: "us-east-1".into(),
+            kms_key_arn: REPLICA.into(),
+        });
+        input.state.family = Some(family);
+        if let Some(target) = input.state.target.as_mut() {
+            target.region = "us-east-1".into();
+            target.kms_key_arn = REPLICA.into();
+        }
+        let home_token = target_token(
+            testing::EXECUTION_ID,
+            "CopyImage",
+            "default",
+            Some(testing::REGION),
+        );
+        let describe = mock!(Kms::describe_key)
+            .match_requests(|request| request.key_id() == Some(REPLICA))
+            .then_output(|| DescribeKeyOutput::builder().key_metadata(usable()).build());
+        let copy = mock!(Ec2::copy_image)
+            .match_requests(move |request| {
+                request.source_region() == Some(testing::REGION)
+                    && request.kms_key_id() == Some(REPLICA)
+                    && request
+                        .client_token()
+                        .is_some_and(|token| token != home_token)
+            })
+            .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
+        let deps = MockClients {
+            kms: vec![&describe],
+            ec2: vec![&copy],
+            ..Default::default()
+        }
+        .deps();
+        let started = handler(&deps, input).await.unwrap();
+        assert_eq!(started.kms_key_arn, REPLICA);
+        assert_eq!((describe.num_calls(), copy.num_calls()), (1, 1));
     }
 }

@@ -23,14 +23,29 @@ pub struct ShareConfig {
 /// The typed configuration of every step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// POINTER_PARAMETER_NAME: the SSM parameter that holds the golden AMI id.
-    pub pointer_parameter_name: String,
+    /// AWS_REGION (set by Lambda): the home region, where every family is baked and tested.
+    pub home_region: String,
+    /// TARGETS_PARAMETER_NAME: the SSM parameter that holds the image families and target
+    /// regions (crates/core/src/targets.rs); PlanRun reads and validates it at every run.
+    pub targets_parameter_name: String,
+    /// POINTER_PREFIX: every family's pointer is under it (the functions may write only there).
+    pub pointer_prefix: String,
+    /// GOLDEN_KMS_KEY_ARN (optional): the stack's golden key in the home region. A target
+    /// region without its own kmsKeyArn uses this multi-Region key's replica there.
+    pub golden_kms_key_arn: Option<String>,
+    /// POINTER_SHARE_NAME: the AWS RAM share (one per region, same name) that a pointer the
+    /// pipeline creates is added to, so the organization can read it. Default:
+    /// PIPELINE_NAME-pointers.
+    pub pointer_share_name: String,
+    /// LOCK_PARAMETER_NAME: the run lock (an SSM parameter created with Overwrite=false).
+    pub lock_parameter_name: String,
+    /// LOCK_TTL_MINUTES: how long a lock holds before it counts as stale; longer than the
+    /// state machine's own timeout, so a live run's lock is never broken.
+    pub lock_ttl: Duration,
     /// BAKE_DOCUMENT_NAME: the SSM Automation document that bakes the intermediate image.
     pub bake_document_name: String,
     /// AUTOMATION_ASSUME_ROLE_ARN: the role the bake automation runs as.
     pub automation_assume_role_arn: String,
-    /// BAKE_INSTANCE_TYPE: the temporary instance's type.
-    pub bake_instance_type: String,
     /// BAKE_SUBNET_ID: where the temporary instance runs (no public IP).
     pub bake_subnet_id: String,
     /// BAKE_SECURITY_GROUP_ID: the temporary instances' security group (egress 443 only).
@@ -61,8 +76,6 @@ pub struct Config {
     pub bake_poll_seconds: u64,
     /// COPY_POLL_SECONDS: the wait between two polls of the copy.
     pub copy_poll_seconds: u64,
-    /// GOLDEN_KMS_KEY_ARN: the dedicated org-wide key (a key ARN, not an alias).
-    pub golden_kms_key_arn: String,
     /// IMAGE_NAME_PREFIX: the start of every image name this pipeline makes.
     pub image_name_prefix: String,
     /// SHARE_ORGANIZATION_ARN, SHARE_WITH_ORGANIZATION, SHARE_OU_ARNS, SHARE_ACCOUNT_IDS.
@@ -82,12 +95,22 @@ impl Config {
     /// Read the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, StepError> {
         let env = Env(&lookup);
-        let golden_kms_key_arn = env.required("GOLDEN_KMS_KEY_ARN")?;
-        if !naming::is_kms_key_arn(&golden_kms_key_arn) {
+        let home_region = env
+            .optional("AWS_REGION")
+            .or_else(|| env.optional("AWS_DEFAULT_REGION"))
+            .ok_or_else(|| {
+                StepError::ConfigError(
+                    "environment variable AWS_REGION is missing: Lambda sets it; set it when running a function elsewhere".into(),
+                )
+            })?;
+        let pointer_prefix = env
+            .optional("POINTER_PREFIX")
+            .unwrap_or_else(|| "/golden-ami/".to_string());
+        if !pointer_prefix.starts_with('/') || !pointer_prefix.ends_with('/') {
             return Err(env.malformed(
-                "GOLDEN_KMS_KEY_ARN",
-                &golden_kms_key_arn,
-                "a key ARN (arn:aws:kms:REGION:ACCOUNT:key/KEY-ID); aliases are not accepted because verification compares key ARNs",
+                "POINTER_PREFIX",
+                &pointer_prefix,
+                "a parameter path such as /golden-ami/ (leading and trailing slash)",
             ));
         }
         let bake_subnet_id = env.required("BAKE_SUBNET_ID")?;
@@ -124,13 +147,31 @@ impl Config {
                 "1-60 characters of letters, digits and ( ) [ ] . / - ' @ _",
             ));
         }
+        let golden_kms_key_arn = env.optional("GOLDEN_KMS_KEY_ARN");
+        if let Some(arn) = &golden_kms_key_arn
+            && !naming::is_kms_key_arn(arn)
+        {
+            return Err(env.malformed(
+                "GOLDEN_KMS_KEY_ARN",
+                arn,
+                "a KMS key ARN (arn:aws:kms:REGION:ACCOUNT:key/ID)",
+            ));
+        }
+        let pipeline_name = env
+            .optional("PIPELINE_NAME")
+            .unwrap_or_else(|| "golden-ami-pipeline".to_string());
         Ok(Self {
-            pointer_parameter_name: env.required("POINTER_PARAMETER_NAME")?,
+            home_region,
+            targets_parameter_name: env.required("TARGETS_PARAMETER_NAME")?,
+            pointer_prefix,
+            golden_kms_key_arn,
+            pointer_share_name: env
+                .optional("POINTER_SHARE_NAME")
+                .unwrap_or_else(|| format!("{pipeline_name}-pointers")),
+            lock_parameter_name: env.required("LOCK_PARAMETER_NAME")?,
+            lock_ttl: env.minutes("LOCK_TTL_MINUTES", 9 * 60)?,
             bake_document_name: env.required("BAKE_DOCUMENT_NAME")?,
             automation_assume_role_arn,
-            bake_instance_type: env
-                .optional("BAKE_INSTANCE_TYPE")
-                .unwrap_or_else(|| "t3.small".to_string()),
             bake_subnet_id,
             bake_security_group_id,
             bake_instance_profile_name: env.required("BAKE_INSTANCE_PROFILE_NAME")?,
@@ -146,13 +187,10 @@ impl Config {
             test_poll_seconds: env.seconds("TEST_POLL_SECONDS", 60)?,
             bake_poll_seconds: env.seconds("BAKE_POLL_SECONDS", 120)?,
             copy_poll_seconds: env.seconds("COPY_POLL_SECONDS", 60)?,
-            golden_kms_key_arn,
             image_name_prefix,
             share: env.share()?,
             notification_topic_arn: env.required("NOTIFICATION_TOPIC_ARN")?,
-            pipeline_name: env
-                .optional("PIPELINE_NAME")
-                .unwrap_or_else(|| "golden-ami-pipeline".to_string()),
+            pipeline_name,
         })
     }
 }
@@ -287,7 +325,9 @@ mod tests {
 
     fn base() -> HashMap<&'static str, &'static str> {
         HashMap::from([
-            ("POINTER_PARAMETER_NAME", "/golden-ami/current"),
+            ("AWS_REGION", "eu-west-1"),
+            ("TARGETS_PARAMETER_NAME", "/golden-ami-pipeline/targets"),
+            ("LOCK_PARAMETER_NAME", "/golden-ami-pipeline/lock"),
             ("BAKE_DOCUMENT_NAME", "golden-ami-bake"),
             (
                 "AUTOMATION_ASSUME_ROLE_ARN",
@@ -302,10 +342,6 @@ mod tests {
             ("TEST_DOCUMENT_NAME", "golden-ami-test"),
             ("REPORT_BUCKET_NAME", "golden-ami-reports-111122223333"),
             (
-                "GOLDEN_KMS_KEY_ARN",
-                "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
-            ),
-            (
                 "NOTIFICATION_TOPIC_ARN",
                 "arn:aws:sns:eu-west-1:111122223333:golden-ami",
             ),
@@ -319,7 +355,9 @@ mod tests {
     #[test]
     fn defaults_fill_the_optional_variables() {
         let config = load(&base()).unwrap();
-        assert_eq!(config.bake_instance_type, "t3.small");
+        assert_eq!(config.home_region, "eu-west-1");
+        assert_eq!(config.pointer_prefix, "/golden-ami/");
+        assert_eq!(config.lock_ttl, Duration::from_secs(9 * 3600));
         assert_eq!(config.bake_timeout, Duration::from_secs(7200));
         assert_eq!(config.image_name_prefix, "golden-ami");
         assert!(config.share.share_with_organization);
@@ -339,14 +377,18 @@ mod tests {
     }
 
     #[test]
-    fn an_alias_is_refused_as_the_golden_key() {
+    fn a_missing_region_or_a_bad_prefix_is_named() {
         let mut vars = base();
-        vars.insert(
-            "GOLDEN_KMS_KEY_ARN",
-            "arn:aws:kms:eu-west-1:111122223333:alias/golden",
+        vars.remove("AWS_REGION");
+        assert!(load(&vars).unwrap_err().to_string().contains("AWS_REGION"));
+        let mut vars = base();
+        vars.insert("POINTER_PREFIX", "golden-ami");
+        assert!(
+            load(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("POINTER_PREFIX")
         );
-        let error = load(&vars).unwrap_err();
-        assert!(error.to_string().contains("GOLDEN_KMS_KEY_ARN"), "{error}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod naming;
 pub mod pointer;
 pub mod report;
 pub mod runtime;
+pub mod targets;
 pub mod types;
 
 #[cfg(feature = "testing")]
@@ -16,9 +17,10 @@ pub mod testing;
 
 pub use automation::{get_automation, stop_automation};
 pub use config::{Config, ShareConfig};
-pub use deps::{Clients, Deps, init_tracing, report};
+pub use deps::{Clients, Deps, RegionClients, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
 pub use pointer::{PointerValue, read_pointer};
 pub use report::{CheckReport, UpdateSummary};
 pub use runtime::{EventShape, parse_event};
+pub use targets::{FamilyTarget, RegionSpec, Targets};
 pub use types::*;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use crate::error::StepError;
 use crate::report::UpdateSummary;
+use crate::targets::DEFAULT_FAMILY;
 use crate::types::ExecutionContext;
 
 /// Tag keys the pipeline writes on the golden image (and verification checks).
@@ -15,6 +16,8 @@ pub const TYPE_INTERMEDIATE: &str = "golden-ami-intermediate";
 pub const TAG_SOURCE_AMI: &str = "golden-ami:source-ami-id";
 pub const TAG_EXECUTION: &str = "golden-ami:execution";
 pub const TAG_PATCH_DATE: &str = "golden-ami:patch-date";
+/// The image family a golden image belongs to (retention and the CLI work per family).
+pub const TAG_FAMILY: &str = "golden-ami:family";
 /// Set by the bake and test documents on the instances, volumes, images and snapshots they make.
 pub const TAG_AUTOMATION_EXECUTION: &str = "golden-ami:automation-execution";
 
@@ -67,37 +70,66 @@ pub fn format_timestamp(value: OffsetDateTime) -> String {
         .unwrap_or_else(|_| value.unix_timestamp().to_string())
 }
 
-/// The intermediate (baked, account-key) image's name: dated, with the source id.
+/// "PREFIX-" for the default family (the names a one-family setup always had), else
+/// "PREFIX-FAMILY-".
+fn family_prefix(prefix: &str, family: &str) -> String {
+    if family == DEFAULT_FAMILY {
+        format!("{prefix}-")
+    } else {
+        format!("{prefix}-{family}-")
+    }
+}
+
+/// The intermediate (baked, account-key) image's name: the family, dated, with the source id.
+/// Deterministic per execution and family, so a failure path can find it without its id.
 pub fn intermediate_image_name(
     prefix: &str,
+    family: &str,
     context: &ExecutionContext,
     source_ami_id: &str,
 ) -> Result<String, StepError> {
     Ok(format!(
-        "{prefix}-intermediate-{}-{source_ami_id}-{}",
+        "{}intermediate-{}-{source_ami_id}-{}",
+        family_prefix(prefix, family),
         patch_date(context)?,
         run_suffix(&context.execution_id)
     ))
 }
 
-/// The golden (re-encrypted, shared) image's name.
-pub fn golden_image_name(prefix: &str, context: &ExecutionContext) -> Result<String, StepError> {
+/// The golden (re-encrypted, shared) image's name, the same in every region of the family.
+pub fn golden_image_name(
+    prefix: &str,
+    family: &str,
+    context: &ExecutionContext,
+) -> Result<String, StepError> {
     Ok(format!(
-        "{prefix}-{}-{}",
+        "{}{}-{}",
+        family_prefix(prefix, family),
         patch_date(context)?,
         run_suffix(&context.execution_id)
     ))
+}
+
+/// The idempotency token of one step for one family (and region): the same on every retry,
+/// different for every other family, region, step or execution.
+pub fn target_token(execution_id: &str, step: &str, family: &str, region: Option<&str>) -> String {
+    match region {
+        Some(region) => idempotency_token(execution_id, &format!("{step}/{family}/{region}")),
+        None => idempotency_token(execution_id, &format!("{step}/{family}")),
+    }
 }
 
 /// The tags of the golden image: what it is, where it comes from, which run made it, and what
 /// the update changed (when the bake reported it).
 pub fn golden_image_tags(
     context: &ExecutionContext,
+    family: &str,
     source_ami_id: &str,
     updates: Option<&UpdateSummary>,
 ) -> Result<Vec<(&'static str, String)>, StepError> {
     let mut tags = vec![
         (TAG_TYPE, TYPE_GOLDEN.to_string()),
+        (TAG_FAMILY, family.to_string()),
         (TAG_SOURCE_AMI, source_ami_id.to_string()),
         (TAG_EXECUTION, context.execution_id.clone()),
         (TAG_PATCH_DATE, patch_date(context)?.to_string()),
@@ -162,6 +194,27 @@ mod tests {
     }
 
     #[test]
+    fn target_tokens_differ_per_family_and_region() {
+        let a = target_token("exec-1", "CopyImage", "x86", Some("eu-west-1"));
+        assert_eq!(
+            a,
+            target_token("exec-1", "CopyImage", "x86", Some("eu-west-1"))
+        );
+        assert_ne!(
+            a,
+            target_token("exec-1", "CopyImage", "x86", Some("us-east-1"))
+        );
+        assert_ne!(
+            a,
+            target_token("exec-1", "CopyImage", "arm", Some("eu-west-1"))
+        );
+        assert_ne!(
+            target_token("exec-1", "StartBake", "x86", None),
+            target_token("exec-1", "StartBake", "arm", None)
+        );
+    }
+
+    #[test]
     fn tokens_are_stable_per_step_and_differ_between_steps_and_runs() {
         let a = idempotency_token("exec-1", "StartBake");
         assert_eq!(a, idempotency_token("exec-1", "StartBake"));
@@ -177,12 +230,22 @@ mod tests {
         let suffix = run_suffix(&ctx.execution_id);
         assert_eq!(suffix.len(), 8);
         assert_eq!(
-            intermediate_image_name("golden-ami", &ctx, "ami-0123456789abcdef0").unwrap(),
+            intermediate_image_name("golden-ami", "default", &ctx, "ami-0123456789abcdef0")
+                .unwrap(),
             format!("golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-{suffix}")
         );
         assert_eq!(
-            golden_image_name("golden-ami", &ctx).unwrap(),
+            golden_image_name("golden-ami", "default", &ctx).unwrap(),
             format!("golden-ami-2026-12-01-{suffix}")
+        );
+        // Another family: its name in every name, so two families of a run never collide.
+        assert_eq!(
+            golden_image_name("golden-ami", "al2023-arm64", &ctx).unwrap(),
+            format!("golden-ami-al2023-arm64-2026-12-01-{suffix}")
+        );
+        assert_eq!(
+            intermediate_image_name("golden-ami", "al2023-arm64", &ctx, "ami-12345678").unwrap(),
+            format!("golden-ami-al2023-arm64-intermediate-2026-12-01-ami-12345678-{suffix}")
         );
     }
 
@@ -190,14 +253,15 @@ mod tests {
     fn a_bad_start_time_is_invalid_input() {
         let mut ctx = context();
         ctx.started_at = "yesterday".into();
-        let error = golden_image_name("golden-ami", &ctx).unwrap_err();
+        let error = golden_image_name("golden-ami", "default", &ctx).unwrap_err();
         assert_eq!(error.error_type(), "InvalidInput");
         assert!(error.to_string().contains("context.startedAt"));
     }
 
     #[test]
     fn tags_name_type_source_execution_and_date() {
-        let tags = golden_image_tags(&context(), "ami-12345678", None).unwrap();
+        let tags = golden_image_tags(&context(), "al2023-arm64", "ami-12345678", None).unwrap();
+        assert!(tags.contains(&(TAG_FAMILY, "al2023-arm64".to_string())));
         assert!(tags.contains(&(TAG_TYPE, "golden-ami".to_string())));
         assert!(tags.contains(&(TAG_SOURCE_AMI, "ami-12345678".to_string())));
         assert!(tags.contains(&(TAG_PATCH_DATE, "2026-12-01".to_string())));

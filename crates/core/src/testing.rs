@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
-pub use aws_smithy_mocks::{Rule, RuleMode, mock};
+pub use aws_smithy_mocks::{MockResponse, Rule, RuleMode, mock};
 pub use aws_smithy_types::error::ErrorMetadata;
 
 use crate::config::Config;
@@ -19,6 +19,8 @@ pub const ACCOUNT: &str = "111122223333";
 /// The region of the mocked clients, the same as in the test ARNs.
 pub const REGION: &str = "eu-west-1";
 pub const POINTER: &str = "/golden-ami/current";
+pub const TARGETS_PARAMETER: &str = "/golden-ami-pipeline/targets";
+pub const LOCK_PARAMETER: &str = "/golden-ami-pipeline/lock";
 pub const BAKE_DOCUMENT: &str = "golden-ami-bake";
 pub const TEST_DOCUMENT: &str = "golden-ami-test";
 pub const UPDATE_REPORT_DOCUMENT: &str = "golden-ami-update-report";
@@ -40,13 +42,15 @@ pub fn fixed_now() -> OffsetDateTime {
 /// The configuration the events/ files were written for.
 pub fn config() -> Config {
     let vars = [
-        ("POINTER_PARAMETER_NAME", POINTER),
+        ("AWS_REGION", REGION),
+        ("TARGETS_PARAMETER_NAME", TARGETS_PARAMETER),
+        ("LOCK_PARAMETER_NAME", LOCK_PARAMETER),
+        ("GOLDEN_KMS_KEY_ARN", GOLDEN_KEY_ARN),
         ("BAKE_DOCUMENT_NAME", BAKE_DOCUMENT),
         (
             "AUTOMATION_ASSUME_ROLE_ARN",
             "arn:aws:iam::111122223333:role/golden-ami-pipeline-automation",
         ),
-        ("BAKE_INSTANCE_TYPE", "t3.small"),
         ("BAKE_SUBNET_ID", "subnet-0a1b2c3d4e5f60718"),
         (
             "BAKE_INSTANCE_PROFILE_NAME",
@@ -60,7 +64,6 @@ pub fn config() -> Config {
         ("REPORT_BUCKET_NAME", REPORT_BUCKET),
         ("BAKE_TIMEOUT_MINUTES", "120"),
         ("COPY_TIMEOUT_MINUTES", "90"),
-        ("GOLDEN_KMS_KEY_ARN", GOLDEN_KEY_ARN),
         ("IMAGE_NAME_PREFIX", "golden-ami"),
         ("NOTIFICATION_TOPIC_ARN", TOPIC_ARN),
         ("PIPELINE_NAME", "golden-ami-pipeline"),
@@ -125,6 +128,7 @@ client_fn!(ssm, aws_sdk_ssm);
 client_fn!(kms, aws_sdk_kms);
 client_fn!(sns, aws_sdk_sns);
 client_fn!(organizations, aws_sdk_organizations);
+client_fn!(ram, aws_sdk_ram);
 
 /// A builder of `Clients`: every client answers from its own rules; a call with no matching
 /// rule fails the test.
@@ -135,17 +139,19 @@ pub struct MockClients<'a> {
     pub kms: Vec<&'a Rule>,
     pub sns: Vec<&'a Rule>,
     pub organizations: Vec<&'a Rule>,
+    pub ram: Vec<&'a Rule>,
 }
 
 impl MockClients<'_> {
     pub fn build(&self) -> Clients {
-        Clients {
-            ec2: ec2(&self.ec2),
-            ssm: ssm(&self.ssm),
-            kms: kms(&self.kms),
-            sns: sns(&self.sns),
-            organizations: organizations(&self.organizations),
-        }
+        Clients::fixed(
+            ec2(&self.ec2),
+            ssm(&self.ssm),
+            kms(&self.kms),
+            sns(&self.sns),
+            organizations(&self.organizations),
+            ram(&self.ram),
+        )
     }
 
     pub fn deps(&self) -> Deps {
@@ -190,4 +196,22 @@ pub fn organization_launch_permission() -> aws_sdk_ec2::types::LaunchPermission 
     aws_sdk_ec2::types::LaunchPermission::builder()
         .organization_arn(ORGANIZATION_ARN)
         .build()
+}
+
+/// The one family the events/ files are written for: "default", in the home region only.
+pub fn family() -> crate::FamilyTarget {
+    crate::FamilyTarget {
+        name: crate::targets::DEFAULT_FAMILY.to_string(),
+        pointer: POINTER.to_string(),
+        architecture: crate::targets::Architecture::X86_64,
+        instance_type: "t3.small".to_string(),
+        subnet_id: "subnet-0a1b2c3d4e5f60718".to_string(),
+        instance_profile: "golden-ami-pipeline-bake-instance".to_string(),
+        home_region: REGION.to_string(),
+        regions: vec![crate::RegionSpec {
+            region: REGION.to_string(),
+            kms_key_arn: GOLDEN_KEY_ARN.to_string(),
+        }],
+        base_image: None,
+    }
 }

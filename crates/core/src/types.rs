@@ -1,15 +1,23 @@
 //! The JSON contract between the state machine and the steps.
 //!
-//! Every Task receives `{"context": ..., "state": $}`: the execution context from `$$` and the
-//! whole state so far. Each step's result is stored by the state machine under one key of the
+//! Every Task receives `{"context": ..., "state": $}`: the execution context and the whole state
+//! of its level so far. Each step's result is stored by the state machine under one key of the
 //! state (its `ResultPath`), so a later step - and the failure path - sees what every earlier
-//! step did. All keys are camelCase.
+//! step did. All keys are camelCase. There are three levels, all read as a `PipelineState`:
+//! - the run: `plan`, then `families` (one result per family);
+//! - a family (a Map iteration): `family`, `current`, `bake`, `bakeStatus`, `regions` (one result
+//!   per region), `test`, `testStatus`, `pointers` (one publication per region), `cleanup`;
+//! - a region (an iteration of the family's region Maps): `family`, `target`, `copy`,
+//!   `copyStatus`, `share`, `verify`, `publish`.
+//!
+//! A step gets the family and region it works on from its input, never from a global.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::StepError;
 use crate::report::UpdateSummary;
 use crate::runtime::EventShape;
+use crate::targets::FamilyTarget;
 
 /// How every shape below names the execution context.
 macro_rules! context_shape {
@@ -59,6 +67,18 @@ impl EventShape for StepInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineState {
+    /// The run: what PlanRun decided (the families, the lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// The run: one result per family (the family Map's output).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub families: Vec<PipelineState>,
+    /// A family or region: the family it works on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<FamilyTarget>,
+    /// A region: the region it works on, with its pointer as the run read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<RegionTarget>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current: Option<CurrentImage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,23 +93,122 @@ pub struct PipelineState {
     pub share: Option<ShareResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verify: Option<VerifyResult>,
+    /// A family: one result per region of the copy Map ({target, copy, share, verify,
+    /// verified: true} or {target, failure, verified: false}).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<PipelineState>,
+    /// A region's result: copied, shared and verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test: Option<TestStarted>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_status: Option<TestStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub publish: Option<PublishResult>,
+    /// A region's publication result: its pointer moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<bool>,
+    /// A family: one publication result per region ({target, publish, published: true} or
+    /// {target, failure, published: false}).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pointers: Vec<PipelineState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupResult>,
-    /// Set by the failure path: the name of the state whose error was caught.
+    /// A family's result: PUBLISHED, UP_TO_DATE or FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed_state: Option<String>,
+    pub outcome: Option<Outcome>,
+    /// Set by the failure path of each level: which state failed (and where), and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
     /// Set by a Catch (`ResultPath: $.error`): Step Functions' own `Error` / `Cause` keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
     /// Set by the failure path when cleanup itself failed, so the notification can say so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup_error: Option<CaughtError>,
+    /// The run: the lock released at the end (ReleaseLock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockRelease>,
+}
+
+/// How a family's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Outcome {
+    Published,
+    UpToDate,
+    Failed,
+}
+
+/// Which state failed, where, and with what (Step Functions' caught error).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Failure {
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    pub error: CaughtError,
+}
+
+/// PlanRun: what this run patches, and whether it may.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub families: Vec<FamilyTarget>,
+    /// The family Map's MaxConcurrency.
+    pub max_concurrency: u32,
+    /// The version of the targets parameter this run follows.
+    pub targets_version: i64,
+    /// This run holds the lock until this time (set when it took the lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockHolder>,
+    /// Another run holds the lock: this one does nothing and ends SKIPPED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<LockHolder>,
+    /// A stale lock (its holder's deadline passed) that this run broke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broke: Option<LockHolder>,
+}
+
+/// The run lock's value: who holds it and until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockHolder {
+    pub execution_id: String,
+    /// RFC 3339; past it the lock is stale (its run cannot still be running) and is broken.
+    pub expires: String,
+    /// The version of the targets parameter the run follows: the Reaper sweeps exactly the
+    /// families of that version when the run ends without its own failure path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub targets_version: Option<i64>,
+}
+
+/// ReleaseLock: whether this run's lock was removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LockRelease {
+    pub parameter_name: String,
+    pub released: bool,
+    /// Who holds it, if not this run (it was broken as stale, or never taken).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<LockHolder>,
+}
+
+/// One region of a family: where the golden copy goes, under which key, and what the region's
+/// pointer held when the run read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionTarget {
+    pub region: String,
+    pub kms_key_arn: String,
+    pub parameter_name: String,
+    /// The version read (0: the pointer does not exist in this region yet); PublishPointer
+    /// refuses to overwrite a newer one.
+    pub parameter_version: i64,
+    /// What the pointer held; none when it does not exist yet (PublishPointer creates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ami_id: Option<String>,
 }
 
 macro_rules! require {
@@ -108,6 +227,19 @@ macro_rules! require {
 }
 
 impl PipelineState {
+    require!(require_plan, plan, Plan, "PlanRun");
+    require!(
+        require_family,
+        family,
+        FamilyTarget,
+        "the family Map's ItemSelector"
+    );
+    require!(
+        require_target,
+        target,
+        RegionTarget,
+        "the region Map's ItemSelector"
+    );
     require!(require_current, current, CurrentImage, "ReadCurrentAmi");
     require!(require_bake, bake, BakeStarted, "StartBake");
     require!(require_bake_status, bake_status, BakeStatus, "CheckBake");
@@ -135,7 +267,8 @@ impl PipelineState {
         Ok(&copy.golden_ami_id)
     }
 
-    /// The golden copy, only if it was verified AND passed the boot test.
+    /// A region's golden copy, only if it was verified AND the family's boot test passed (it
+    /// booted the home region's copy, which must be this one in the home region).
     pub fn tested_golden_image(&self) -> Result<&str, StepError> {
         let golden = self.verified_golden_image()?;
         let passed = self
@@ -147,13 +280,36 @@ impl PipelineState {
                     "state.testStatus does not show a passed boot test: the pointer never moves to an image nobody has booted ({golden} was not tested)"
                 ))
             })?;
-        if passed.golden_ami_id.as_deref() != Some(golden) {
+        let home = match (&self.family, &self.target) {
+            (Some(family), Some(target)) => target.region == family.home_region,
+            _ => true,
+        };
+        if home && passed.golden_ami_id.as_deref() != Some(golden) {
             return Err(StepError::invalid_input(format!(
                 "the boot test passed for {} but the golden image is {golden}: refusing to publish",
                 passed.golden_ami_id.as_deref().unwrap_or("no image")
             )));
         }
         Ok(golden)
+    }
+
+    /// A family: the result of its home region in the copy Map (where it is tested).
+    pub fn home_region_result(&self) -> Result<&PipelineState, StepError> {
+        let family = self.require_family()?;
+        self.regions
+            .iter()
+            .find(|region| {
+                region
+                    .target
+                    .as_ref()
+                    .is_some_and(|target| target.region == family.home_region)
+            })
+            .ok_or_else(|| {
+                StepError::invalid_input(format!(
+                    "state.regions has no result for the home region {}: CopyToRegions must run before this step",
+                    family.home_region
+                ))
+            })
     }
 
     /// The intermediate (baked, account-key) image id, once the bake has reported it.
@@ -171,20 +327,26 @@ impl PipelineState {
     }
 }
 
-/// ReadCurrentAmi: where the pointer stands at the start of the run.
+/// ReadCurrentAmi: where a family's pointers stand at the start of the run. The top-level
+/// fields are the home region's (the bake's source); `regions` has every target region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CurrentImage {
     pub parameter_name: String,
-    /// The parameter version read; PublishPointer refuses to overwrite a newer one.
+    /// The parameter version read (0: the home pointer does not exist yet); PublishPointer
+    /// refuses to overwrite a newer one.
     pub parameter_version: i64,
+    /// The image the bake starts from: what the home pointer holds, or the family's base
+    /// image on its first run.
     pub ami_id: String,
+    /// Set on a family's first run: the baseImage the source came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami_name: Option<String>,
-    /// An automation of the bake document already in progress (another run): if set, this run
-    /// does no work and ends without a failure alarm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bake_in_progress: Option<String>,
+    /// Every target region of the family, home first: the items of the region Maps.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionTarget>,
 }
 
 /// StartBake: the automation that bakes the intermediate image.
@@ -378,8 +540,11 @@ pub struct VerifyResult {
 #[serde(rename_all = "camelCase")]
 pub struct PublishResult {
     pub parameter_name: String,
+    pub region: String,
     pub version: i64,
-    pub previous_ami_id: String,
+    /// None: this run created the pointer (the family's first image in the region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_ami_id: Option<String>,
     pub new_ami_id: String,
 }
 
@@ -437,11 +602,15 @@ impl CaughtError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum CleanupMode {
-    /// After publishing: remove the intermediate image only.
+    /// A family published: remove its intermediate image only.
     Success,
-    /// After a failure: stop the bake if it still runs, remove the intermediate image and the
-    /// golden copy unless the pointer holds it.
+    /// A family failed: stop its bake or test if they still run, remove its intermediate image
+    /// and its golden copies in every region unless a pointer holds them.
     Failure,
+    /// The run failed outside any family (or ended without its state: aborted, timed out):
+    /// find everything this execution created in every planned family and region by tags and
+    /// deterministic names, and remove it the same way.
+    Sweep,
 }
 
 /// The input of the cleanup step.
@@ -458,7 +627,7 @@ impl EventShape for CleanupInput {
     const SHAPE: &'static str = concat!(
         "{",
         context_shape!(),
-        r#", "mode": "SUCCESS" | "FAILURE", "state": {<the run's state so far>}}"#
+        r#", "mode": "SUCCESS" | "FAILURE" | "SWEEP", "state": {<the run's state so far>}}"#
     );
 }
 
@@ -469,8 +638,10 @@ pub enum NotifyEvent {
     Started,
     Succeeded,
     Failed,
-    /// This run did nothing: another run's bake is in progress, or no update was pending.
+    /// This run did nothing: another run holds the lock, or no family had an update pending.
     Skipped,
+    /// The families' Map ended: the notice is SUCCEEDED, SKIPPED or FAILED, from their results.
+    Finished,
 }
 
 impl NotifyEvent {
@@ -480,6 +651,7 @@ impl NotifyEvent {
             Self::Succeeded => "SUCCEEDED",
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
+            Self::Finished => "FINISHED",
         }
     }
 }
@@ -498,16 +670,17 @@ impl EventShape for NotifyInput {
     const SHAPE: &'static str = concat!(
         "{",
         context_shape!(),
-        r#", "event": "STARTED" | "SUCCEEDED" | "FAILED" | "SKIPPED", "state": {<the run's state so far>}}"#
+        r#", "event": "STARTED" | "FINISHED" | "FAILED" | "SKIPPED", "state": {<the run's state so far>}}"#
     );
 }
 
-/// The notify step's result.
+/// The notify step's result: what it published (the state machine's RunFailed? reads `event`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NotifyResult {
     pub message_id: String,
     pub subject: String,
+    pub event: NotifyEvent,
 }
 
 #[cfg(test)]
@@ -521,7 +694,7 @@ mod tests {
             "state": {
                 "current": {"parameterName": "/golden-ami/current", "parameterVersion": 4, "amiId": "ami-0123456789abcdef0"},
                 "bakeStatus": {"done": true, "status": "Success", "bakedAmiId": "ami-0aaaaaaaaaaaaaaaa", "upToDate": false},
-                "failedState": "CopyImage",
+                "failure": {"state": "CopyImage", "region": "us-east-1", "error": {"Error": "KmsKeyUnusable", "Cause": "{\"errorType\":\"KmsKeyUnusable\",\"errorMessage\":\"key is disabled\"}"}},
                 "error": {"Error": "KmsKeyUnusable", "Cause": "{\"errorType\":\"KmsKeyUnusable\",\"errorMessage\":\"key is disabled\"}"}
             }
         });
@@ -534,6 +707,10 @@ mod tests {
         );
         let error = input.state.error.as_ref().unwrap();
         assert_eq!(error.readable_cause(), "key is disabled");
+        assert_eq!(
+            input.state.failure.as_ref().unwrap().region.as_deref(),
+            Some("us-east-1")
+        );
         assert_eq!(serde_json::to_value(&input).unwrap(), json);
     }
 

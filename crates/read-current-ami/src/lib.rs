@@ -1,52 +1,120 @@
-//! ReadCurrentAmi: where the pointer stands at the start of a run.
+//! ReadCurrentAmi: where one family's pointers stand at the start of the run.
 //!
-//! Reads the pointer parameter, checks that the image it holds exists and is available (it is
-//! the source of the bake), and reports a bake of another run still in progress so the state
-//! machine can end this run without doing anything.
+//! Reads the family's pointer in every target region. The home region's pointer holds the
+//! source of the bake: it must exist (or the family must name a baseImage for its first run)
+//! and hold an available image of the family's architecture. A pointer missing in another
+//! region is a region the family has not been published in yet: PublishPointer creates it. The
+//! result is the items of the family's region Maps, each with the version read, which
+//! PublishPointer later refuses to overwrite if it moved.
 
 use aws_sdk_ec2::types::{Image, ImageState};
-use aws_sdk_ssm::types::{
-    AutomationExecutionFilter, AutomationExecutionFilterKey, AutomationExecutionMetadata,
-};
 use golden_ami_core::naming::is_ami_id;
+use golden_ami_core::types::RegionTarget;
 use golden_ami_core::{
-    CurrentImage, Deps, PointerValue, StepError, StepInput, classify_sdk_error, read_pointer,
+    CurrentImage, Deps, FamilyTarget, PointerValue, StepError, StepInput, classify_sdk_error,
+    read_pointer,
 };
 
-/// Automation statuses that mean a bake is still running (or about to).
-const ACTIVE_STATUSES: &[&str] = &["Pending", "InProgress", "Waiting", "Cancelling"];
-
-pub async fn handler(deps: &Deps, _input: StepInput) -> Result<CurrentImage, StepError> {
-    let parameter = &deps.config.pointer_parameter_name;
-    let PointerValue {
-        value: ami_id,
-        version: parameter_version,
-    } = read_pointer(&deps.clients.ssm, parameter).await?;
-    if !is_ami_id(&ami_id) {
-        return Err(StepError::InvalidInput(format!(
-            "parameter {parameter} holds {ami_id:?}, which is not an AMI id: put the current golden AMI id (ami-...) in it"
+pub async fn handler(deps: &Deps, input: StepInput) -> Result<CurrentImage, StepError> {
+    let family = input.state.require_family()?;
+    if family.regions.first().map(|r| r.region.as_str()) != Some(family.home_region.as_str()) {
+        return Err(StepError::invalid_input(format!(
+            "family {} does not target its home region {} first: PlanRun puts it first",
+            family.name, family.home_region
         )));
     }
-    let image = describe_image(deps, &ami_id)
+    let parameter = &family.pointer;
+    let mut regions = Vec::with_capacity(family.regions.len());
+    for region in &family.regions {
+        let clients = deps.clients.region(&region.region);
+        let (ami_id, version) = match read_pointer(&clients.ssm, parameter).await {
+            Ok(PointerValue { value, version }) => {
+                if !is_ami_id(&value) {
+                    return Err(StepError::InvalidInput(format!(
+                        "parameter {parameter} in {} holds {value:?}, which is not an AMI id: put the family's current golden AMI id (ami-...) in it",
+                        region.region
+                    )));
+                }
+                (Some(value), version)
+            }
+            Err(StepError::PointerNotFound { .. }) => (None, 0),
+            Err(other) => return Err(other),
+        };
+        regions.push(RegionTarget {
+            region: region.region.clone(),
+            kms_key_arn: region.kms_key_arn.clone(),
+            parameter_name: parameter.clone(),
+            parameter_version: version,
+            ami_id,
+        });
+    }
+    let home = &regions[0];
+    let (source, base_image) = match &home.ami_id {
+        Some(ami_id) => (ami_id.clone(), None),
+        None => match &family.base_image {
+            Some(base) => (
+                resolve_base_image(deps, base, family).await?,
+                Some(base.clone()),
+            ),
+            None => {
+                return Err(StepError::PointerNotFound {
+                    parameter: format!(
+                        "{parameter} in {} (the home region; the family has no baseImage to start from: put its current golden AMI id in the pointer, or give the family a baseImage)",
+                        home.region
+                    ),
+                });
+            }
+        },
+    };
+    let where_ = match &base_image {
+        Some(base) => format!("the baseImage {base} of family {}", family.name),
+        None => home.parameter_name.clone(),
+    };
+    let image = describe_image(deps, &source)
         .await
         .map_err(|error| match error {
             StepError::AwsError { code, message, .. } if code.starts_with("InvalidAMIID.") => {
-                source_not_found(&ami_id, parameter, format!("{code}: {message}"))
+                source_not_found(&source, &where_, format!("{code}: {message}"))
             }
             other => other,
         })?;
-    let image = check_source_image(image.as_ref(), &ami_id, parameter)?;
-    let bake_in_progress = bake_in_progress(deps).await?;
-    if let Some(id) = &bake_in_progress {
-        tracing::warn!(automation_execution_id = %id, "another bake is in progress; this run will do nothing");
-    }
+    let image = check_source_image(image.as_ref(), &source, &where_, family)?;
     Ok(CurrentImage {
-        parameter_name: parameter.clone(),
-        parameter_version,
-        ami_id,
+        parameter_name: home.parameter_name.clone(),
+        parameter_version: home.parameter_version,
+        ami_id: source.clone(),
+        base_image,
         ami_name: image.name().map(str::to_string),
-        bake_in_progress,
+        regions,
     })
+}
+
+/// The image a baseImage names: an AMI id as is, or the value of a (public) parameter.
+async fn resolve_base_image(
+    deps: &Deps,
+    base: &str,
+    family: &FamilyTarget,
+) -> Result<String, StepError> {
+    if is_ami_id(base) {
+        return Ok(base.to_string());
+    }
+    let value = read_pointer(&deps.clients.ssm, base)
+        .await
+        .map_err(|error| match error {
+            StepError::PointerNotFound { .. } => StepError::ConfigError(format!(
+                "family {}: baseImage {base} is not a parameter in {}: name an AMI id or a public parameter such as /aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
+                family.name, family.home_region
+            )),
+            other => other,
+        })?
+        .value;
+    if !is_ami_id(&value) {
+        return Err(StepError::ConfigError(format!(
+            "family {}: baseImage {base} holds {value:?}, which is not an AMI id",
+            family.name
+        )));
+    }
+    Ok(value)
 }
 
 async fn describe_image(deps: &Deps, ami_id: &str) -> Result<Option<Image>, StepError> {
@@ -61,19 +129,22 @@ async fn describe_image(deps: &Deps, ami_id: &str) -> Result<Option<Image>, Step
     Ok(output.images().first().cloned())
 }
 
-fn source_not_found(ami_id: &str, parameter: &str, reason: String) -> StepError {
+/// `where_`: what named the image (the home pointer, or the family's baseImage).
+fn source_not_found(ami_id: &str, where_: &str, reason: String) -> StepError {
     StepError::SourceImageNotFound {
         image_id: ami_id.to_string(),
-        parameter: parameter.to_string(),
+        parameter: where_.to_string(),
         reason,
     }
 }
 
-/// The image the pointer holds must exist and be available to be baked from.
+/// The image the home pointer holds must exist, be available, and be of the family's
+/// architecture, to be baked from.
 pub fn check_source_image<'a>(
     image: Option<&'a Image>,
     ami_id: &str,
     parameter: &str,
+    family: &FamilyTarget,
 ) -> Result<&'a Image, StepError> {
     let image = image.ok_or_else(|| {
         source_not_found(
@@ -83,79 +154,46 @@ pub fn check_source_image<'a>(
         )
     })?;
     match image.state() {
-        Some(ImageState::Available) => Ok(image),
-        state => Err(source_not_found(
+        Some(ImageState::Available) => {}
+        state => {
+            return Err(source_not_found(
+                ami_id,
+                parameter,
+                format!(
+                    "it is {}, not available",
+                    state.map_or("in an unknown state", |s| s.as_str())
+                ),
+            ));
+        }
+    }
+    if let Some(architecture) = image.architecture()
+        && architecture.as_str() != family.architecture.as_str()
+    {
+        return Err(source_not_found(
             ami_id,
             parameter,
             format!(
-                "it is {}, not available",
-                state.map_or("in an unknown state", |s| s.as_str())
+                "it is an {} image but family {} is {}: point the family's pointer at one of its own images",
+                architecture.as_str(),
+                family.name,
+                family.architecture.as_str()
             ),
-        )),
+        ));
     }
-}
-
-/// The id of an automation of the bake document still running, if any.
-async fn bake_in_progress(deps: &Deps) -> Result<Option<String>, StepError> {
-    let document = &deps.config.bake_document_name;
-    let output = deps
-        .clients
-        .ssm
-        .describe_automation_executions()
-        .filters(filter(
-            AutomationExecutionFilterKey::DocumentNamePrefix,
-            [document.as_str()],
-        )?)
-        .filters(filter(
-            AutomationExecutionFilterKey::ExecutionStatus,
-            ACTIVE_STATUSES.iter().copied(),
-        )?)
-        .send()
-        .await
-        .map_err(|error| classify_sdk_error("ssm:DescribeAutomationExecutions", error))?;
-    Ok(first_active_bake(
-        output.automation_execution_metadata_list(),
-        document,
-    ))
-}
-
-fn filter<'a>(
-    key: AutomationExecutionFilterKey,
-    values: impl IntoIterator<Item = &'a str>,
-) -> Result<AutomationExecutionFilter, StepError> {
-    AutomationExecutionFilter::builder()
-        .key(key)
-        .set_values(Some(values.into_iter().map(str::to_string).collect()))
-        .build()
-        .map_err(|error| StepError::invalid_input(format!("automation filter: {error}")))
-}
-
-/// The prefix filter also matches other documents (golden-ami-bake-v2): keep exact names only.
-pub fn first_active_bake(
-    executions: &[AutomationExecutionMetadata],
-    document: &str,
-) -> Option<String> {
-    executions
-        .iter()
-        .filter(|execution| execution.document_name() == Some(document))
-        .filter(|execution| {
-            execution
-                .automation_execution_status()
-                .is_some_and(|status| ACTIVE_STATUSES.contains(&status.as_str()))
-        })
-        .find_map(|execution| execution.automation_execution_id().map(str::to_string))
+    Ok(image)
 }
 
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::Client as Ec2;
     use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+    use aws_sdk_ec2::types::ArchitectureValues;
     use aws_sdk_ssm::Client as Ssm;
-    use aws_sdk_ssm::operation::describe_automation_executions::DescribeAutomationExecutionsOutput;
     use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    use aws_sdk_ssm::types::Parameter;
     use aws_sdk_ssm::types::error::ParameterNotFound;
-    use aws_sdk_ssm::types::{AutomationExecutionStatus, Parameter};
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
+    use golden_ami_core::{FamilyTarget, RegionSpec};
 
     use super::*;
 
@@ -181,6 +219,10 @@ mod tests {
     }
 
     fn image(state: ImageState) -> Rule {
+        image_of(state, ArchitectureValues::X8664)
+    }
+
+    fn image_of(state: ImageState, architecture: ArchitectureValues) -> Rule {
         mock!(Ec2::describe_images)
             .match_requests(|request| request.image_ids() == [AMI])
             .then_output(move || {
@@ -190,45 +232,19 @@ mod tests {
                             .image_id(AMI)
                             .name("golden-ami-2026-11-01-1a2b3c4d")
                             .state(state.clone())
+                            .architecture(architecture.clone())
                             .build(),
                     )
                     .build()
             })
     }
 
-    fn automations(list: Vec<AutomationExecutionMetadata>) -> Rule {
-        mock!(Ssm::describe_automation_executions)
-            .match_requests(|request| {
-                request.filters().iter().any(|f| {
-                    f.key() == &AutomationExecutionFilterKey::DocumentNamePrefix
-                        && f.values() == [testing::BAKE_DOCUMENT]
-                })
-            })
-            .then_output(move || {
-                DescribeAutomationExecutionsOutput::builder()
-                    .set_automation_execution_metadata_list(Some(list.clone()))
-                    .build()
-            })
-    }
-
-    fn automation(
-        document: &str,
-        status: AutomationExecutionStatus,
-    ) -> AutomationExecutionMetadata {
-        AutomationExecutionMetadata::builder()
-            .automation_execution_id("a1b2c3d4-0000-4000-8000-000000000001")
-            .document_name(document)
-            .automation_execution_status(status)
-            .build()
-    }
-
     #[tokio::test]
     async fn reads_the_pointer_and_checks_the_image() {
         let get = pointer(AMI, 7);
         let describe = image(ImageState::Available);
-        let list = automations(vec![]);
         let deps = MockClients {
-            ssm: vec![&get, &list],
+            ssm: vec![&get],
             ec2: vec![&describe],
             ..Default::default()
         }
@@ -241,35 +257,11 @@ mod tests {
             current.ami_name.as_deref(),
             Some("golden-ami-2026-11-01-1a2b3c4d")
         );
-        assert_eq!(current.bake_in_progress, None);
-        assert_eq!(
-            (get.num_calls(), describe.num_calls(), list.num_calls()),
-            (1, 1, 1)
-        );
-    }
-
-    #[tokio::test]
-    async fn reports_another_bake_in_progress() {
-        let get = pointer(AMI, 7);
-        let describe = image(ImageState::Available);
-        let list = automations(vec![
-            automation("golden-ami-bake-v2", AutomationExecutionStatus::Inprogress),
-            automation(
-                testing::BAKE_DOCUMENT,
-                AutomationExecutionStatus::Inprogress,
-            ),
-        ]);
-        let deps = MockClients {
-            ssm: vec![&get, &list],
-            ec2: vec![&describe],
-            ..Default::default()
-        }
-        .deps();
-        let current = handler(&deps, testing::event(EVENT)).await.unwrap();
-        assert_eq!(
-            current.bake_in_progress.as_deref(),
-            Some("a1b2c3d4-0000-4000-8000-000000000001")
-        );
+        assert_eq!(current.regions.len(), 1);
+        assert_eq!(current.regions[0].region, testing::REGION);
+        assert_eq!(current.regions[0].kms_key_arn, testing::GOLDEN_KEY_ARN);
+        assert_eq!(current.regions[0].parameter_version, 7);
+        assert_eq!((get.num_calls(), describe.num_calls()), (1, 1));
     }
 
     #[tokio::test]
@@ -284,7 +276,9 @@ mod tests {
         .deps();
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "PointerNotFound");
-        assert!(error.to_string().contains(testing::POINTER));
+        let message = error.to_string();
+        assert!(message.contains(testing::POINTER), "{message}");
+        assert!(message.contains("give the family a baseImage"), "{message}");
     }
 
     #[tokio::test]
@@ -356,11 +350,165 @@ mod tests {
 
     #[test]
     fn no_image_means_not_visible() {
-        let error = check_source_image(None, AMI, testing::POINTER).unwrap_err();
+        let error =
+            check_source_image(None, AMI, testing::POINTER, &testing::family()).unwrap_err();
         assert!(
             error
                 .to_string()
                 .contains("does not exist or is not visible")
         );
+    }
+
+    fn two_region_event() -> StepInput {
+        let mut input: StepInput = testing::event(EVENT);
+        let mut family: FamilyTarget = testing::family();
+        family.regions.push(RegionSpec {
+            region: "us-east-1".into(),
+            kms_key_arn:
+                "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab".into(),
+        });
+        input.state.family = Some(family);
+        input
+    }
+
+    #[tokio::test]
+    async fn reads_the_pointer_in_every_target_region_home_first() {
+        let get = pointer(AMI, 7);
+        let describe = image(ImageState::Available);
+        let deps = MockClients {
+            ssm: vec![&get],
+            ec2: vec![&describe],
+            ..Default::default()
+        }
+        .deps();
+        let current = handler(&deps, two_region_event()).await.unwrap();
+        let regions: Vec<_> = current.regions.iter().map(|r| r.region.as_str()).collect();
+        assert_eq!(regions, ["eu-west-1", "us-east-1"]);
+        assert!(current.regions[1].kms_key_arn.contains("us-east-1"));
+        // One pointer read per region; the source image is only described in the home region.
+        assert_eq!((get.num_calls(), describe.num_calls()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_region_without_the_pointer_yet_is_one_to_create() {
+        let get = mock!(Ssm::get_parameter)
+            .sequence()
+            .output(|| {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .name(testing::POINTER)
+                            .value(AMI)
+                            .version(7)
+                            .build(),
+                    )
+                    .build()
+            })
+            .error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()))
+            .build();
+        let describe = image(ImageState::Available);
+        let deps = MockClients {
+            ssm: vec![&get],
+            ec2: vec![&describe],
+            ..Default::default()
+        }
+        .deps();
+        let current = handler(&deps, two_region_event()).await.unwrap();
+        assert_eq!(current.regions[1].region, "us-east-1");
+        assert_eq!(current.regions[1].ami_id, None);
+        assert_eq!(current.regions[1].parameter_version, 0);
+        assert_eq!(current.ami_id, AMI);
+    }
+
+    #[tokio::test]
+    async fn a_first_run_bakes_from_the_familys_base_image() {
+        const BASE: &str = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64";
+        let missing = mock!(Ssm::get_parameter)
+            .match_requests(|request| request.name() == Some(testing::POINTER))
+            .then_error(|| {
+                GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+            });
+        let base = mock!(Ssm::get_parameter)
+            .match_requests(|request| request.name() == Some(BASE))
+            .then_output(|| {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .name(BASE)
+                            .value(AMI)
+                            .version(42)
+                            .build(),
+                    )
+                    .build()
+            });
+        let describe = image(ImageState::Available);
+        let deps = MockClients {
+            ssm: vec![&missing, &base],
+            ec2: vec![&describe],
+            ..Default::default()
+        }
+        .deps();
+        let mut input: StepInput = testing::event(EVENT);
+        if let Some(family) = input.state.family.as_mut() {
+            family.base_image = Some(BASE.into());
+        }
+        let current = handler(&deps, input).await.unwrap();
+        assert_eq!(current.ami_id, AMI);
+        assert_eq!(current.base_image.as_deref(), Some(BASE));
+        assert_eq!(current.parameter_version, 0);
+        assert_eq!(current.regions[0].ami_id, None);
+    }
+
+    #[tokio::test]
+    async fn a_base_image_that_does_not_resolve_is_a_config_error() {
+        let missing = mock!(Ssm::get_parameter).then_error(|| {
+            GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let deps = MockClients {
+            ssm: vec![&missing],
+            ..Default::default()
+        }
+        .deps();
+        let mut input: StepInput = testing::event(EVENT);
+        if let Some(family) = input.state.family.as_mut() {
+            family.base_image = Some("/aws/service/nothing-here".into());
+        }
+        let error = handler(&deps, input).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(
+            error
+                .to_string()
+                .contains("baseImage /aws/service/nothing-here"),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_source_image_of_another_architecture_is_refused() {
+        let get = pointer(AMI, 7);
+        let describe = image_of(ImageState::Available, ArchitectureValues::Arm64);
+        let deps = MockClients {
+            ssm: vec![&get],
+            ec2: vec![&describe],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "SourceImageNotFound");
+        let message = error.to_string();
+        assert!(
+            message.contains("arm64") && message.contains("x86_64") && message.contains("default"),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_event_without_a_family_is_invalid_input() {
+        let mut input: StepInput = testing::event(EVENT);
+        input.state.family = None;
+        let deps = MockClients::default().deps();
+        let error = handler(&deps, input).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(error.to_string().contains("family"), "{error}");
     }
 }

@@ -13,12 +13,14 @@ use golden_ami_core::{
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepError> {
     let state = &input.state;
+    let target = state.require_target()?;
     let golden_ami_id = state.require_copy()?.golden_ami_id.as_str();
     check_golden_image(
         golden_ami_id,
-        &state.require_current()?.ami_id,
+        target.ami_id.as_deref(),
         state.baked_ami_id(),
     )?;
+    let region = deps.clients.region(&target.region);
 
     let share = &deps.config.share;
     let looked_up = if share.share_with_organization && share.organization_arn.is_none() {
@@ -28,8 +30,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
     };
     let principals = desired_principals(share, looked_up);
 
-    let existing = deps
-        .clients
+    let existing = region
         .ec2
         .describe_image_attribute()
         .image_id(golden_ami_id)
@@ -49,7 +50,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
     if missing.is_empty() {
         tracing::info!(%golden_ami_id, ?already_shared, "launch permission already granted; nothing to add");
     } else {
-        deps.clients
+        region
             .ec2
             .modify_image_attribute()
             .image_id(golden_ami_id)
@@ -110,12 +111,12 @@ async fn describe_organization(deps: &Deps) -> Result<String, StepError> {
 /// intermediate one means the state is broken.
 pub fn check_golden_image(
     golden_ami_id: &str,
-    current_ami_id: &str,
+    current_ami_id: Option<&str>,
     intermediate_id: Option<&str>,
 ) -> Result<(), StepError> {
-    if golden_ami_id == current_ami_id {
+    if Some(golden_ami_id) == current_ami_id {
         return Err(StepError::invalid_input(format!(
-            "state.copy.goldenAmiId {golden_ami_id} is the image the pointer already holds (state.current.amiId): the state is inconsistent, not sharing"
+            "state.copy.goldenAmiId {golden_ami_id} is the image the pointer already holds (state.target.amiId): the state is inconsistent, not sharing"
         )));
     }
     if Some(golden_ami_id) == intermediate_id {
@@ -448,9 +449,10 @@ mod tests {
 
     #[test]
     fn the_intermediate_image_is_refused() {
-        let error = check_golden_image(GOLDEN, "ami-0123456789abcdef0", Some(GOLDEN)).unwrap_err();
+        let error =
+            check_golden_image(GOLDEN, Some("ami-0123456789abcdef0"), Some(GOLDEN)).unwrap_err();
         assert!(error.to_string().contains("intermediate"), "{error}");
-        assert!(check_golden_image(GOLDEN, "ami-0123456789abcdef0", None).is_ok());
+        assert!(check_golden_image(GOLDEN, Some("ami-0123456789abcdef0"), None).is_ok());
     }
 
     #[test]

@@ -8,13 +8,17 @@ use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
-use golden_ami_core::{BakeStarted, Config, Deps, ExecutionContext, StepError, StepInput};
+use golden_ami_core::{
+    BakeStarted, Config, Deps, ExecutionContext, FamilyTarget, StepError, StepInput,
+};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
+    let family = input.state.require_family()?;
     let current = input.state.require_current()?;
     let config = &deps.config;
     let target_ami_name = naming::intermediate_image_name(
         &config.image_name_prefix,
+        &family.name,
         &input.context,
         &current.ami_id,
     )?;
@@ -22,8 +26,8 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
         &deps.clients.ssm,
         &config.bake_document_name,
         "BAKE_DOCUMENT_NAME",
-        bake_parameters(config, &current.ami_id, &target_ami_name),
-        client_token(&input.context),
+        bake_parameters(config, family, &current.ami_id, &target_ami_name),
+        client_token(&input.context, family),
     )
     .await?;
     tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
@@ -37,26 +41,24 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
     })
 }
 
-/// The same token on every retry of this step of this execution.
-pub fn client_token(context: &ExecutionContext) -> String {
-    naming::idempotency_token(&context.execution_id, "StartBake")
+/// The same token on every retry of this step of this execution for this family.
+pub fn client_token(context: &ExecutionContext, family: &FamilyTarget) -> String {
+    naming::target_token(&context.execution_id, "StartBake", &family.name, None)
 }
 
 /// The bake document's parameters (infra/bake-document.yaml).
 pub fn bake_parameters(
     config: &Config,
+    family: &FamilyTarget,
     source_ami_id: &str,
     target_ami_name: &str,
 ) -> HashMap<String, Vec<String>> {
     parameters([
         ("SourceAmiId", source_ami_id),
-        ("InstanceType", config.bake_instance_type.as_str()),
-        ("SubnetId", config.bake_subnet_id.as_str()),
+        ("InstanceType", family.instance_type.as_str()),
+        ("SubnetId", family.subnet_id.as_str()),
         ("SecurityGroupId", config.bake_security_group_id.as_str()),
-        (
-            "IamInstanceProfileName",
-            config.bake_instance_profile_name.as_str(),
-        ),
+        ("IamInstanceProfileName", family.instance_profile.as_str()),
         ("TargetAmiName", target_ami_name),
         (
             "UpdateReportDocumentName",
@@ -101,11 +103,21 @@ mod tests {
     #[tokio::test]
     async fn starts_the_document_with_every_parameter_and_a_stable_token() {
         let input: StepInput = testing::event(EVENT);
-        let token = client_token(&input.context);
-        let expected_name =
-            naming::intermediate_image_name("golden-ami", &input.context, "ami-0123456789abcdef0")
-                .unwrap();
-        let expected = bake_parameters(&testing::config(), "ami-0123456789abcdef0", &expected_name);
+        let family = testing::family();
+        let token = client_token(&input.context, &family);
+        let expected_name = naming::intermediate_image_name(
+            "golden-ami",
+            &family.name,
+            &input.context,
+            "ami-0123456789abcdef0",
+        )
+        .unwrap();
+        let expected = bake_parameters(
+            &testing::config(),
+            &family,
+            "ami-0123456789abcdef0",
+            &expected_name,
+        );
         let start = mock!(Ssm::start_automation_execution)
             .match_requests(move |request| {
                 request.document_name() == Some(testing::BAKE_DOCUMENT)
@@ -143,6 +155,7 @@ mod tests {
     fn parameters_name_every_input_of_the_document() {
         let parameters = bake_parameters(
             &testing::config(),
+            &testing::family(),
             "ami-12345678",
             "golden-ami-intermediate-x",
         );
@@ -172,9 +185,57 @@ mod tests {
         let a: StepInput = testing::event(EVENT);
         let mut b = a.clone();
         b.context.execution_id.push_str("-retry-run");
-        assert_eq!(client_token(&a.context), client_token(&a.context));
-        assert_ne!(client_token(&a.context), client_token(&b.context));
-        assert_eq!(client_token(&a.context).len(), 36);
+        let family = testing::family();
+        let mut other = testing::family();
+        other.name = "arm64-minimal".into();
+        assert_eq!(
+            client_token(&a.context, &family),
+            client_token(&a.context, &family)
+        );
+        assert_ne!(
+            client_token(&a.context, &family),
+            client_token(&b.context, &family)
+        );
+        // Two families of one run start two bakes, not one.
+        assert_ne!(
+            client_token(&a.context, &family),
+            client_token(&a.context, &other)
+        );
+        assert_eq!(client_token(&a.context, &family).len(), 36);
+    }
+
+    #[tokio::test]
+    async fn a_family_bakes_on_its_own_instance_type_and_names_its_image() {
+        let mut input: StepInput = testing::event(EVENT);
+        let mut family = testing::family();
+        family.name = "arm64-minimal".into();
+        family.instance_type = "t4g.small".into();
+        family.subnet_id = "subnet-0f0f0f0f0f0f0f0f0".into();
+        input.state.family = Some(family);
+        let start = mock!(Ssm::start_automation_execution)
+            .match_requests(|request| {
+                let parameters = request.parameters().cloned().unwrap_or_default();
+                parameters["InstanceType"] == ["t4g.small"]
+                    && parameters["SubnetId"] == ["subnet-0f0f0f0f0f0f0f0f0"]
+            })
+            .then_output(|| {
+                StartAutomationExecutionOutput::builder()
+                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
+                    .build()
+            });
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let bake = handler(&deps, input).await.unwrap();
+        assert_eq!(start.num_calls(), 1);
+        assert!(
+            bake.target_ami_name
+                .starts_with("golden-ami-arm64-minimal-intermediate-2026-12-01-"),
+            "{}",
+            bake.target_ami_name
+        );
     }
 
     #[tokio::test]

@@ -9,18 +9,23 @@ use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
-use golden_ami_core::{Config, Deps, ExecutionContext, StepError, StepInput, TestStarted};
+use golden_ami_core::{
+    Config, Deps, ExecutionContext, FamilyTarget, StepError, StepInput, TestStarted,
+};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepError> {
     let config = &deps.config;
-    let golden_ami_id = input.state.verified_golden_image()?;
-    let test_name = &input.state.require_copy()?.golden_ami_name;
+    let family = input.state.require_family()?;
+    // The test boots the home region's copy: the test document runs in the home region.
+    let home = input.state.home_region_result()?;
+    let golden_ami_id = home.verified_golden_image()?;
+    let test_name = &home.require_copy()?.golden_ami_name;
     let automation_execution_id = start_automation(
         &deps.clients.ssm,
         &config.test_document_name,
         "TEST_DOCUMENT_NAME",
-        test_parameters(config, golden_ami_id, test_name),
-        client_token(&input.context),
+        test_parameters(config, family, golden_ami_id, test_name),
+        client_token(&input.context, family),
     )
     .await?;
     tracing::info!(%automation_execution_id, %golden_ami_id, "boot test started");
@@ -33,26 +38,24 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepE
     })
 }
 
-/// The same token on every retry of this step of this execution.
-pub fn client_token(context: &ExecutionContext) -> String {
-    naming::idempotency_token(&context.execution_id, "StartTest")
+/// The same token on every retry of this step of this execution for this family.
+pub fn client_token(context: &ExecutionContext, family: &FamilyTarget) -> String {
+    naming::target_token(&context.execution_id, "StartTest", &family.name, None)
 }
 
 /// The test document's parameters (infra/test-document.yaml).
 pub fn test_parameters(
     config: &Config,
+    family: &FamilyTarget,
     golden_ami_id: &str,
     test_name: &str,
 ) -> HashMap<String, Vec<String>> {
     parameters([
         ("ImageId", golden_ami_id),
-        ("InstanceType", config.bake_instance_type.as_str()),
-        ("SubnetId", config.bake_subnet_id.as_str()),
+        ("InstanceType", family.instance_type.as_str()),
+        ("SubnetId", family.subnet_id.as_str()),
         ("SecurityGroupId", config.bake_security_group_id.as_str()),
-        (
-            "IamInstanceProfileName",
-            config.bake_instance_profile_name.as_str(),
-        ),
+        ("IamInstanceProfileName", family.instance_profile.as_str()),
         (
             "BaselineCheckDocumentName",
             config.baseline_check_document_name.as_str(),
@@ -84,9 +87,14 @@ mod tests {
     #[tokio::test]
     async fn starts_the_test_document_on_the_golden_copy_with_a_stable_token() {
         let input: StepInput = testing::event(EVENT);
-        let token = client_token(&input.context);
-        let expected =
-            test_parameters(&testing::config(), GOLDEN, "golden-ami-2026-12-01-5e6f7a8b");
+        let family = testing::family();
+        let token = client_token(&input.context, &family);
+        let expected = test_parameters(
+            &testing::config(),
+            &family,
+            GOLDEN,
+            "golden-ami-2026-12-01-5e6f7a8b",
+        );
         let start = mock!(Ssm::start_automation_execution)
             .match_requests(move |request| {
                 request.document_name() == Some(testing::TEST_DOCUMENT)
@@ -114,7 +122,12 @@ mod tests {
 
     #[test]
     fn parameters_name_every_input_of_the_document() {
-        let parameters = test_parameters(&testing::config(), GOLDEN, "golden-ami-x");
+        let parameters = test_parameters(
+            &testing::config(),
+            &testing::family(),
+            GOLDEN,
+            "golden-ami-x",
+        );
         let document = include_str!("../../../infra/test-document.yaml");
         for (name, values) in &parameters {
             assert!(
@@ -175,5 +188,25 @@ mod tests {
         .deps();
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "Throttled");
+    }
+
+    #[tokio::test]
+    async fn without_a_home_region_result_nothing_is_started() {
+        let mut input: StepInput = testing::event(EVENT);
+        input.state.regions.clear();
+        let start = mock!(Ssm::start_automation_execution)
+            .then_output(|| StartAutomationExecutionOutput::builder().build());
+        let deps = MockClients {
+            ssm: vec![&start],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, input).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(
+            error.to_string().contains("home region eu-west-1"),
+            "{error}"
+        );
+        assert_eq!(start.num_calls(), 0);
     }
 }

@@ -11,8 +11,8 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{Image, ImageAttributeName, ImageState, LaunchPermission, Snapshot, Tag};
 use golden_ami_core::naming::{golden_image_tags, is_kms_key_arn};
 use golden_ami_core::{
-    Deps, LaunchPrincipals, ShareResult, StepError, StepInput, VerifyResult, classify_sdk_error,
-    error_code,
+    Deps, LaunchPrincipals, RegionClients, ShareResult, StepError, StepInput, VerifyResult,
+    classify_sdk_error, error_code,
 };
 
 /// One check: what passed (as a person reads it), or every problem found.
@@ -20,17 +20,25 @@ pub type Check = Result<String, Vec<String>>;
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, StepError> {
     let state = &input.state;
+    let family = state.require_family()?;
+    let target = state.require_target()?;
     let golden_ami_id = state.require_copy()?.golden_ami_id.as_str();
-    let current_ami_id = state.require_current()?.ami_id.as_str();
+    // The bake's source (the home pointer's image) names the golden image in its tags.
+    let source_ami_id = state.require_current()?.ami_id.as_str();
     let share = state.require_share()?;
-    let key_arn = deps.config.golden_kms_key_arn.as_str();
+    let key_arn = target.kms_key_arn.as_str();
+    let region = deps.clients.region(&target.region);
 
     let mut checks = vec![
-        check_identity(golden_ami_id, current_ami_id, state.baked_ami_id()),
+        check_identity(
+            golden_ami_id,
+            target.ami_id.as_deref(),
+            state.baked_ami_id(),
+        ),
         check_share_record(share, golden_ami_id),
     ];
     let mut snapshot_ids = Vec::new();
-    match describe_image(deps, golden_ami_id).await? {
+    match describe_image(&region, golden_ami_id).await? {
         None => checks.push(Err(vec![format!(
             "the golden image {golden_ami_id} does not exist"
         )])),
@@ -41,13 +49,14 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
                 checks.push(Err(mapping_problems));
             }
             if !ids.is_empty() {
-                checks.push(verify_snapshots(deps, &ids, key_arn).await?);
+                checks.push(verify_snapshots(&region, &ids, key_arn).await?);
             }
             snapshot_ids = ids;
             checks.push(check_tags(
                 &golden_image_tags(
                     &input.context,
-                    current_ami_id,
+                    &family.name,
+                    source_ami_id,
                     state
                         .bake_status
                         .as_ref()
@@ -55,7 +64,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
                 )?,
                 image.tags(),
             ));
-            let permissions = launch_permissions(deps, golden_ami_id).await?;
+            let permissions = launch_permissions(&region, golden_ami_id).await?;
             checks.push(
                 permissions.and_then(|permissions| {
                     check_launch_permission(&share.principals, &permissions)
@@ -90,9 +99,11 @@ pub fn split(checks: Vec<Check>) -> (Vec<String>, Vec<String>) {
     (passed, failed)
 }
 
-async fn describe_image(deps: &Deps, image_id: &str) -> Result<Option<Image>, StepError> {
-    match deps
-        .clients
+async fn describe_image(
+    clients: &RegionClients,
+    image_id: &str,
+) -> Result<Option<Image>, StepError> {
+    match clients
         .ec2
         .describe_images()
         .image_ids(image_id)
@@ -111,11 +122,10 @@ async fn describe_image(deps: &Deps, image_id: &str) -> Result<Option<Image>, St
 
 /// The launch permission on the image, or the check's failure if EC2 cannot tell.
 async fn launch_permissions(
-    deps: &Deps,
+    clients: &RegionClients,
     image_id: &str,
 ) -> Result<Result<Vec<LaunchPermission>, Vec<String>>, StepError> {
-    match deps
-        .clients
+    match clients
         .ec2
         .describe_image_attribute()
         .image_id(image_id)
@@ -136,12 +146,11 @@ async fn launch_permissions(
 
 /// Describe the snapshots, resolve any key that is not given as a key ARN, and check each.
 async fn verify_snapshots(
-    deps: &Deps,
+    clients: &RegionClients,
     ids: &[String],
     golden_key_arn: &str,
 ) -> Result<Check, StepError> {
-    let snapshots = match deps
-        .clients
+    let snapshots = match clients
         .ec2
         .describe_snapshots()
         .set_snapshot_ids(Some(ids.to_vec()))
@@ -163,7 +172,7 @@ async fn verify_snapshots(
     let mut resolved = HashMap::new();
     for key in snapshots.iter().filter_map(Snapshot::kms_key_id) {
         if !is_kms_key_arn(key) && !resolved.contains_key(key) {
-            resolved.insert(key.to_string(), resolve_key(deps, key).await?);
+            resolved.insert(key.to_string(), resolve_key(clients, key).await?);
         }
     }
     let problems: Vec<String> = ids
@@ -187,8 +196,11 @@ async fn verify_snapshots(
 
 /// A key reference that is not a key ARN (a key id or an alias), resolved to the key's ARN; the
 /// error is the reason it could not be.
-async fn resolve_key(deps: &Deps, key: &str) -> Result<Result<String, String>, StepError> {
-    match deps.clients.kms.describe_key().key_id(key).send().await {
+async fn resolve_key(
+    clients: &RegionClients,
+    key: &str,
+) -> Result<Result<String, String>, StepError> {
+    match clients.kms.describe_key().key_id(key).send().await {
         Ok(output) => Ok(output
             .key_metadata()
             .and_then(|metadata| metadata.arn())
@@ -291,13 +303,13 @@ pub fn check_available(image: &Image) -> Check {
 /// The golden image is this run's copy: not the published image, not the intermediate one.
 pub fn check_identity(
     golden_ami_id: &str,
-    current_ami_id: &str,
+    current_ami_id: Option<&str>,
     intermediate_id: Option<&str>,
 ) -> Check {
     let mut problems = Vec::new();
-    if golden_ami_id == current_ami_id {
+    if Some(golden_ami_id) == current_ami_id {
         problems.push(format!(
-            "the golden image {golden_ami_id} is the image already published (state.current.amiId)"
+            "the golden image {golden_ami_id} is the image the region's pointer already holds (state.target.amiId)"
         ));
     }
     if Some(golden_ami_id) == intermediate_id {
@@ -307,7 +319,8 @@ pub fn check_identity(
     }
     if problems.is_empty() {
         Ok(format!(
-            "golden image {golden_ami_id} is a new image (not {current_ami_id}, not the intermediate {})",
+            "golden image {golden_ami_id} is a new image (not {}, not the intermediate {})",
+            current_ami_id.unwrap_or("the region's pointer, which does not exist yet"),
             intermediate_id.unwrap_or("image")
         ))
     } else {
@@ -410,7 +423,7 @@ mod tests {
         "arn:aws:kms:eu-west-1:111122223333:key/aaaabbbb-cccc-dddd-eeee-ffff00001111";
 
     fn tags() -> Vec<Tag> {
-        golden_image_tags(&testing::context(), SOURCE, None)
+        golden_image_tags(&testing::context(), "default", SOURCE, None)
             .unwrap()
             .into_iter()
             .map(|(key, value)| Tag::builder().key(key).value(value).build())
@@ -770,9 +783,11 @@ mod tests {
 
     #[test]
     fn the_published_and_intermediate_images_are_refused() {
-        let problems = check_identity(GOLDEN, GOLDEN, Some(GOLDEN)).unwrap_err();
+        let problems = check_identity(GOLDEN, Some(GOLDEN), Some(GOLDEN)).unwrap_err();
         assert_eq!(problems.len(), 2);
-        assert!(check_identity(GOLDEN, SOURCE, Some("ami-0b1a2e3d4c5f60718")).is_ok());
+        assert!(check_identity(GOLDEN, Some(SOURCE), Some("ami-0b1a2e3d4c5f60718")).is_ok());
+        // A region where the pointer does not exist yet.
+        assert!(check_identity(GOLDEN, None, Some("ami-0b1a2e3d4c5f60718")).is_ok());
     }
 
     #[test]

@@ -8,35 +8,89 @@ export function fnError(errorType, errorMessage) {
   return { status: 500, body: { errorType, errorMessage } };
 }
 
+const KEY = 'arn:aws:kms:eu-west-1:123456789012:key/mrk-1234abcd12ab34cd56ef1234567890ab';
+
+/** One image family with one region: the default targets, as plan-run answers them. */
+export const FAMILY = {
+  name: 'default',
+  pointer: '/golden-ami/current',
+  architecture: 'x86_64',
+  instanceType: 't3.small',
+  homeRegion: 'eu-west-1',
+  regions: [{ region: 'eu-west-1', kmsKeyArn: KEY }],
+};
+
+/** What notify answers: the event it sent; for FINISHED, FAILED when any family failed. */
+function notifyAnswer(payload) {
+  let event = payload?.event;
+  if (event === 'FINISHED') {
+    const outcomes = (payload.state?.families ?? []).map((f) => f.outcome);
+    event = outcomes.includes('FAILED') ? 'FAILED' : outcomes.every((o) => o === 'UP_TO_DATE') ? 'SKIPPED' : 'SUCCEEDED';
+  }
+  return { messageId: 'm-1', subject: `[golden-ami-pipeline] ${event}`, event };
+}
+
 /**
  * Scripted outputs for one execution. `overrides[functionName]` replaces the default answer; it
  * may be an array (one answer per call, the last one repeats) or a function (payload, n) => answer.
- * An answer is a JSON value (HTTP 200), or {status, body} / fnError(...).
+ * An answer is a JSON value (HTTP 200), or {status, body} / fnError(...). The defaults follow the
+ * state contract of the functions (crates/core/src/types.rs) for one family in one region.
  */
 export function happyScript(overrides = {}) {
   const defaults = {
-    'read-current-ami': { parameterName: '/golden-ami/current', parameterVersion: 1, amiId: 'ami-12345678' },
-    notify: { messageId: 'm-1' },
+    'plan-run': (payload) => ({
+      families: [FAMILY],
+      maxConcurrency: 2,
+      targetsVersion: 1,
+      lock: { executionId: payload.context.executionId, expires: '2026-12-01T17:00:00Z' },
+    }),
+    'read-current-ami': {
+      parameterName: '/golden-ami/current',
+      parameterVersion: 1,
+      amiId: 'ami-12345678',
+      regions: [{ region: 'eu-west-1', kmsKeyArn: KEY, parameterName: '/golden-ami/current', parameterVersion: 1, amiId: 'ami-12345678' }],
+    },
+    notify: notifyAnswer,
     'start-bake': {
       automationExecutionId: 'x',
+      documentName: 'golden-ami-pipeline-bake',
       sourceAmiId: 'ami-12345678',
-      startedAt: '2024-01-01T00:00:00Z',
+      targetAmiName: 'golden-ami-pipeline-default-happy',
+      deadline: '2024-01-01T03:00:00Z',
       pollSeconds: 120,
     },
     'check-bake': [
-      { done: false, status: 'InProgress', step: 'launchInstance' },
-      { done: false, status: 'InProgress', step: 'updateOs' },
-      { done: true, status: 'Success', bakedAmiId: 'ami-0bake0000000000001' },
+      { done: false, status: 'InProgress', currentStep: 'launchInstance', upToDate: false },
+      { done: false, status: 'InProgress', currentStep: 'updateOs', upToDate: false },
+      { done: true, status: 'Success', bakedAmiId: 'ami-0bake0000000000001', upToDate: false },
     ],
-    'copy-image': { copiedAmiId: 'ami-0c0py000000000001', pollSeconds: 30 },
+    'copy-image': {
+      goldenAmiId: 'ami-0c0py000000000001',
+      goldenAmiName: 'golden-ami-pipeline-default-happy',
+      kmsKeyArn: KEY,
+      deadline: '2024-01-01T04:00:00Z',
+      pollSeconds: 30,
+    },
     'check-copy': [
       { done: false, state: 'pending' },
       { done: true, state: 'available' },
     ],
-    'share-image': { sharedWith: ['o-abc123'], launchPermissionsAdded: 1 },
-    'verify-image': { verified: true, checks: 6 },
-    'publish-pointer': { parameterName: '/golden-ami/current', parameterVersion: 2, amiId: 'ami-0c0py000000000001' },
-    cleanup: { deregistered: ['ami-0bake0000000000001'], deletedSnapshots: 1 },
+    'share-image': { goldenAmiId: 'ami-0c0py000000000001', principals: { organizationArns: ['arn:aws:organizations::123456789012:organization/o-abc123'] } },
+    'verify-image': { goldenAmiId: 'ami-0c0py000000000001', snapshotIds: ['snap-1'], kmsKeyArn: KEY, checks: ['state', 'encryption', 'launch permission', 'tags'] },
+    'start-test': {
+      automationExecutionId: 't',
+      documentName: 'golden-ami-pipeline-boot-test',
+      goldenAmiId: 'ami-0c0py000000000001',
+      deadline: '2024-01-01T05:00:00Z',
+      pollSeconds: 60,
+    },
+    'check-test': [
+      { done: false, status: 'InProgress', passed: false, currentStep: 'runChecks' },
+      { done: true, status: 'Success', passed: true, goldenAmiId: 'ami-0c0py000000000001', controlsPassed: 30 },
+    ],
+    'publish-pointer': { parameterName: '/golden-ami/current', region: 'eu-west-1', version: 2, previousAmiId: 'ami-12345678', newAmiId: 'ami-0c0py000000000001' },
+    cleanup: { deregisteredImages: ['ami-0bake0000000000001'], deletedSnapshots: ['snap-0bake'] },
+    'release-lock': { parameterName: '/golden-ami-pipeline/run-lock', released: true },
   };
   return { ...defaults, ...overrides };
 }

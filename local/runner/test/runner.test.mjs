@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { startFakeLambda, happyScript, fnError } from '../lib/fake-lambda.mjs';
+import { startFakeLambda, happyScript, fnError, FAMILY } from '../lib/fake-lambda.mjs';
 import { runStateMachine, fillPlaceholders, placeholderToFunctionName, RunnerError } from '../run.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -53,23 +53,61 @@ function runCli(args) {
 }
 
 const HAPPY_PATH = [
-  'ReadCurrentAmi',
-  'AnotherRunInProgress?',
+  'PlanRun',
+  'AnotherRunHoldsTheLock?',
   'NotifyStart',
+  'ForEachFamily',
+  'ReadCurrentAmi',
   'StartBake',
   ...['WaitForBake', 'CheckBake', 'BakeDone?'],
   ...['WaitForBake', 'CheckBake', 'BakeDone?'],
   ...['WaitForBake', 'CheckBake', 'BakeDone?'],
+  'CopyToRegions',
   'CopyImage',
   ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
   ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
   'ShareImage',
   'VerifyImage',
+  'RegionVerified',
+  'CopyToRegionsChecked',
+  'CopyToRegionsSucceeded?',
+  'StartTest',
+  ...['WaitForTest', 'CheckTest', 'TestDone?'],
+  ...['WaitForTest', 'CheckTest', 'TestDone?'],
+  'PublishPointers',
   'PublishPointer',
+  'PointerPublished',
+  'PublishPointersChecked',
+  'PublishPointersSucceeded?',
   'Cleanup',
-  'NotifySuccess',
+  'FamilyPublished',
+  'ReleaseLock',
+  'NotifyRun',
+  'RunFailed?',
   'Succeeded',
 ];
+
+// What a family's failure looks like after the failed state, up to the end of the run.
+const FAMILY_FAILED_TAIL = ['FamilyCleanupAfterFailure', 'FamilyFailed', 'ReleaseLock', 'NotifyRun', 'RunFailed?', 'PipelineFailed'];
+
+const FUNCTIONS = [
+  'check-bake',
+  'check-copy',
+  'check-test',
+  'cleanup',
+  'copy-image',
+  'notify',
+  'plan-run',
+  'publish-pointer',
+  'read-current-ami',
+  'release-lock',
+  'share-image',
+  'start-bake',
+  'start-test',
+  'verify-image',
+];
+
+const sorted = (xs) => [...xs].sort();
 
 test('placeholders map to kebab-case binary names; unknown placeholders fail loudly', () => {
   assert.equal(placeholderToFunctionName('ReadCurrentAmiFunctionArn'), 'read-current-ami');
@@ -78,41 +116,51 @@ test('placeholders map to kebab-case binary names; unknown placeholders fail lou
   assert.equal(placeholderToFunctionName('AlarmTopicArn'), null);
   const def = JSON.parse(fs.readFileSync(DEFINITION, 'utf8'));
   const { definition, placeholders } = fillPlaceholders(def);
-  assert.equal(definition.States.CheckBake.Resource, 'arn:aws:lambda:eu-west-1:123456789012:function:check-bake');
-  assert.deepEqual(
-    [...new Set(placeholders.values())].sort(),
-    ['check-bake', 'check-copy', 'cleanup', 'copy-image', 'notify', 'publish-pointer', 'read-current-ami', 'share-image', 'start-bake', 'verify-image'],
-  );
+  // Placeholders inside the Map processors are filled too.
+  const family = definition.States.ForEachFamily.ItemProcessor.States;
+  assert.equal(family.CheckBake.Resource, 'arn:aws:lambda:eu-west-1:123456789012:function:check-bake');
+  assert.equal(family.CopyToRegions.ItemProcessor.States.CopyImage.Resource, 'arn:aws:lambda:eu-west-1:123456789012:function:copy-image');
+  assert.deepEqual([...new Set(placeholders.values())].sort(), FUNCTIONS);
   assert.ok(!JSON.stringify(definition).includes('${'));
   assert.throws(() => fillPlaceholders({ ...def, Comment: '${AlarmTopicArn}' }), RunnerError);
 });
 
-test('happy path: states in order, polling loops loop, context object resolves, succeeded', async () => {
+test('happy path: states in order through both Maps, polling loops loop, context object resolves, succeeded', async () => {
   const r = await run('happy', happyScript(), { input: { dryRun: false } });
   assert.equal(r.status, 'SUCCEEDED');
   assert.deepEqual(r.path, HAPPY_PATH);
   assert.equal(r.endState, 'Succeeded');
   assert.equal(callsOf('happy', 'check-bake').length, 3);
   assert.equal(callsOf('happy', 'check-copy').length, 2);
-  // $$.Execution.Id / $$.Execution.StartTime in Parameters resolved for every Task.
+  assert.equal(callsOf('happy', 'check-test').length, 2);
+  // $$.Execution.Id / $$.Execution.StartTime resolved for every Task, inside the Maps too.
   for (const c of callsOf('happy')) {
     assert.equal(c.payload.context.executionId, 'arn:aws:states:eu-west-1:123456789012:execution:golden-ami-pipeline:happy');
     assert.match(c.payload.context.startedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
   }
-  const first = callsOf('happy', 'read-current-ami')[0].payload;
-  assert.deepEqual(first.state, { dryRun: false });
+  assert.deepEqual(callsOf('happy', 'plan-run')[0].payload.state, { dryRun: false });
+  // Each family's steps get the family from their input (the Map item), each region step its target.
+  assert.equal(callsOf('happy', 'read-current-ami')[0].payload.state.family.name, 'default');
+  assert.equal(callsOf('happy', 'copy-image')[0].payload.state.target.region, 'eu-west-1');
+  assert.equal(callsOf('happy', 'publish-pointer')[0].payload.state.target.region, 'eu-west-1');
+  assert.equal(callsOf('happy', 'publish-pointer')[0].payload.state.verify.goldenAmiId, 'ami-0c0py000000000001');
   const notify = callsOf('happy', 'notify').map((c) => c.payload.event);
-  assert.deepEqual(notify, ['STARTED', 'SUCCEEDED']);
+  assert.deepEqual(notify, ['STARTED', 'FINISHED']);
   assert.equal(callsOf('happy', 'cleanup')[0].payload.mode, 'SUCCESS');
-  // Output accumulates every ResultPath; ResultPath null (notify) leaves it unchanged.
-  assert.equal(r.output.current.amiId, 'ami-12345678');
-  assert.equal(r.output.bakeStatus.bakedAmiId, 'ami-0bake0000000000001');
-  assert.equal(r.output.publish.parameterVersion, 2);
-  // Waits were overridden: the whole run (120 s + 30 s polls in the ASL) takes well under 5 s.
+  assert.equal(callsOf('happy', 'release-lock').length, 1);
+  // The family's result is what FamilyPublished keeps; NotifyRun's answer decides the end.
+  const [family] = r.output.families;
+  assert.equal(family.outcome, 'PUBLISHED');
+  assert.equal(family.current.amiId, 'ami-12345678');
+  assert.equal(family.bakeStatus.bakedAmiId, 'ami-0bake0000000000001');
+  assert.equal(family.pointers[0].publish.newAmiId, 'ami-0c0py000000000001');
+  assert.equal(r.output.notice.event, 'SUCCEEDED');
+  // Waits were overridden: the whole run (120, 30 and 60 s polls in the ASL) takes well under 5 s.
   assert.ok(r.wallMs < 5000, `took ${r.wallMs} ms`);
-  // Event records: every state entered has a StateExited record with a duration.
+  // Event records: every state entered has a StateExited record with a duration (a Map exits
+  // after its iterations, so the orders differ; the multisets do not).
   const exited = r.records.filter((e) => e.type === 'StateExited');
-  assert.deepEqual(exited.map((e) => e.state), HAPPY_PATH);
+  assert.deepEqual(sorted(exited.map((e) => e.state)), sorted(HAPPY_PATH));
   assert.deepEqual(
     exited.filter((e) => e.state === 'CheckBake').map((e) => e.iteration),
     [1, 2, 3],
@@ -140,50 +188,142 @@ test('Throttled is retried (MaxAttempts honoured, no delay) and the run succeeds
   assert.ok(r.wallMs < 5000);
 });
 
-test('Throttled beyond MaxAttempts (5 retries) is caught and goes to the failure path', async () => {
+test('Throttled beyond MaxAttempts (5 retries) in a region is caught there and fails the family', async () => {
   const r = await run('throttled-forever', happyScript({ 'share-image': fnError('Throttled', 'Rate exceeded') }));
   assert.equal(r.status, 'FAILED');
   assert.equal(callsOf('throttled-forever', 'share-image').length, 6); // 1 + MaxAttempts 5
-  assert.deepEqual(r.path.slice(-5), ['ShareImage', 'ShareImageFailed', 'CleanupAfterFailure', 'NotifyFailure', 'PipelineFailed']);
-  const failure = callsOf('throttled-forever', 'notify').pop().payload;
-  assert.equal(failure.state.error.Error, 'Throttled');
+  const i = r.path.indexOf('ShareImage');
+  assert.deepEqual(r.path.slice(i), [
+    'ShareImage',
+    'ShareImageFailed',
+    'RegionNotVerified',
+    'CopyToRegionsChecked',
+    'CopyToRegionsSucceeded?',
+    'CopyToRegionsFailedInARegion',
+    ...FAMILY_FAILED_TAIL,
+  ]);
+  // Nothing is tested or published once a region failed.
+  assert.equal(callsOf('throttled-forever', 'start-test').length, 0);
+  assert.equal(callsOf('throttled-forever', 'publish-pointer').length, 0);
+  const finished = callsOf('throttled-forever', 'notify').pop().payload;
+  assert.equal(finished.event, 'FINISHED');
+  const [family] = finished.state.families;
+  assert.equal(family.outcome, 'FAILED');
+  assert.equal(family.regions[0].verified, false);
+  assert.deepEqual([family.regions[0].failure.state, family.regions[0].failure.region], ['ShareImage', 'eu-west-1']);
+  assert.equal(family.regions[0].failure.error.Error, 'Throttled');
 });
 
-test('CopyFailed routes to CopyImageFailed -> CleanupAfterFailure -> NotifyFailure -> PipelineFailed', async () => {
+test('CopyFailed routes to CopyImageFailed, the family cleans up (FAILURE), and the run ends in PipelineFailed', async () => {
   const r = await run('copy-failed', happyScript({ 'copy-image': fnError('CopyFailed', 'KMS key alias/golden-ami not usable') }));
   assert.equal(r.status, 'FAILED');
   assert.equal(r.failedInFailState, true);
   assert.equal(r.error, 'GoldenAmiPipelineFailed');
   assert.match(r.cause, /The run failed/);
-  assert.deepEqual(r.path.slice(-5), ['CopyImage', 'CopyImageFailed', 'CleanupAfterFailure', 'NotifyFailure', 'PipelineFailed']);
+  const i = r.path.indexOf('CopyImage');
+  assert.deepEqual(r.path.slice(i, i + 3), ['CopyImage', 'CopyImageFailed', 'RegionNotVerified']);
+  assert.deepEqual(r.path.slice(-FAMILY_FAILED_TAIL.length), FAMILY_FAILED_TAIL);
   assert.equal(callsOf('copy-failed', 'copy-image').length, 1, 'CopyFailed is not retried');
   assert.equal(callsOf('copy-failed', 'check-copy').length, 0);
   const cleanup = callsOf('copy-failed', 'cleanup');
   assert.equal(cleanup.length, 1);
   assert.equal(cleanup[0].payload.mode, 'FAILURE');
+  assert.equal(cleanup[0].payload.state.failure.error.Error, 'RegionFailed');
+  assert.equal(cleanup[0].payload.state.regions[0].failure.error.Error, 'CopyFailed');
+  assert.equal(callsOf('copy-failed', 'release-lock').length, 1, 'the lock is released on a family failure too');
   const notify = callsOf('copy-failed', 'notify');
-  assert.deepEqual(notify.map((c) => c.payload.event), ['STARTED', 'FAILED']);
-  const { state } = notify[1].payload;
-  assert.equal(state.failedState, 'CopyImage');
-  assert.equal(state.error.Error, 'CopyFailed');
+  assert.deepEqual(notify.map((c) => c.payload.event), ['STARTED', 'FINISHED']);
+  const region = notify[1].payload.state.families[0].regions[0];
+  assert.equal(region.failure.state, 'CopyImage');
   // Cause is the Lambda error payload as a JSON string, as Step Functions puts it.
-  assert.deepEqual(JSON.parse(state.error.Cause), { errorType: 'CopyFailed', errorMessage: 'KMS key alias/golden-ami not usable' });
+  assert.deepEqual(JSON.parse(region.failure.error.Cause), { errorType: 'CopyFailed', errorMessage: 'KMS key alias/golden-ami not usable' });
   assert.deepEqual(r.rootCause && [r.rootCause.state, r.rootCause.Error], ['CopyImage', 'CopyFailed']);
   const caught = r.records.find((e) => e.type === 'StateCaught');
   assert.deepEqual([caught.state, caught.error, caught.next, caught.resultPath], ['CopyImage', 'CopyFailed', 'CopyImageFailed', '$.error']);
 });
 
-test('bakeInProgress from read-current-ami routes to NotifySkipped and ends succeeded', async () => {
+test('two families in two regions: one fails in one region, cleans up alone, and the other publishes', async () => {
+  const twoRegions = (family) => ({
+    ...FAMILY,
+    name: family,
+    pointer: `/golden-ami/${family}`,
+    regions: [FAMILY.regions[0], { region: 'us-east-1', kmsKeyArn: FAMILY.regions[0].kmsKeyArn.replace('eu-west-1', 'us-east-1') }],
+  });
+  const familyOf = (payload) => payload.state.family.name;
+  const r = await run(
+    'matrix',
+    happyScript({
+      'plan-run': (payload) => ({
+        families: [twoRegions('al2023-x86_64'), twoRegions('al2023-arm64')],
+        maxConcurrency: 2,
+        targetsVersion: 3,
+        lock: { executionId: payload.context.executionId, expires: '2026-12-01T17:00:00Z' },
+      }),
+      'read-current-ami': (payload) => ({
+        parameterName: payload.state.family.pointer,
+        parameterVersion: 1,
+        amiId: 'ami-12345678',
+        regions: payload.state.family.regions.map((t) => ({ ...t, parameterName: payload.state.family.pointer, parameterVersion: 1, amiId: 'ami-12345678' })),
+      }),
+      'copy-image': (payload) =>
+        familyOf(payload) === 'al2023-arm64' && payload.state.target.region === 'us-east-1'
+          ? fnError('CopyFailed', 'key not usable in us-east-1')
+          : { ...happyScript()['copy-image'], kmsKeyArn: payload.state.target.kmsKeyArn },
+      'check-copy': { done: true, state: 'available' },
+      'check-bake': { done: true, status: 'Success', bakedAmiId: 'ami-0bake0000000000001', upToDate: false },
+      'check-test': { done: true, status: 'Success', passed: true },
+      'publish-pointer': (payload) => ({
+        parameterName: payload.state.family.pointer,
+        region: payload.state.target.region,
+        version: 2,
+        previousAmiId: 'ami-12345678',
+        newAmiId: 'ami-0c0py000000000001',
+      }),
+    }),
+  );
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.error, 'GoldenAmiPipelineFailed');
+  const byFamily = (fn) => callsOf('matrix', fn).map((c) => `${familyOf(c.payload)}${c.payload.state.target ? `@${c.payload.state.target.region}` : ''}`);
+  assert.deepEqual(sorted(byFamily('copy-image')), ['al2023-arm64@eu-west-1', 'al2023-arm64@us-east-1', 'al2023-x86_64@eu-west-1', 'al2023-x86_64@us-east-1']);
+  // Only the healthy family is tested and published, in both its regions.
+  assert.deepEqual(byFamily('start-test'), ['al2023-x86_64']);
+  assert.deepEqual(sorted(byFamily('publish-pointer')), ['al2023-x86_64@eu-west-1', 'al2023-x86_64@us-east-1']);
+  // Each family cleans up its own work: SUCCESS for one, FAILURE for the other.
+  assert.deepEqual(sorted(callsOf('matrix', 'cleanup').map((c) => `${familyOf(c.payload)}:${c.payload.mode}`)), ['al2023-arm64:FAILURE', 'al2023-x86_64:SUCCESS']);
+  // One notice for the run, with both families' outcomes in it.
+  const notices = callsOf('matrix', 'notify').map((c) => c.payload);
+  assert.deepEqual(notices.map((n) => n.event), ['STARTED', 'FINISHED']);
+  assert.deepEqual(sorted(notices[1].state.families.map((f) => `${(f.family ?? {}).name}:${f.outcome}`)), ['al2023-arm64:FAILED', 'al2023-x86_64:PUBLISHED']);
+  assert.equal(callsOf('matrix', 'release-lock').length, 1);
+});
+
+test('a lock held by another run routes to NotifySkipped and ends succeeded without any family work', async () => {
   const r = await run(
     'skipped',
     happyScript({
-      'read-current-ami': { parameterName: '/golden-ami/current', parameterVersion: 1, amiId: 'ami-12345678', bakeInProgress: { automationExecutionId: 'other' } },
+      'plan-run': {
+        families: [FAMILY],
+        maxConcurrency: 2,
+        targetsVersion: 1,
+        heldBy: { executionId: 'arn:aws:states:eu-west-1:123456789012:execution:golden-ami-pipeline:other', expires: '2026-12-01T17:00:00Z' },
+      },
     }),
   );
   assert.equal(r.status, 'SUCCEEDED');
-  assert.deepEqual(r.path, ['ReadCurrentAmi', 'AnotherRunInProgress?', 'NotifySkipped', 'SkippedAnotherRunInProgress']);
-  assert.deepEqual(callsOf('skipped').map((c) => c.fn), ['read-current-ami', 'notify']);
+  assert.deepEqual(r.path, ['PlanRun', 'AnotherRunHoldsTheLock?', 'NotifySkipped', 'SkippedAnotherRunInProgress']);
+  assert.deepEqual(callsOf('skipped').map((c) => c.fn), ['plan-run', 'notify']);
   assert.equal(callsOf('skipped', 'notify')[0].payload.event, 'SKIPPED');
+});
+
+test('a run-wide failure (PlanRun) sweeps, releases the lock, and sends one FAILED notice', async () => {
+  const r = await run('bad-targets', happyScript({ 'plan-run': fnError('InvalidTargets', 'families[1].architecture: expected x86_64 or arm64') }));
+  assert.equal(r.status, 'FAILED');
+  assert.deepEqual(r.path, ['PlanRun', 'PlanRunFailed', 'CleanupAfterFailure', 'ReleaseLockAfterFailure', 'NotifyFailure', 'PipelineFailed']);
+  assert.equal(callsOf('bad-targets', 'cleanup')[0].payload.mode, 'SWEEP');
+  const notify = callsOf('bad-targets', 'notify');
+  assert.deepEqual(notify.map((c) => c.payload.event), ['FAILED']);
+  assert.equal(notify[0].payload.state.failure.state, 'PlanRun');
+  assert.equal(notify[0].payload.state.failure.error.Error, 'InvalidTargets');
 });
 
 test('an unreachable Lambda endpoint gives Lambda.SdkClientException, retried, then the failure path', async () => {
@@ -196,7 +336,7 @@ test('an unreachable Lambda endpoint gives Lambda.SdkClientException, retried, t
   assert.equal(r.endState, 'PipelineFailed');
   const first = r.records.find((e) => e.type === 'StateFailed');
   assert.equal(first.error, 'Lambda.SdkClientException');
-  assert.equal(r.records.filter((e) => e.type === 'StateRetried' && e.state === 'ReadCurrentAmi').length, 5);
+  assert.equal(r.records.filter((e) => e.type === 'StateRetried' && e.state === 'PlanRun').length, 5);
 });
 
 test('a Wait SecondsPath that resolves to nothing fails the execution (States.Runtime) even though waits are overridden', async () => {
@@ -217,8 +357,8 @@ test('CLI: --json and --events; exit 0 on success, 2 on a Fail state, 1 on runne
     assert.equal(ok.code, 0, ok.stderr);
     const last = JSON.parse(ok.stdout.trim().split('\n').pop());
     assert.equal(last.status, 'SUCCEEDED');
-    assert.equal(last.output.publish.amiId, 'ami-0c0py000000000001');
-    assert.match(ok.stderr, /<- CheckBake #2 \d+ ms -> done=false \(status=InProgress, step=updateOs\)/);
+    assert.equal(last.output.families[0].pointers[0].publish.newAmiId, 'ami-0c0py000000000001');
+    assert.match(ok.stderr, /<- CheckBake #2 \d+ ms -> done=false \(status=InProgress, currentStep=updateOs, upToDate=false\)/);
     assert.match(ok.stderr, /<- CheckBake #3 \d+ ms -> done=true/);
     assert.match(ok.stderr, /SUCCEEDED at Succeeded in \d+ ms/);
     const lines = fs.readFileSync(events, 'utf8').trim().split('\n').map((l) => JSON.parse(l));

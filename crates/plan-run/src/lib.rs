@@ -1,0 +1,436 @@
+//! PlanRun: what this run patches, and whether it may run at all.
+//!
+//! It reads the targets parameter (image families x regions), validates it (a bad entry is a
+//! ConfigError naming the entry), and resolves every family against the stack's defaults. Then
+//! it takes the run lock: an SSM parameter created with Overwrite=false, holding this
+//! execution's ARN and an expiry past the state machine's own timeout. Two executions started in
+//! the same second cannot both create it: the loser ends SKIPPED naming the holder. A lock whose
+//! expiry passed belongs to a run that cannot still be running (the state machine would have
+//! timed it out): it is broken, and the plan says so.
+
+use aws_sdk_ssm::types::ParameterType;
+use golden_ami_core::naming::{format_timestamp, parse_timestamp};
+use golden_ami_core::targets::{Source, Stack};
+use golden_ami_core::types::{LockHolder, Plan};
+use golden_ami_core::{Deps, ExecutionContext, StepError, StepInput, Targets, classify_sdk_error};
+
+pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
+    let config = &deps.config;
+    let (text, version) = read_targets(deps).await?;
+    let stack = Stack {
+        home_region: &config.home_region,
+        pointer_prefix: &config.pointer_prefix,
+        golden_key_arn: config.golden_kms_key_arn.as_deref(),
+    };
+    let targets = Targets::parse(
+        &text,
+        &Source {
+            parameter: &config.targets_parameter_name,
+            version,
+        },
+        &stack,
+    )?;
+    let families = targets.plan(
+        &stack,
+        &config.bake_subnet_id,
+        &config.bake_instance_profile_name,
+    )?;
+    let mut plan = Plan {
+        families,
+        max_concurrency: targets.max_concurrency,
+        targets_version: version,
+        lock: None,
+        held_by: None,
+        broke: None,
+    };
+    match take_lock(deps, &input.context, version).await? {
+        Lock::Taken(ours) => plan.lock = Some(ours),
+        Lock::Broke { ours, stale } => {
+            tracing::warn!(stale = ?stale, "broke a stale run lock");
+            plan.lock = Some(ours);
+            plan.broke = Some(stale);
+        }
+        Lock::Held(other) => {
+            tracing::warn!(holder = %other.execution_id, "another run holds the lock; this run does nothing");
+            plan.held_by = Some(other);
+        }
+    }
+    Ok(plan)
+}
+
+async fn read_targets(deps: &Deps) -> Result<(String, i64), StepError> {
+    let name = &deps.config.targets_parameter_name;
+    let output = deps
+        .clients
+        .ssm
+        .get_parameter()
+        .name(name)
+        .send()
+        .await
+        .map_err(|error| {
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_parameter_not_found())
+            {
+                StepError::ConfigError(format!(
+                    "the targets parameter {name} does not exist: deploy the stack (it writes the image families and regions there), or fix TARGETS_PARAMETER_NAME"
+                ))
+            } else {
+                classify_sdk_error("ssm:GetParameter", error)
+            }
+        })?;
+    let parameter = output.parameter().ok_or_else(|| StepError::AwsError {
+        operation: "ssm:GetParameter".into(),
+        code: "EmptyResponse".into(),
+        message: format!("no parameter in the response for {name}"),
+    })?;
+    Ok((
+        parameter.value().unwrap_or_default().to_string(),
+        parameter.version(),
+    ))
+}
+
+/// What taking the lock came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lock {
+    Taken(LockHolder),
+    Broke { ours: LockHolder, stale: LockHolder },
+    Held(LockHolder),
+}
+
+async fn take_lock(
+    deps: &Deps,
+    context: &ExecutionContext,
+    targets_version: i64,
+) -> Result<Lock, StepError> {
+    let ours = LockHolder {
+        execution_id: context.execution_id.clone(),
+        expires: format_timestamp(deps.now() + deps.config.lock_ttl),
+        targets_version: Some(targets_version),
+    };
+    if create_lock(deps, &ours).await? {
+        return Ok(Lock::Taken(ours));
+    }
+    let existing = read_lock(deps).await?;
+    match decide(existing.as_ref(), &ours, deps.now())? {
+        Decision::Ours => Ok(Lock::Taken(ours)),
+        Decision::Held(other) => Ok(Lock::Held(other)),
+        Decision::Gone => {
+            // Released between our create and our read: try once more.
+            if create_lock(deps, &ours).await? {
+                Ok(Lock::Taken(ours))
+            } else {
+                held_now(deps, &ours).await
+            }
+        }
+        Decision::Stale(stale) => {
+            delete_lock(deps).await?;
+            if create_lock(deps, &ours).await? {
+                Ok(Lock::Broke { ours, stale })
+            } else {
+                // Another run broke it at the same moment and won the create.
+                held_now(deps, &ours).await
+            }
+        }
+    }
+}
+
+async fn held_now(deps: &Deps, ours: &LockHolder) -> Result<Lock, StepError> {
+    match read_lock(deps).await? {
+        Some(other) if other.execution_id != ours.execution_id => Ok(Lock::Held(other)),
+        Some(_) => Ok(Lock::Taken(ours.clone())),
+        None => Err(StepError::Throttled {
+            operation: "run lock".into(),
+            message: "the lock changed hands twice while this run looked at it; the state machine retries".into(),
+        }),
+    }
+}
+
+/// What an existing lock means for this run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// This execution holds it already (a retried PlanRun).
+    Ours,
+    Held(LockHolder),
+    Stale(LockHolder),
+    Gone,
+}
+
+pub fn decide(
+    existing: Option<&LockHolder>,
+    ours: &LockHolder,
+    now: time::OffsetDateTime,
+) -> Result<Decision, StepError> {
+    let Some(existing) = existing else {
+        return Ok(Decision::Gone);
+    };
+    if existing.execution_id == ours.execution_id {
+        return Ok(Decision::Ours);
+    }
+    let expires = parse_timestamp("the run lock's expires", &existing.expires)?;
+    if now > expires {
+        Ok(Decision::Stale(existing.clone()))
+    } else {
+        Ok(Decision::Held(existing.clone()))
+    }
+}
+
+/// PutParameter with Overwrite=false: true if this call created the lock.
+async fn create_lock(deps: &Deps, holder: &LockHolder) -> Result<bool, StepError> {
+    let value = serde_json::to_string(holder)
+        .map_err(|error| StepError::invalid_input(format!("lock value: {error}")))?;
+    match deps
+        .clients
+        .ssm
+        .put_parameter()
+        .name(&deps.config.lock_parameter_name)
+        .value(value)
+        .r#type(ParameterType::String)
+        .overwrite(false)
+        .description("golden-ami-pipeline run lock: the execution that holds it and until when")
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_parameter_already_exists()) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(classify_sdk_error("ssm:PutParameter", error)),
+    }
+}
+
+/// The lock's holder, or None if there is no lock. A value that is not a holder (someone wrote
+/// the parameter by hand) counts as stale, so it can never block the pipeline for good.
+pub async fn read_lock(deps: &Deps) -> Result<Option<LockHolder>, StepError> {
+    let name = &deps.config.lock_parameter_name;
+    match deps.clients.ssm.get_parameter().name(name).send().await {
+        Ok(output) => {
+            let value = output
+                .parameter()
+                .and_then(|p| p.value())
+                .unwrap_or_default();
+            Ok(Some(serde_json::from_str(value).unwrap_or_else(|_| {
+                LockHolder {
+                    execution_id: format!("(not a lock value: {value:?})"),
+                    expires: "1970-01-01T00:00:00Z".into(),
+                    targets_version: None,
+                }
+            })))
+        }
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(classify_sdk_error("ssm:GetParameter", error)),
+    }
+}
+
+async fn delete_lock(deps: &Deps) -> Result<(), StepError> {
+    match deps
+        .clients
+        .ssm
+        .delete_parameter()
+        .name(&deps.config.lock_parameter_name)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_parameter_not_found()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(classify_sdk_error("ssm:DeleteParameter", error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_ssm::Client as Ssm;
+    use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
+    use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    use aws_sdk_ssm::operation::put_parameter::{PutParameterError, PutParameterOutput};
+    use aws_sdk_ssm::types::Parameter;
+    use aws_sdk_ssm::types::error::{ParameterAlreadyExists, ParameterNotFound};
+    use golden_ami_core::testing::{self, MockClients, Rule, mock};
+
+    use super::*;
+
+    const EVENT: &str = include_str!("../../../events/plan-run/ok.json");
+    const OTHER: &str = "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:other";
+
+    fn targets(text: &'static str) -> Rule {
+        mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::TARGETS_PARAMETER))
+            .then_output(move || {
+                GetParameterOutput::builder()
+                    .parameter(Parameter::builder().value(text).version(4).build())
+                    .build()
+            })
+    }
+
+    const TWO_FAMILIES: &str = r#"{"families": [
+        {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64", "instanceType": "t3.small"},
+        {"name": "al2023-arm64", "pointer": "/golden-ami/al2023-arm64", "architecture": "arm64", "instanceType": "t4g.small"}],
+      "regions": [{"region": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"}],
+      "maxConcurrency": 3}"#;
+
+    fn created() -> Rule {
+        mock!(Ssm::put_parameter)
+            .match_requests(|r| {
+                r.name() == Some(testing::LOCK_PARAMETER)
+                    && r.overwrite() == Some(false)
+                    && r.value().is_some_and(|v| v.contains(testing::EXECUTION_ID))
+            })
+            .then_output(|| PutParameterOutput::builder().version(1).build())
+    }
+
+    fn exists() -> Rule {
+        mock!(Ssm::put_parameter).then_error(|| {
+            PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
+        })
+    }
+
+    fn lock_value(execution: &'static str, expires: &'static str) -> Rule {
+        mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .then_output(move || {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .value(format!(
+                                r#"{{"executionId": "{execution}", "expires": "{expires}"}}"#
+                            ))
+                            .version(1)
+                            .build(),
+                    )
+                    .build()
+            })
+    }
+
+    async fn run(ssm: Vec<&Rule>) -> Result<Plan, StepError> {
+        let deps = MockClients {
+            ssm,
+            ..Default::default()
+        }
+        .deps();
+        handler(&deps, testing::event(EVENT)).await
+    }
+
+    #[tokio::test]
+    async fn plans_every_family_and_takes_the_lock() {
+        let (get, put) = (targets(TWO_FAMILIES), created());
+        let plan = run(vec![&get, &put]).await.unwrap();
+        assert_eq!(plan.families.len(), 2);
+        assert_eq!(plan.families[1].instance_type, "t4g.small");
+        assert_eq!(plan.families[1].subnet_id, "subnet-0a1b2c3d4e5f60718");
+        assert_eq!(plan.max_concurrency, 3);
+        assert_eq!(plan.targets_version, 4);
+        let lock = plan.lock.unwrap();
+        assert_eq!(lock.execution_id, testing::EXECUTION_ID);
+        // Fixed clock 08:05 + the default nine hours: past the machine's 8 h timeout.
+        assert_eq!(lock.expires, "2026-12-01T17:05:00Z");
+        assert_eq!(plan.held_by, None);
+        assert_eq!(put.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_live_lock_of_another_run_makes_this_one_skip() {
+        let (get, put, held) = (
+            targets(TWO_FAMILIES),
+            exists(),
+            lock_value(OTHER, "2026-12-01T16:00:00Z"),
+        );
+        let plan = run(vec![&get, &put, &held]).await.unwrap();
+        assert_eq!(plan.lock, None);
+        assert_eq!(plan.held_by.unwrap().execution_id, OTHER);
+    }
+
+    #[tokio::test]
+    async fn a_retried_plan_finds_its_own_lock() {
+        let (get, put, mine) = (
+            targets(TWO_FAMILIES),
+            exists(),
+            lock_value(testing::EXECUTION_ID, "2026-12-01T17:05:00Z"),
+        );
+        let plan = run(vec![&get, &put, &mine]).await.unwrap();
+        assert!(plan.lock.is_some() && plan.held_by.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_is_broken_and_reported() {
+        let get = targets(TWO_FAMILIES);
+        let stale = lock_value(OTHER, "2026-12-01T07:00:00Z");
+        let put = mock!(Ssm::put_parameter)
+            .sequence()
+            .error(|| {
+                PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
+            })
+            .output(|| PutParameterOutput::builder().version(1).build())
+            .build();
+        let delete = mock!(Ssm::delete_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .then_output(|| DeleteParameterOutput::builder().build());
+        let plan = run(vec![&get, &stale, &put, &delete]).await.unwrap();
+        assert_eq!(plan.broke.unwrap().execution_id, OTHER);
+        assert_eq!(plan.lock.unwrap().execution_id, testing::EXECUTION_ID);
+        assert_eq!((put.num_calls(), delete.num_calls()), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn a_bad_targets_document_is_a_config_error_naming_the_entry() {
+        let get = targets(
+            r#"{"families": [{"name": "x", "pointer": "/golden-ami/x", "architecture": "arm64", "instanceType": "t3.small"}],
+                "regions": [{"region": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"}]}"#,
+        );
+        let put = created();
+        let error = run(vec![&get, &put]).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(error.to_string().contains("families[0] (x)"), "{error}");
+        assert_eq!(put.num_calls(), 0, "no lock without a valid plan");
+    }
+
+    #[tokio::test]
+    async fn a_missing_targets_parameter_says_to_deploy_the_stack() {
+        let get = mock!(Ssm::get_parameter).then_error(|| {
+            GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let error = run(vec![&get]).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(error.to_string().contains("deploy the stack"), "{error}");
+    }
+
+    #[test]
+    fn a_lock_value_is_judged_by_its_holder_and_expiry() {
+        let ours = LockHolder {
+            execution_id: "mine".into(),
+            expires: "2026-12-01T17:00:00Z".into(),
+            targets_version: None,
+        };
+        let now = testing::fixed_now();
+        let other = |expires: &str| LockHolder {
+            execution_id: "other".into(),
+            expires: expires.into(),
+            targets_version: None,
+        };
+        assert_eq!(decide(None, &ours, now).unwrap(), Decision::Gone);
+        assert_eq!(decide(Some(&ours), &ours, now).unwrap(), Decision::Ours);
+        assert!(matches!(
+            decide(Some(&other("2026-12-01T09:00:00Z")), &ours, now).unwrap(),
+            Decision::Held(_)
+        ));
+        assert!(matches!(
+            decide(Some(&other("2026-12-01T08:00:00Z")), &ours, now).unwrap(),
+            Decision::Stale(_)
+        ));
+    }
+}
