@@ -14,7 +14,13 @@ Admin API (JSON in, JSON out):
                         {"apiFail": {"service": "ssm", "action": "GetParameter", "throttle": true}}
                         {"apiFail": {"service": "ec2", "action": "CopyImage", "region": "us-east-1"}}
                             (region: only requests signed for that region)
-                        (both keys may be given at once; each POST adds faults; times defaults to 1)
+                        {"apiBarrier": {"service": "ssm", "action": "PutParameter", "count": 2,
+                                        "timeout": 30}}
+                            (the first `count` matching requests wait for each other, then all
+                            go on to moto together: two runs held at the same call and released
+                            at once; after `timeout` seconds a waiting request goes on alone and
+                            the barrier says timedOut)
+                        (several keys may be given at once; each POST adds faults; times defaults to 1)
   POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
   POST /_golden/reset   clears faults, config, executions AND moto's own state (/moto-api/reset)
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages"}
@@ -29,6 +35,7 @@ with x-amzn-ErrorType. "throttle": true picks the service's throttling error: Re
 import io
 import json
 import re
+import threading
 import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
@@ -37,6 +44,8 @@ from . import baseline, images
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
+# Requests held at an apiBarrier wait on this (moto's server runs one thread per request).
+_BARRIER = threading.Condition(LOCK)
 
 
 class GoldenMiddleware:
@@ -47,6 +56,7 @@ class GoldenMiddleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_golden/"):
             return self._admin(environ, start_response, path[len("/_golden/"):])
+        self._hold_at_barrier(environ)
         fault = self._match_fault(environ)
         if fault is not None:
             status, headers, body = _error_response(fault, environ)
@@ -77,6 +87,27 @@ class GoldenMiddleware:
         return _json(start_response, "200 OK", result)
 
     # ---- fault matching ------------------------------------------------------------------
+
+    def _hold_at_barrier(self, environ: dict[str, Any]) -> None:
+        with _BARRIER:
+            waiting = [b for b in STATE.barriers if b["arrived"] < b["count"]]
+            if not waiting:
+                return
+            match = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
+            if not match:
+                return
+            action = _action(environ)
+            barrier = next((b for b in waiting if (b["service"], b["action"]) == (match.group(2), action)),
+                           None)
+            if barrier is None:
+                return
+            barrier["arrived"] += 1
+            if barrier["arrived"] >= barrier["count"]:
+                barrier["released"] = True
+                _BARRIER.notify_all()
+                return
+            if not _BARRIER.wait_for(lambda: barrier["released"], timeout=barrier["timeout"]):
+                barrier["timedOut"] = True
 
     def _match_fault(self, environ: dict[str, Any]) -> dict[str, Any] | None:
         with LOCK:
@@ -117,7 +148,7 @@ def _action(environ: dict[str, Any]) -> str | None:
 
 
 def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
-    known = {"automationStepFail", "apiFail", "baselineFail", "updates"}
+    known = {"automationStepFail", "apiFail", "apiBarrier", "baselineFail", "updates"}
     unknown = set(body) - known
     if unknown or not body:
         raise ValueError(f"expected some of {sorted(known)}, got {sorted(body)}")
@@ -143,6 +174,14 @@ def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
             if not (baseline.FIXTURES / "updates" / scenario).is_dir():
                 raise ValueError(f"no update scenario {scenario} in local/fixtures/updates")
             STATE.updates_scenario = scenario
+        if "apiBarrier" in body:
+            spec = body["apiBarrier"]
+            count = int(spec.get("count", 2))
+            if count < 2:
+                raise ValueError("an apiBarrier holds at least 2 requests (count >= 2)")
+            STATE.barriers.append({"service": str(spec["service"]).lower(), "action": str(spec["action"]),
+                                   "count": count, "timeout": float(spec.get("timeout", 30)),
+                                   "arrived": 0, "released": False, "timedOut": False})
         if "apiFail" in body:
             spec = body["apiFail"]
             service = str(spec["service"]).lower()
@@ -185,6 +224,7 @@ def _reset() -> dict[str, Any]:
 def _faults() -> dict[str, Any]:
     return {"automationStepFail": [dict(f) for f in STATE.step_faults if f["times"] > 0],
             "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0],
+            "apiBarrier": [dict(b) for b in STATE.barriers],
             "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario}
 
 

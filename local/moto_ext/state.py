@@ -29,6 +29,8 @@ class State:
         self.step_faults: list[dict[str, Any]] = []
         # [{"service", "action", "code", "status", "message", "times"}]
         self.api_faults: list[dict[str, Any]] = []
+        # [{"service", "action", "count", "timeout", "arrived", "released", "timedOut"}]
+        self.barriers: list[dict[str, Any]] = []
         # execution id -> automation.Execution
         self.executions: dict[str, Any] = {}
         # image id -> DescribeImages calls left while pending

@@ -88,3 +88,44 @@ def test_a_fault_scoped_to_a_region_spares_the_others(client, endpoint):
         us_east.describe_images(Owners=["self"])
     assert err.value.response["Error"]["Code"] == "InternalError"
     assert admin(endpoint, "state")["faults"]["apiFail"] == []
+
+
+def test_an_api_barrier_holds_requests_until_all_arrive(client, endpoint):
+    import threading
+    import time
+
+    admin(endpoint, "faults", {"apiBarrier": {"service": "ssm", "action": "PutParameter",
+                                              "count": 2, "timeout": 10}})
+    done: dict[str, float] = {}
+
+    def put(name: str) -> None:
+        client("ssm").put_parameter(Name=f"/barrier/{name}", Value=name, Type="String")
+        done[name] = time.monotonic()
+
+    first = threading.Thread(target=put, args=("first",))
+    first.start()
+    time.sleep(0.5)
+    assert "first" not in done, "the first request went on before the second arrived"
+    client("ssm").get_parameters(Names=["/barrier/x"])  # another action is not held
+    second_started = time.monotonic()
+    put("second")
+    first.join(timeout=10)
+    assert done["first"] >= second_started, "the first request was released before the second came"
+    [barrier] = admin(endpoint, "state")["faults"]["apiBarrier"]
+    assert (barrier["arrived"], barrier["released"], barrier["timedOut"]) == (2, True, False)
+    # Released: later requests pass at once, and both writes reached moto.
+    put("third")
+    names = {p["Name"] for p in client("ssm").get_parameters_by_path(Path="/barrier")["Parameters"]}
+    assert names == {"/barrier/first", "/barrier/second", "/barrier/third"}
+
+
+def test_a_barrier_nobody_else_reaches_lets_the_request_go_after_its_timeout(client, endpoint):
+    import time
+
+    admin(endpoint, "faults", {"apiBarrier": {"service": "ssm", "action": "PutParameter",
+                                              "count": 2, "timeout": 0.3}})
+    start = time.monotonic()
+    client("ssm").put_parameter(Name="/barrier/alone", Value="v", Type="String")
+    assert time.monotonic() - start >= 0.3
+    [barrier] = admin(endpoint, "state")["faults"]["apiBarrier"]
+    assert barrier["timedOut"] is True and barrier["released"] is False

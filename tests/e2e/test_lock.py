@@ -48,10 +48,16 @@ def test_a_live_lock_of_another_run_skips_this_one_and_stays(fresh: LocalStack, 
     assert after.pointer == before.pointer
 
 
-def test_two_runs_started_together_work_once(fresh: LocalStack, before: Facts):
+def test_two_runs_held_at_the_lock_and_released_together_work_once(fresh: LocalStack, before: Facts):
+    # Both runs' first write is the lock's PutParameter: hold each there until the other arrives,
+    # then let both go to SSM at once.
+    fresh.admin("faults", {"apiBarrier": {"service": "ssm", "action": "PutParameter", "count": 2,
+                                          "timeout": 60}})
     first = fresh.start_run(name="together-1")
     second = fresh.start_run(name="together-2")
     results = [first.wait(), second.wait()]
+    [barrier] = fresh.admin("state")["faults"]["apiBarrier"]
+    assert barrier["released"] and not barrier["timedOut"], barrier
     assert all(r.succeeded for r in results), [r.stderr[-2000:] for r in results]
     ends = sorted(r.end_state for r in results)
     assert ends == ["SkippedAnotherRunInProgress", "Succeeded"], ends
