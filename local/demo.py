@@ -6,8 +6,9 @@ Builds the handlers, starts the moto extension and cargo lambda watch on free 12
 seeds the organization account as the SAM stack would, with two image families (the default one,
 and an arm64 one on its first run) published in two regions, runs ONE execution of
 statemachine/golden-ami-pipeline.asl.json (its progress streamed here), then prints a summary read
-from the emulator's own state. Stops every process it started. Exit 0 only if the run succeeded
-and the emulator shows what a successful run must leave behind.
+from the emulator's own state. Then a second execution is stopped mid-bake, and the reaper cleans
+up after it. Stops every process it started. Exit 0 only if the run succeeded, the emulator shows
+what a successful run must leave behind, and the stopped run left nothing.
 """
 
 from __future__ import annotations
@@ -161,6 +162,41 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
     return problems
 
 
+def stopped_run(stack: LocalStack) -> list[str]:
+    """A second run, stopped mid-bake (the local StopExecution), and what the reaper does."""
+    problems: list[str] = []
+    say("")
+    say("[run] a second execution, stopped while it bakes (no Catch runs for a stopped execution):")
+    running = stack.start_run(name="demo-stopped-mid-bake", wait_ms=50)
+    running.wait_for(lambda e: e.get("type") == "StateEntered" and e.get("state") == "CheckBake")
+    started = stack.stop_execution(running)
+    before = read_facts(stack)
+    bakes = [a["id"] for a in before.automations if a["status"] == "InProgress"]
+    say(f"  stopped at CheckBake with {len(bakes)} bake automation(s) running: {', '.join(bakes)}")
+    code, answer = stack.invoke("reaper", stack.status_change(started, "ABORTED"))
+    if code != 200:
+        return [f"the reaper failed: {answer}"]
+    after = read_facts(stack)
+    cleanup = answer.get("cleanup") or {}
+    say(f"  [reaper] status change ABORTED -> {answer['action']}: stopped "
+        f"{', '.join(cleanup.get('stoppedAutomations', [])) or 'nothing'}; deregistered "
+        f"{', '.join(cleanup.get('deregisteredImages', [])) or 'nothing'}; lock released: "
+        f"{(answer.get('lock') or {}).get('released')}")
+    notice = after.notifications[-1]
+    say(f"  [reaper] notice: {notice['subject']}")
+    if notice["event"] != "FAILED" or "ExecutionAborted" not in notice["subject"]:
+        problems.append(f"the reaper's notice is not the FAILED one: {notice['subject']}")
+    if after.running_instances():
+        problems.append(f"instances left running after the reaper: {after.running_instances()}")
+    if any(a["status"] == "InProgress" for a in after.automations):
+        problems.append("an automation of the stopped run still runs")
+    if not set(bakes) <= set(cleanup.get("stoppedAutomations", [])):
+        problems.append(f"the reaper stopped {cleanup.get('stoppedAutomations')}, not all of {bakes}")
+    if stack.client("ssm").get_parameters(Names=[LOCK_PARAMETER_NAME])["Parameters"]:
+        problems.append("the stopped run's lock was not released")
+    return problems
+
+
 def main() -> int:
     # SIGTERM behaves like Ctrl-C: unwind, so the stack stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -181,6 +217,8 @@ def main() -> int:
                 say(f"demo: the runner failed:\n{result.stderr[-3000:]}")
                 return 1
             problems = summary(stack, result, wall, matrix)
+            if result.status == "SUCCEEDED":
+                problems += stopped_run(stack)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1

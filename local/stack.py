@@ -381,7 +381,7 @@ class LocalStack:
 
     FUNCTIONS = ("plan-run", "read-current-ami", "notify", "start-bake", "check-bake",
                  "copy-image", "check-copy", "share-image", "verify-image", "start-test",
-                 "check-test", "publish-pointer", "cleanup", "release-lock")
+                 "check-test", "publish-pointer", "cleanup", "release-lock", "reaper")
 
     def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
                  build: bool = True, work_dir: Path | None = None):
@@ -685,6 +685,9 @@ class LocalStack:
             "POINTER_SHARE_NAME": POINTER_SHARE_NAME,
             "LOCK_PARAMETER_NAME": LOCK_PARAMETER_NAME,
             "LOCK_TTL_MINUTES": "540",
+            # The tests stop a run where only read-only polls can be in flight (CheckBake,
+            # CheckCopy): nothing can start after the reaper's sweep, so it need not wait.
+            "REAPER_SETTLE_SECONDS": "0",
             "BAKE_DOCUMENT_NAME": BAKE_DOCUMENT_NAME,
             "AUTOMATION_ASSUME_ROLE_ARN": s.automation_role_arn,
             "BAKE_SUBNET_ID": s.subnet_id,
@@ -724,8 +727,10 @@ class LocalStack:
         env.update(env_vars)
         log = open(self.work_dir / "watch.log", "w")
         self.watch = subprocess.Popen(
+            # Two instances per function, as Lambda would run them: two executions (or two
+            # iterations of a Map) can be inside the same function at once.
             ["cargo", "lambda", "watch", "--ignore-changes", "--quiet", "-A", "127.0.0.1",
-             "-P", str(self.watch_port), "--env-file", str(env_file)],
+             "-P", str(self.watch_port), "--env-file", str(env_file), "--concurrency", "2"],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
         log.close()
@@ -809,6 +814,48 @@ class LocalStack:
 
     def run(self, **kwargs: Any) -> RunResult:
         return self.start_run(**kwargs).wait()
+
+    def stop_execution(self, running: RunningExecution) -> dict[str, Any]:
+        """The local analogue of StopExecution: the runner's process group is killed where it
+        stands, so no Catch, no cleanup and no notice runs. Returns the ExecutionStarted record."""
+        started = next((e for e in running.events() if e.get("type") == "ExecutionStarted"), None)
+        if started is None:
+            raise StackError("the execution has not started: nothing to stop")
+        stop_process_group(running.proc, signal.SIGKILL)
+        self._forget(running.proc)
+        return started
+
+    def status_change(self, started: dict[str, Any], status: str, *, error: str | None = None,
+                      cause: str | None = None) -> dict[str, Any]:
+        """The EventBridge event Step Functions sends when an execution ends, in its documented
+        shape ("Step Functions Execution Status Change"), for the execution `started` names."""
+        arn = started["executionArn"]
+        region, account = arn.split(":")[3], arn.split(":")[4]
+        machine, name = arn.split(":")[6], arn.split(":")[7]
+        stop_ms = int(time.time() * 1000)
+        return {
+            "version": "0", "id": f"status-change-{name}", "detail-type": "Step Functions Execution Status Change",
+            "source": "aws.states", "account": account, "region": region,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(stop_ms / 1000)), "resources": [arn],
+            "detail": {
+                "executionArn": arn,
+                "stateMachineArn": f"arn:aws:states:{region}:{account}:stateMachine:{machine}",
+                "name": name, "status": status, "startDate": int(started["ts"]), "stopDate": stop_ms,
+                "input": "{}", "inputDetails": {"included": True}, "output": None, "outputDetails": None,
+                "error": error, "cause": cause,
+            },
+        }
+
+    def invoke(self, function: str, payload: Any) -> tuple[int, Any]:
+        """One invocation through cargo lambda watch's Invoke API: (HTTP status, JSON answer)."""
+        url = f"{self.lambda_endpoint}/2015-03-31/functions/{function}/invocations"
+        request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
 
     def _forget(self, proc: subprocess.Popen) -> None:
         if proc in self._runners:

@@ -204,9 +204,35 @@ pub fn check_functions(
         }
         used.insert(function);
     }
-    for function in functions.keys() {
-        if !used.contains(function) {
-            violations.push(format!("function {function} is used by no Task"));
+    for (function, resource) in &functions {
+        if used.contains(function) {
+            continue;
+        }
+        // The one kind of function outside the definition: invoked by an EventBridge rule on
+        // the state machine's own executions (the reaper).
+        let on_executions = resource["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| {
+                event["Type"].as_str() == Some("EventBridgeRule")
+                    && event["Properties"]["Pattern"]["source"]
+                        .as_sequence()
+                        .is_some_and(|s| s.iter().any(|v| v.as_str() == Some("aws.states")))
+            });
+        if !on_executions {
+            violations.push(format!(
+                "function {function} is used by no Task and no rule on the executions"
+            ));
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+            .as_str()
+            .unwrap_or_default();
+        if !binaries.contains(binary) {
+            violations.push(format!(
+                "function {function}: Binary {binary:?} is not a binary of the workspace"
+            ));
         }
     }
     violations
@@ -1008,6 +1034,38 @@ pub fn check_deadlines(template: &Yaml, definition: &Json) -> Vec<String> {
         violations.push(format!(
             "the largest deadlines and polls add up to {total} s, past the state machine's TimeoutSeconds {timeout} s: lower the MaxValues"
         ));
+    }
+    violations
+}
+
+/// Rule: every checkov finding the template does not fix is skipped on its resource with a
+/// reason (`make lint` runs checkov and fails on any finding that is neither).
+pub fn check_checkov_skips(template: &Yaml) -> Vec<String> {
+    let mut violations = Vec::new();
+    for (name, resource) in template["Resources"].as_mapping().into_iter().flatten() {
+        let name = name.as_str().unwrap_or("(unnamed)");
+        let skips = &resource["Metadata"]["checkov"]["skip"];
+        if skips.is_null() {
+            continue;
+        }
+        let Some(skips) = skips.as_sequence() else {
+            violations.push(format!("{name}: Metadata.checkov.skip is not a list"));
+            continue;
+        };
+        for skip in skips {
+            let id = skip["id"].as_str().unwrap_or_default();
+            if !id.starts_with("CKV_") {
+                violations.push(format!(
+                    "{name}: a checkov skip without a check id: {skip:?}"
+                ));
+            }
+            let comment = skip["comment"].as_str().unwrap_or_default().trim();
+            if comment.split_whitespace().count() < 8 {
+                violations.push(format!(
+                    "{name}: the skip of {id} does not say why (a comment of a sentence at least)"
+                ));
+            }
+        }
     }
     violations
 }

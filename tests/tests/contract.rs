@@ -25,8 +25,22 @@ fn assert_broken(violations: Vec<String>, expected: &str) {
 #[test]
 fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     let binaries = workspace_binaries();
-    assert_eq!(binaries.len(), 14, "{binaries:?}");
+    assert_eq!(binaries.len(), 15, "{binaries:?}");
     assert_holds(check_functions(&definition(), &template(), &binaries));
+
+    // The reaper runs on the executions' status changes, not in a Task.
+    let mut no_rule = template();
+    no_rule["Resources"]["ReaperFunction"]["Properties"]["Events"] = serde_yaml_ng::Value::Null;
+    assert_broken(
+        check_functions(&definition(), &no_rule, &binaries),
+        "ReaperFunction is used by no Task and no rule on the executions",
+    );
+    let mut no_reaper = binaries.clone();
+    no_reaper.remove("reaper");
+    assert_broken(
+        check_functions(&definition(), &template(), &no_reaper),
+        "Binary \"reaper\" is not a binary",
+    );
 
     let mut broken = definition();
     state_mut(&mut broken, "CopyImage")["Resource"] = json!("${CopyTheImageFunctionArn}");
@@ -41,7 +55,7 @@ fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     state_mut(&mut unused, "ShareImage")["Resource"] = verify;
     assert_broken(
         check_functions(&unused, &template(), &binaries),
-        "ShareImageFunction is used by no Task",
+        "ShareImageFunction is used by no Task and no rule",
     );
     *state_mut(&mut unused, "ShareImage") = share;
 
@@ -254,7 +268,7 @@ fn images_and_snapshots_are_only_removed_when_the_pipeline_tagged_them() {
     let text = read("infra/template.yaml");
     // The first tag condition in the template is DeregisterPipelineImages'.
     let broken = text.replacen(
-        "                  aws:ResourceTag/Type: [golden-ami, golden-ami-intermediate]\n",
+        "                aws:ResourceTag/Type: [golden-ami, golden-ami-intermediate]\n",
         "",
         1,
     );
@@ -313,5 +327,23 @@ fn the_largest_deadlines_end_before_the_state_machine_times_out() {
     assert_broken(
         check_deadlines(&template(), &shorter),
         "lower the MaxValues",
+    );
+}
+
+#[test]
+fn every_checkov_skip_says_why() {
+    for file in [
+        "infra/template.yaml",
+        "infra/region.yaml",
+        "infra/consumer-access.yaml",
+    ] {
+        assert_holds(check_checkov_skips(&yaml(file)));
+    }
+    let mut unexplained = template();
+    unexplained["Resources"]["GoldenKey"]["Metadata"]["checkov"]["skip"][0]["comment"] =
+        serde_yaml_ng::Value::from("fine");
+    assert_broken(
+        check_checkov_skips(&unexplained),
+        "GoldenKey: the skip of CKV_AWS_33 does not say why",
     );
 }

@@ -42,6 +42,10 @@ pub struct Config {
     /// LOCK_TTL_MINUTES: how long a lock holds before it counts as stale; longer than the
     /// state machine's own timeout, so a live run's lock is never broken.
     pub lock_ttl: Duration,
+    /// REAPER_SETTLE_SECONDS: how long after an execution stopped the reaper waits before it
+    /// sweeps, so a Lambda invocation still in flight when it stopped (StopExecution does not
+    /// stop it) has finished and what it started is found.
+    pub reaper_settle_seconds: u64,
     /// BAKE_DOCUMENT_NAME: the SSM Automation document that bakes the intermediate image.
     pub bake_document_name: String,
     /// AUTOMATION_ASSUME_ROLE_ARN: the role the bake automation runs as.
@@ -170,6 +174,7 @@ impl Config {
                 .unwrap_or_else(|| format!("{pipeline_name}-pointers")),
             lock_parameter_name: env.required("LOCK_PARAMETER_NAME")?,
             lock_ttl: env.minutes("LOCK_TTL_MINUTES", 9 * 60)?,
+            reaper_settle_seconds: env.seconds("REAPER_SETTLE_SECONDS", 90)?,
             bake_document_name: env.required("BAKE_DOCUMENT_NAME")?,
             automation_assume_role_arn,
             bake_subnet_id,
@@ -358,6 +363,7 @@ mod tests {
         assert_eq!(config.home_region, "eu-west-1");
         assert_eq!(config.pointer_prefix, "/golden-ami/");
         assert_eq!(config.lock_ttl, Duration::from_secs(9 * 3600));
+        assert_eq!(config.reaper_settle_seconds, 90);
         assert_eq!(config.bake_timeout, Duration::from_secs(7200));
         assert_eq!(config.image_name_prefix, "golden-ami");
         assert!(config.share.share_with_organization);

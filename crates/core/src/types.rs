@@ -141,6 +141,10 @@ pub enum Outcome {
     Failed,
 }
 
+/// The `failure.state` of a run that ended outside any state's Catch (stopped, timed out, an
+/// error no Catch takes): the reaper's notice.
+pub const EXECUTION_FAILURE_STATE: &str = "Execution";
+
 /// Which state failed, where, and with what (Step Functions' caught error).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

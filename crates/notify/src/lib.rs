@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
 use golden_ami_core::naming;
-use golden_ami_core::types::{Outcome, PublishResult, RegionTarget};
+use golden_ami_core::types::{EXECUTION_FAILURE_STATE, Outcome, PublishResult, RegionTarget};
 use golden_ami_core::{
     Deps, ExecutionContext, FamilyTarget, NotifyEvent, NotifyInput, NotifyResult, PipelineState,
     StepError, TestStatus, classify_sdk_error, read_pointer,
@@ -313,9 +313,15 @@ pub fn compose(
                 ),
             };
             let failed_state = failure.map_or("(unknown state)", |f| f.state.as_str());
-            lines.push(format!(
-                "The run failed in state {failed_state} with {error}."
-            ));
+            if failed_state == EXECUTION_FAILURE_STATE {
+                lines.push(format!(
+                    "The execution ended with {error} without reaching its failure path; the reaper cleaned up after it."
+                ));
+            } else {
+                lines.push(format!(
+                    "The run failed in state {failed_state} with {error}."
+                ));
+            }
             lines.push(format!("Cause: {cause}"));
             for family in state.plan.iter().flat_map(|plan| &plan.families) {
                 let result = state
@@ -1208,6 +1214,30 @@ mod tests {
                 "the targets parameter /golden-ami-pipeline/targets does not exist",
                 "No pointer was changed: the run failed before it planned any work.",
             ],
+        );
+    }
+
+    #[tokio::test]
+    async fn an_execution_that_ended_without_its_failure_path_says_so() {
+        let mut input: NotifyInput = testing::event(FAILED_AT_START);
+        let failure = input.state.failure.as_mut().unwrap();
+        failure.state = EXECUTION_FAILURE_STATE.into();
+        failure.error.error = "ExecutionAborted".into();
+        let message = send_input(input, "FAILED", vec![]).await;
+        assert_eq!(
+            message.subject,
+            "[golden-ami-pipeline] FAILED at Execution: ExecutionAborted"
+        );
+        assert_contains(
+            &message.body,
+            &[
+                "The execution ended with ExecutionAborted without reaching its failure path; the reaper cleaned up after it.",
+            ],
+        );
+        assert!(
+            !message.body.contains("in state Execution"),
+            "{}",
+            message.body
         );
     }
 

@@ -15,8 +15,28 @@ use golden_ami_core::types::{LockHolder, Plan};
 use golden_ami_core::{Deps, ExecutionContext, StepError, StepInput, Targets, classify_sdk_error};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
+    let mut plan = plan_at(deps, None).await?;
+    let version = plan.targets_version;
+    match take_lock(deps, &input.context, version).await? {
+        Lock::Taken(ours) => plan.lock = Some(ours),
+        Lock::Broke { ours, stale } => {
+            tracing::warn!(stale = ?stale, "broke a stale run lock");
+            plan.lock = Some(ours);
+            plan.broke = Some(stale);
+        }
+        Lock::Held(other) => {
+            tracing::warn!(holder = %other.execution_id, "another run holds the lock; this run does nothing");
+            plan.held_by = Some(other);
+        }
+    }
+    Ok(plan)
+}
+
+/// The families and regions of the targets parameter (the latest version, or `version`),
+/// validated and resolved against the stack's defaults; no lock yet.
+pub async fn plan_at(deps: &Deps, version: Option<i64>) -> Result<Plan, StepError> {
     let config = &deps.config;
-    let (text, version) = read_targets(deps).await?;
+    let (text, version) = read_targets(deps, version).await?;
     let stack = Stack {
         home_region: &config.home_region,
         pointer_prefix: &config.pointer_prefix,
@@ -35,45 +55,39 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
         &config.bake_subnet_id,
         &config.bake_instance_profile_name,
     )?;
-    let mut plan = Plan {
+    Ok(Plan {
         families,
         max_concurrency: targets.max_concurrency,
         targets_version: version,
         lock: None,
         held_by: None,
         broke: None,
-    };
-    match take_lock(deps, &input.context, version).await? {
-        Lock::Taken(ours) => plan.lock = Some(ours),
-        Lock::Broke { ours, stale } => {
-            tracing::warn!(stale = ?stale, "broke a stale run lock");
-            plan.lock = Some(ours);
-            plan.broke = Some(stale);
-        }
-        Lock::Held(other) => {
-            tracing::warn!(holder = %other.execution_id, "another run holds the lock; this run does nothing");
-            plan.held_by = Some(other);
-        }
-    }
-    Ok(plan)
+    })
 }
 
-async fn read_targets(deps: &Deps) -> Result<(String, i64), StepError> {
+async fn read_targets(deps: &Deps, version: Option<i64>) -> Result<(String, i64), StepError> {
     let name = &deps.config.targets_parameter_name;
+    let selector = match version {
+        Some(version) => format!("{name}:{version}"),
+        None => name.clone(),
+    };
     let output = deps
         .clients
         .ssm
         .get_parameter()
-        .name(name)
+        .name(&selector)
         .send()
         .await
         .map_err(|error| {
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found())
-            {
+            let service = error.as_service_error();
+            if service.is_some_and(|service| service.is_parameter_not_found()) {
                 StepError::ConfigError(format!(
                     "the targets parameter {name} does not exist: deploy the stack (it writes the image families and regions there), or fix TARGETS_PARAMETER_NAME"
+                ))
+            } else if service.is_some_and(|service| service.is_parameter_version_not_found()) {
+                StepError::ConfigError(format!(
+                    "version {} of the targets parameter {name} is gone (SSM keeps the last 100 versions)",
+                    version.unwrap_or_default()
                 ))
             } else {
                 classify_sdk_error("ssm:GetParameter", error)
@@ -82,7 +96,7 @@ async fn read_targets(deps: &Deps) -> Result<(String, i64), StepError> {
     let parameter = output.parameter().ok_or_else(|| StepError::AwsError {
         operation: "ssm:GetParameter".into(),
         code: "EmptyResponse".into(),
-        message: format!("no parameter in the response for {name}"),
+        message: format!("no parameter in the response for {selector}"),
     })?;
     Ok((
         parameter.value().unwrap_or_default().to_string(),
