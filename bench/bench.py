@@ -49,7 +49,7 @@ BASELINE = HERE / "baseline_python"
 LOGS = HERE / ".logs"
 EMPTY_HOME = LOGS / "home"  # an empty HOME: no ~/.aws for either SDK, as in Lambda
 REGION = "eu-west-1"
-POINTER = "/golden-ami/bench/current"
+POINTER = "/golden-ami/current"  # the family pointer of events/read-current-ami/ok.json
 BAKE_DOCUMENT = "golden-ami-bake"
 BASE_IMAGE_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 FOUR_MB = 4 * 1024 * 1024
@@ -57,7 +57,9 @@ EVENT = (REPO / "events" / "read-current-ami" / "ok.json").read_bytes()
 
 # The whole configuration the Rust step validates at start (crates/core/src/config.rs).
 PIPELINE_ENV = {
-    "POINTER_PARAMETER_NAME": POINTER,
+    "POINTER_PARAMETER_NAME": POINTER,  # the Python baseline's; the Rust step reads the event's family
+    "TARGETS_PARAMETER_NAME": "/golden-ami-pipeline/targets",
+    "LOCK_PARAMETER_NAME": "/golden-ami-pipeline/run-lock",
     "BAKE_DOCUMENT_NAME": BAKE_DOCUMENT,
     "AUTOMATION_ASSUME_ROLE_ARN": "arn:aws:iam::123456789012:role/golden-ami-automation",
     "BAKE_SUBNET_ID": "subnet-0123456789abcdef0",
@@ -584,6 +586,12 @@ def main() -> None:
         f"Machine: {where}.",
         "",
     ]
+    if not args.no_local:
+        import scale
+        try:
+            L += [scale.run()]
+        except (Exception, SystemExit) as error:  # the report still says what ran
+            L += ["## Fan-out scale", "", f"Not measured: {error}", ""]
     if build_note:
         L += ["## Build", "", build_note, ""]
 

@@ -1,0 +1,151 @@
+"""The fan-out's scale: state transitions and Lambda invocations per run for F families x R
+regions, counted on the local stack (1x1, 2x2, 3x3), with the formula they follow.
+
+    .venv/bin/python bench/scale.py                    print the section
+    .venv/bin/python bench/scale.py --update-report    also replace it in bench/REPORT.md
+
+`make bench` (bench/bench.py) writes the same section into the whole report. Needs the debug
+build (`make build`); uses no AWS account.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+os.environ["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+
+from local.stack import POINTER_PARAMETER_NAME, LocalStack  # noqa: E402
+
+BEGIN = "<!-- scale:begin -->"
+END = "<!-- scale:end -->"
+EXTRA_REGIONS = ["us-east-1", "ap-southeast-2"]
+# The polling loops: each poll is 3 transitions (Wait, Check, Choice).
+LOOPS = {"bake": "CheckBake", "copy": "CheckCopy", "test": "CheckTest"}
+# A monthly run on AWS: a 40-minute bake at the 120 s poll, a 15-minute copy at the 60 s
+# poll, a 10-minute boot test at the 60 s poll.
+AWS_POLLS = {"bake": 20, "copy": 15, "test": 10}
+PRICE_PER_1000 = 0.025  # Step Functions standard workflows, us-east-1 list price
+
+
+def measure(stack: LocalStack, n: int) -> dict:
+    """One run of n families x n regions; its transitions, invocations and polls."""
+    stack.reset()
+    regions = EXTRA_REGIONS[: n - 1]
+    for region in regions:
+        stack.add_region(region)
+    families = [{"name": "default", "pointer": POINTER_PARAMETER_NAME, "architecture": "x86_64",
+                 "instanceType": "t3.small"}]
+    for i in range(1, n):
+        families.append(stack.add_family(f"f{i}", "arm64" if i % 2 else "x86_64"))
+    stack.set_targets(families, regions, concurrency=n)
+    result = stack.run()
+    if not result.succeeded:
+        raise SystemExit(f"the {n}x{n} run failed: {result.stderr[-2000:]}")
+    entered = [e for e in result.events if e.get("type") == "StateEntered"]
+    polls = {loop: sum(1 for e in entered if e["state"] == state) for loop, state in LOOPS.items()}
+    tasks = sum(1 for e in entered if e.get("stateType") == "Task")
+    retries = sum(1 for e in result.events if e.get("type") == "StateRetried")
+    return {"families": n, "regions": n, "transitions": len(entered), "invocations": tasks + retries,
+            "polls": polls}
+
+
+def fit(rows: list[dict], key: str) -> tuple[float, float, float]:
+    """value = a + b*F + c*F*R through the three square runs (F = R = n)."""
+    (n1, v1), (n2, v2), (n3, v3) = [(r["families"], r[key]) for r in rows]
+    assert (n1, n2, n3) == (1, 2, 3)
+    # v = a + b n + c n^2
+    c = ((v3 - v2) - (v2 - v1)) / 2
+    b = (v2 - v1) - 3 * c
+    a = v1 - b - c
+    return a, b, c
+
+
+def section(rows: list[dict]) -> str:
+    a, b, c = fit(rows, "transitions")
+    ia, ib, ic = fit(rows, "invocations")
+    local = rows[0]["polls"]
+    # Per family, per region: the polls of the local run, replaced by a month's polls on AWS.
+    b_aws = b + 3 * ((AWS_POLLS["bake"] - local["bake"]) + (AWS_POLLS["test"] - local["test"]))
+    c_aws = c + 3 * (AWS_POLLS["copy"] - local["copy"])
+    lines = [
+        BEGIN,
+        "## Fan-out scale: transitions and invocations per run",
+        "",
+        "Counted on the local stack (`.venv/bin/python bench/scale.py`): one successful run each, every family",
+        "in every region, Map concurrency = families.",
+        "",
+        "| families x regions | state transitions | Lambda invocations | bake / copy / test polls |",
+        "|---|---:|---:|---|",
+    ]
+    for r in rows:
+        p = r["polls"]
+        lines.append(f"| {r['families']} x {r['regions']} | {r['transitions']} | {r['invocations']} | "
+                     f"{p['bake']} / {p['copy']} / {p['test']} |")
+    lines += [
+        "",
+        f"They follow transitions = {a:g} + {b:g} F + {c:g} F R and invocations = {ia:g} + {ib:g} F + "
+        f"{ic:g} F R (F families, R regions each): {a:g} for the run (plan, notices, lock), {b:g} per",
+        f"family (bake, boot test, cleanup, with the local stack's polls), {c:g} per family and region",
+        "(copy, share, verify, publish). Each extra poll of a loop is 3 transitions (Wait, Check, Choice).",
+        f"On AWS, with a 40-minute bake at the 120 s poll ({AWS_POLLS['bake']} polls), a 15-minute copy at 60 s "
+        f"({AWS_POLLS['copy']}) and a 10-minute boot test at 60 s ({AWS_POLLS['test']}), that is about "
+        f"{a:g} + {b_aws:g} F + {c_aws:g} F R:",
+        "",
+        "| families x regions | transitions per run (AWS, modelled) | per year | cost per year at $0.025 / 1,000 |",
+        "|---|---:|---:|---:|",
+    ]
+    for f, r in ((1, 1), (2, 2), (3, 3), (4, 6)):
+        t = a + b_aws * f + c_aws * f * r
+        lines.append(f"| {f} x {r} | {t:,.0f} | {12 * t:,.0f} | ${12 * t * PRICE_PER_1000 / 1000:.2f} |")
+    events = 3 * (a + b_aws * 10 + c_aws * 100)
+    lines += [
+        "",
+        "Limits relied on: an inline Map runs at most 40 iterations at once whatever MaxConcurrency",
+        "says, and a run's history holds at most 25,000 events; the family Map's MaxConcurrency",
+        "(`FamilyConcurrency`) bounds the bakes at once, the region Map runs a family's regions",
+        "together. At about 3 history events per transition, 10 families in 10 regions would write",
+        f"about {events:,.0f} of those 25,000 events: beyond about that size, distributed Map (child",
+        "executions, each with its own history) is needed, and the polls (most of the transitions)",
+        "are the first thing to cut (the faster-runs issue).",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def run() -> str:
+    with LocalStack(build=False) as stack:
+        rows = [measure(stack, n) for n in (1, 2, 3)]
+    print(json.dumps(rows), file=sys.stderr)
+    return section(rows)
+
+
+def update_report(text: str, report: Path = HERE / "REPORT.md") -> None:
+    current = report.read_text() if report.exists() else ""
+    if BEGIN in current and END in current:
+        pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END) + r"\n?", re.S)
+        updated = pattern.sub(lambda _: text, current)
+    else:
+        updated = current.rstrip("\n") + "\n\n" + text
+    report.write_text(updated)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update-report", action="store_true", help="replace the section in bench/REPORT.md")
+    args = parser.parse_args()
+    text = run()
+    print(text)
+    if args.update_report:
+        update_report(text)
+
+
+if __name__ == "__main__":
+    main()
