@@ -190,10 +190,13 @@ pub fn check_functions(
             violations.push(format!("Task {name}: placeholder {placeholder} has no DefinitionSubstitution !GetAtt <Function>.Arn"));
             continue;
         };
-        let Some(resource) = functions.get(&function) else {
+        if !functions.contains_key(&function) {
             violations.push(format!("Task {name}: {placeholder} names {function}, which is not a function of the template"));
             continue;
-        };
+        }
+        used.insert(function);
+    }
+    for (function, resource) in &functions {
         let binary = resource["Metadata"]["BuildProperties"]["Binary"]
             .as_str()
             .unwrap_or_default();
@@ -202,9 +205,6 @@ pub fn check_functions(
                 "function {function}: Binary {binary:?} is not a binary of the workspace"
             ));
         }
-        used.insert(function);
-    }
-    for (function, resource) in &functions {
         if used.contains(function) {
             continue;
         }
@@ -223,15 +223,6 @@ pub fn check_functions(
         if !on_executions {
             violations.push(format!(
                 "function {function} is used by no Task and no rule on the executions"
-            ));
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"]
-            .as_str()
-            .unwrap_or_default();
-        if !binaries.contains(binary) {
-            violations.push(format!(
-                "function {function}: Binary {binary:?} is not a binary of the workspace"
             ));
         }
     }

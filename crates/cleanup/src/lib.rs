@@ -57,10 +57,7 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
                 .map(|plan| plan.families.as_slice())
                 .unwrap_or_default();
             for family in families {
-                let family_state = state
-                    .families
-                    .iter()
-                    .find(|f| f.family.as_ref().is_some_and(|x| x.name == family.name));
+                let family_state = state.family_result(&family.name);
                 sweep_family(deps, &input.context, family, family_state, &mut result).await?;
             }
         }

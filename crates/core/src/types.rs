@@ -231,6 +231,13 @@ macro_rules! require {
 }
 
 impl PipelineState {
+    /// The run's result for the family named `name` (the family Map's output), if it has one.
+    pub fn family_result(&self, name: &str) -> Option<&PipelineState> {
+        self.families
+            .iter()
+            .find(|result| result.family.as_ref().is_some_and(|f| f.name == name))
+    }
+
     require!(require_plan, plan, Plan, "PlanRun");
     require!(
         require_family,

@@ -109,10 +109,7 @@ async fn read_pointers(deps: &Deps, input: &NotifyInput) -> Result<Pointers, Ste
         }
         NotifyEvent::Failed => {
             for family in state.plan.iter().flat_map(|plan| &plan.families) {
-                let result = state
-                    .families
-                    .iter()
-                    .find(|r| r.family.as_ref().is_some_and(|f| f.name == family.name));
+                let result = state.family_result(&family.name);
                 wanted.push((family, result));
             }
         }
@@ -324,10 +321,7 @@ pub fn compose(
             }
             lines.push(format!("Cause: {cause}"));
             for family in state.plan.iter().flat_map(|plan| &plan.families) {
-                let result = state
-                    .families
-                    .iter()
-                    .find(|r| r.family.as_ref().is_some_and(|f| f.name == family.name));
+                let result = state.family_result(&family.name);
                 for region in &family.regions {
                     let now = pointers
                         .get(&(family.name.clone(), region.region.clone()))
