@@ -92,6 +92,9 @@ deploy-region: setup ## prepare one more target region: key replica + pointer sh
 	@test -n "$(REGION)" || { echo "usage: make deploy-region REGION=<region> [STACK=$(STACK)] [HOME_REGION=<region>]" >&2; exit 2; }
 	$(PY) scripts/deploy-region.py --region $(REGION) --stack-name $(STACK) $(if $(HOME_REGION),--home-region $(HOME_REGION))
 
+smoke: setup ## one real run in a deployed stack, checked like the e2e suite (STACK=, REGION=; needs AWS credentials; not in make test)
+	$(PY) scripts/smoke.py --stack-name $(STACK) $(if $(REGION),--region $(REGION))
+
 invoke-%: setup ## send events/<fn>/*.json to a running `cargo lambda watch` (e.g. make invoke-notify)
 	@# Error-case events are meant to fail: show every answer, stop on none.
 	@for event in events/$*/*.json; do \

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return refuse("no AWS credentials: set AWS_PROFILE (or run `aws sso login`) for the "
                       "pipeline's account, then run it again")
     if session.region_name is None:
-        return refuse("no home region: pass HOME_REGION=... (or set AWS_REGION)")
+        return refuse("no home region: pass HOME_REGION=... (or set AWS_DEFAULT_REGION)")
     if args.region == session.region_name:
         return refuse(f"{args.region} is the pipeline's home region: the main stack serves it already")
     quick = Config(connect_timeout=5, read_timeout=20, retries={"max_attempts": 2})
