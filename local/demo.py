@@ -44,7 +44,8 @@ def set_up_matrix(stack: LocalStack) -> dict[str, Any]:
                "instanceType": "t3.small"}
     arm = stack.add_family(ARM_FAMILY, "arm64", seed_pointer=False)
     targets = stack.set_targets([default, arm], [OTHER_REGION])
-    return {"replica": replica, "families": [default, arm], "targets": targets}
+    history = stack.seed_history()
+    return {"replica": replica, "families": [default, arm], "targets": targets, "history": history}
 
 
 def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str, Any]) -> list[str]:
@@ -62,7 +63,7 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
     say(f"targets          {matrix['targets']}")
     for family in matrix["families"]:
         name, pointer = family["name"], family["pointer"]
-        start = (f"last month's {seed.golden_ami_id}" if name == "default"
+        start = (f"last month's {matrix['history']['F']}" if name == "default"
                  else f"its baseImage {family.get('baseImage')}")
         say(f"family {name} ({family['architecture']}, {family['instanceType']}), from {start}:")
         for region in stack.regions:
@@ -79,7 +80,8 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
                 f"({image.get('name')}), key {'replica' if region != REGION else 'primary'} "
                 f"{keys[region].rsplit('/', 1)[-1]}, shared with "
                 f"{'the organization' if seed.organization_arn in launch else 'NOBODY'}")
-            expected_version = seed.pointer_version + 1 if (name, region) == ("default", REGION) else 1
+            # At home: the seeded version, the three of the seeded history, and this run's.
+            expected_version = seed.pointer_version + 4 if (name, region) == ("default", REGION) else 1
             if now["version"] != expected_version:
                 problems.append(f"{pointer} in {region} is at version {now['version']}, "
                                 f"expected {expected_version}")
@@ -120,8 +122,15 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
         say(f"  [{n['event']}] {n['subject']}")
         if n["event"] in ("SUCCEEDED", "FAILED"):
             for line in n["message"].splitlines():
-                if line.startswith(("Family ", "- ", "What changed:", "Boot test:")):
+                if line.startswith(("Family ", "- ", "What changed:", "Boot test:", "Retention",
+                                    "  kept ")):
                     say(f"      {line}")
+    history = matrix["history"]
+    gone = sorted(name for name, image in history.items() if image not in facts.images)
+    say(f"retention        of the default family's history A-F, removed: {', '.join(gone) or 'none'} "
+        "(old, unused, beyond Keep 3); the rest kept, deprecated or protected as the notice says")
+    if gone != ["A", "D"]:
+        problems.append(f"retention removed {gone} of the seeded history, expected A and D")
     if facts.events() != ["STARTED", "SUCCEEDED"]:
         problems.append(f"notifications were {facts.events()}, expected STARTED then SUCCEEDED")
 
@@ -210,6 +219,9 @@ def main() -> int:
             matrix = set_up_matrix(stack)
             say(f"[stack] {OTHER_REGION} prepared as infra/region.yaml would (key replica "
                 f"{matrix['replica']}, pointer share); family {ARM_FAMILY} added without a pointer")
+            say("[stack] default family's history: "
+                + ", ".join(f"{k}={v}" for k, v in matrix["history"].items())
+                + " (A oldest; the pointer went E -> C -> F; B launched 10 days ago; D protected)")
             say("[run] statemachine/golden-ami-pipeline.asl.json:")
             result = stack.run(stream=lambda line: say(f"  {line}"))
             wall = time.monotonic() - started

@@ -40,6 +40,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -381,7 +382,7 @@ class LocalStack:
 
     FUNCTIONS = ("plan-run", "read-current-ami", "notify", "start-bake", "check-bake",
                  "copy-image", "check-copy", "share-image", "verify-image", "start-test",
-                 "check-test", "publish-pointer", "cleanup", "release-lock", "reaper")
+                 "check-test", "publish-pointer", "cleanup", "retain", "release-lock", "reaper")
 
     def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
                  build: bool = True, work_dir: Path | None = None):
@@ -616,6 +617,33 @@ class LocalStack:
             pointer_version=pointer["Version"], pointer_share_arn=share, targets=targets)
         return self.seed
 
+    def seed_history(self) -> dict[str, str]:
+        """A year of the default family's life before this run, for retention: six monthly
+        golden images, A (210 days old) to F (30 days), and the pointer's history E -> C (a pin
+        to an older image) -> F. B was launched ten days ago and is already deprecated; D was
+        the rollback target of an earlier run and is still protected. Returns name -> image id."""
+        ec2, ssm = self.client("ec2"), self.client("ssm")
+        assert self.seed is not None
+        tags = [{"Key": "Type", "Value": "golden-ami"}, {"Key": "golden-ami:family", "Value": "default"}]
+        now = datetime.now(timezone.utc)
+        day = timedelta(days=1)
+        iso = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.000Z")  # noqa: E731
+        ids = {}
+        for name, age in {"A": 210, "B": 180, "C": 150, "D": 120, "E": 60, "F": 30}.items():
+            ids[name] = ec2.copy_image(
+                SourceImageId=self.seed.golden_ami_id, SourceRegion=REGION, Name=f"golden-ami-{name}",
+                TagSpecifications=[{"ResourceType": "image", "Tags": tags},
+                                   {"ResourceType": "snapshot", "Tags": tags}])["ImageId"]
+            self.admin("images", {"ImageId": ids[name], "creationDate": iso(now - age * day),
+                                  "lastLaunchedTime": None})
+        self.admin("images", {"ImageId": ids["B"], "lastLaunchedTime": iso(now - 10 * day)})
+        ec2.enable_image_deprecation(ImageId=ids["B"], DeprecateAt=now + 5 * day)
+        ec2.enable_image_deregistration_protection(ImageId=ids["D"])
+        for name in ("E", "C", "F"):
+            ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Value=ids[name], Type="String",
+                              DataType="aws:ec2:image", Overwrite=True)
+        return ids
+
     # ---- the fan-out: regions and families ----
 
     def add_region(self, region: str) -> str:
@@ -711,6 +739,12 @@ class LocalStack:
             "SHARE_WITH_ORGANIZATION": "true",
             "NOTIFICATION_TOPIC_ARN": s.topic_arn,
             "PIPELINE_NAME": STACK_NAME,
+            # The template's defaults.
+            "RETAIN_KEEP": "3",
+            "RETAIN_MIN_AGE_DAYS": "90",
+            "RETAIN_UNUSED_DAYS": "30",
+            "DEPRECATE_AFTER_DAYS": "30",
+            "RETAIN_DRY_RUN": "false",
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,

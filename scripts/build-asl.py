@@ -254,14 +254,25 @@ def family() -> Level:
         region_publish(), "PublishPointer", "$.pointers", "published",
         "Move the family's pointer in every region: all of them were verified and the copy booted.",
         "Cleanup", "PublishPointers")
-    f.task("Cleanup", "Cleanup", "$.cleanup", "FamilyPublished", params={"mode": "SUCCESS"},
+    f.task("Cleanup", "Cleanup", "$.cleanup", "Retain", params={"mode": "SUCCESS"},
            comment="Remove the intermediate (account-key) image and its snapshots.")
+    f.task("Retain", "Retain", "$.retention", "FamilyPublished", catch_path="$.retentionError",
+           on_catch="RetainFailed",
+           comment="Older golden images: protect the current one and the rollback target, deprecate the superseded, remove the old and unused.")
+    f.add("RetainFailed", {
+        "Type": "Pass",
+        "Comment": "The pointers moved: a retention failure does not fail the family; the notice says what retention could not do.",
+        "Parameters": {"error.$": "$.retentionError"},
+        "ResultPath": "$.retention",
+        "Next": "FamilyPublished",
+    })
     f.add("FamilyPublished", {
         "Type": "Pass",
         "Comment": "The family's result: only what the summary needs, to keep the run's state small.",
         "Parameters": {"family.$": "$.family", "outcome": "PUBLISHED", "current.$": "$.current",
                        "bakeStatus.$": "$.bakeStatus", "testStatus.$": "$.testStatus",
-                       "pointers.$": "$.pointers", "cleanup.$": "$.cleanup"},
+                       "pointers.$": "$.pointers", "cleanup.$": "$.cleanup",
+                       "retention.$": "$.retention"},
         "End": True,
     })
     f.add("FamilyUpToDate", {

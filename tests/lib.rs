@@ -1060,3 +1060,65 @@ pub fn check_checkov_skips(template: &Yaml) -> Vec<String> {
     }
     violations
 }
+
+/// Rule: Retain runs only after a family published (entered only from the success-mode
+/// Cleanup), and neither its success nor its Catch leads to a failure path: once the pointers
+/// moved, retention cannot fail the family.
+pub fn check_retention(definition: &Json) -> Vec<String> {
+    let (states, maps) = machine(definition);
+    let edges = graph(definition);
+    let mut violations = Vec::new();
+    let calls = |state: &Json, function: &str| {
+        placeholder(state).as_deref() == Some(&format!("{function}FunctionArn"))
+    };
+    let retains: Vec<&String> = states
+        .iter()
+        .filter(|(_, state)| calls(state, "Retain"))
+        .map(|(name, _)| name)
+        .collect();
+    if retains.is_empty() {
+        violations.push("no Task runs Retain".to_string());
+    }
+    for retain in retains {
+        for (name, (normal, catches)) in &edges {
+            if !normal.contains(retain) && !catches.contains(retain) {
+                continue;
+            }
+            let state = &states[name];
+            if !(calls(state, "Cleanup") && state["Parameters"]["mode"] == "SUCCESS")
+                || catches.contains(retain)
+            {
+                violations.push(format!(
+                    "{name} leads to {retain}: only the success path's Cleanup may"
+                ));
+            }
+        }
+        // Within the family's iteration: what follows its Map is the run's, not the family's.
+        let Some(family) = maps.values().find(|p| p.states.contains(retain)) else {
+            violations.push(format!("{retain} is not inside a family's iteration"));
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        let (normal, catches) = &edges[retain];
+        let mut todo: Vec<String> = normal.iter().chain(catches).cloned().collect();
+        while let Some(name) = todo.pop() {
+            if !family.states.contains(&name) || !seen.insert(name.clone()) {
+                continue;
+            }
+            let state = &states[&name];
+            if state["Type"] == "Fail"
+                || (calls(state, "Cleanup") && state["Parameters"]["mode"] != "SUCCESS")
+                || state["Result"] == "FAILED"
+            {
+                violations.push(format!(
+                    "{name} (a failure path) is reachable from {retain}: a retention failure would fail a published family"
+                ));
+                continue;
+            }
+            if let Some((normal, catches)) = edges.get(&name) {
+                todo.extend(normal.iter().chain(catches).cloned());
+            }
+        }
+    }
+    violations
+}

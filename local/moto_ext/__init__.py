@@ -5,8 +5,10 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   one step per GetAutomationExecution, against moto's EC2 backend; unsupported things fail loudly.
 - images.py: CopyImage honours Encrypted / KmsKeyId / ClientToken; images can stay "pending"
   for N DescribeImages calls; DescribeImages reports Ebs.Encrypted / Ebs.KmsKeyId.
+- lifecycle.py: image deprecation, deregistration protection (with its 24 h cooldown), last
+  launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
 - ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
-- admin.py: POST /_golden/faults|config|reset, GET /_golden/state (fault injection, config).
+- admin.py: POST /_golden/faults|config|reset|images, GET /_golden/state (fault injection, config).
 
 Start it (from the repository root; binds 127.0.0.1 only):
 
@@ -17,8 +19,9 @@ Ready when `GET http://127.0.0.1:5000/_golden/state` answers 200 (moto's own
 `GET /moto-api/data.json` answers too). Stop it with SIGTERM / SIGINT to its PID.
 
 Technique: moto's response classes dispatch each API action to the method of the same
-snake_case name, so we add or wrap such methods on the classes (and one Ami property) before
-the server starts; models stay in moto's per-account, per-region backends.
+snake_case name, so we add or wrap such methods on the classes (and a few Ami properties, and
+moto's RunInstances backend method) before the server starts; models stay in moto's
+per-account, per-region backends.
 """
 
 _installed = False
@@ -29,9 +32,10 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, images, ram
+    from . import automation, images, lifecycle, ram
 
     automation.install()
     images.install()
+    lifecycle.install()
     ram.install()
     _installed = True

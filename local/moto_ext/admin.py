@@ -22,6 +22,12 @@ Admin API (JSON in, JSON out):
                             the barrier says timedOut)
                         (several keys may be given at once; each POST adds faults; times defaults to 1)
   POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
+  POST /_golden/images  {"ImageId": "ami-...", "creationDate": "2026-01-01T00:00:00.000Z",
+                         "lastLaunchedTime": "2026-03-01T00:00:00Z" | null}
+                            (seeds an image's age, for any account's own image, any region;
+                            either time may be left out, null = never launched; answers
+                            {"ImageId", "OwnerId", "Region", "creationDate", "lastLaunchedTime"}
+                            as DescribeImages shows them; see lifecycle.py)
   POST /_golden/reset   clears faults, config, executions AND moto's own state (/moto-api/reset)
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages"}
 
@@ -40,7 +46,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images
+from . import baseline, images, lifecycle
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -76,6 +82,8 @@ class GoldenMiddleware:
                 result = _add_faults(body)
             elif (method, what) == ("POST", "config"):
                 result = _set_config(body)
+            elif (method, what) == ("POST", "images"):
+                result = lifecycle.seed_image(body)
             elif (method, what) == ("POST", "reset"):
                 result = _reset()
             elif (method, what) == ("GET", "state"):

@@ -25,7 +25,7 @@ fn assert_broken(violations: Vec<String>, expected: &str) {
 #[test]
 fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     let binaries = workspace_binaries();
-    assert_eq!(binaries.len(), 15, "{binaries:?}");
+    assert_eq!(binaries.len(), 16, "{binaries:?}");
     assert_holds(check_functions(&definition(), &template(), &binaries));
 
     // The reaper runs on the executions' status changes, not in a Task.
@@ -128,6 +128,26 @@ fn the_pointer_moves_only_after_verification_and_a_passed_boot_test() {
     let mut broken = definition();
     state_mut(&mut broken, "StartTest")["Next"] = json!("PublishPointers");
     assert_broken(gates(&broken), "without passing CheckTest");
+}
+
+#[test]
+fn retention_runs_only_after_a_publish_and_cannot_fail_the_family() {
+    assert_holds(check_retention(&definition()));
+    let mut broken = definition();
+    state_mut(&mut broken, "RetainFailed")["Next"] = json!("FamilyCleanupAfterFailure");
+    assert_broken(
+        check_retention(&broken),
+        "a retention failure would fail a published family",
+    );
+    let mut broken = definition();
+    state_mut(&mut broken, "CheckTestFailed")["Next"] = json!("Retain");
+    assert_broken(check_retention(&broken), "CheckTestFailed leads to Retain");
+    let mut broken = definition();
+    state_mut(&mut broken, "PublishPointersChecked")["Next"] = json!("Retain");
+    assert_broken(
+        check_retention(&broken),
+        "PublishPointersChecked leads to Retain",
+    );
 }
 
 #[test]

@@ -21,6 +21,35 @@ pub struct ShareConfig {
 }
 
 /// The typed configuration of every step.
+/// What Retain keeps, deprecates and removes of a family's golden images in each region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// The newest this many golden images, and every value of the pointer's newest this many
+    /// versions, are never removed (RETAIN_KEEP, 1-100, default 3).
+    pub keep: usize,
+    /// Younger images are never removed (RETAIN_MIN_AGE_DAYS, default 90).
+    pub min_age_days: u32,
+    /// Images launched within this many days are never removed (RETAIN_UNUSED_DAYS, default 30).
+    pub unused_days: u32,
+    /// A superseded image is deprecated this many days after Retain first sees it superseded
+    /// (DEPRECATE_AFTER_DAYS, default 30; 0 deprecates at once).
+    pub deprecate_after_days: u32,
+    /// Only report what would be done (RETAIN_DRY_RUN).
+    pub dry_run: bool,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        Self {
+            keep: 3,
+            min_age_days: 90,
+            unused_days: 30,
+            deprecate_after_days: 30,
+            dry_run: false,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// AWS_REGION (set by Lambda): the home region, where every family is baked and tested.
@@ -88,6 +117,8 @@ pub struct Config {
     pub notification_topic_arn: String,
     /// PIPELINE_NAME: how notifications name this pipeline.
     pub pipeline_name: String,
+    /// RETAIN_*, DEPRECATE_AFTER_DAYS: what Retain keeps of a family's older golden images.
+    pub retention: RetentionPolicy,
 }
 
 impl Config {
@@ -196,6 +227,7 @@ impl Config {
             share: env.share()?,
             notification_topic_arn: env.required("NOTIFICATION_TOPIC_ARN")?,
             pipeline_name,
+            retention: env.retention()?,
         })
     }
 }
@@ -248,6 +280,52 @@ impl Env<'_> {
                 _ => Err(self.malformed(name, &value, "a whole number of seconds from 0 to 3600")),
             },
         }
+    }
+
+    fn number(
+        &self,
+        name: &str,
+        default: u32,
+        range: (u32, u32),
+        unit: &str,
+    ) -> Result<u32, StepError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(value) => match value.parse::<u32>() {
+                Ok(n) if (range.0..=range.1).contains(&n) => Ok(n),
+                _ => Err(self.malformed(
+                    name,
+                    &value,
+                    &format!("a whole number of {unit} from {} to {}", range.0, range.1),
+                )),
+            },
+        }
+    }
+
+    fn retention(&self) -> Result<RetentionPolicy, StepError> {
+        let defaults = RetentionPolicy::default();
+        Ok(RetentionPolicy {
+            keep: self.number("RETAIN_KEEP", 3, (1, 100), "images")? as usize,
+            min_age_days: self.number(
+                "RETAIN_MIN_AGE_DAYS",
+                defaults.min_age_days,
+                (0, 3650),
+                "days",
+            )?,
+            unused_days: self.number(
+                "RETAIN_UNUSED_DAYS",
+                defaults.unused_days,
+                (0, 3650),
+                "days",
+            )?,
+            deprecate_after_days: self.number(
+                "DEPRECATE_AFTER_DAYS",
+                defaults.deprecate_after_days,
+                (0, 3650),
+                "days",
+            )?,
+            dry_run: self.boolean("RETAIN_DRY_RUN", false)?,
+        })
     }
 
     fn boolean(&self, name: &str, default: bool) -> Result<bool, StepError> {

@@ -16,7 +16,7 @@ pub mod types;
 pub mod testing;
 
 pub use automation::{get_automation, stop_automation};
-pub use config::{Config, ShareConfig};
+pub use config::{Config, RetentionPolicy, ShareConfig};
 pub use deps::{Clients, Deps, RegionClients, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
 pub use pointer::{PointerValue, read_pointer};

@@ -115,6 +115,9 @@ pub struct PipelineState {
     pub pointers: Vec<PipelineState>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupResult>,
+    /// A published family: what Retain did to its older golden images (or its caught error).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetainResult>,
     /// A family's result: PUBLISHED, UP_TO_DATE or FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
@@ -579,6 +582,69 @@ pub struct CleanupResult {
     /// Images kept on purpose (published, or held by the pointer), with the reason.
     #[serde(default)]
     pub kept: Vec<String>,
+}
+
+/// Retain: what it did (or, in a dry run, would do) to a family's golden images per region.
+/// After a caught error the state machine writes only `error`: the image is published anyway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetainResult {
+    #[serde(default)]
+    pub dry_run: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RegionRetention>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+}
+
+/// One region's retention: each list holds what was done, or what a dry run would do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionRetention {
+    pub region: String,
+    /// Superseded images given a deprecation time (image id, RFC 3339 time).
+    #[serde(default)]
+    pub deprecated: Vec<Deprecation>,
+    /// Images the pointer holds again (a rollback) whose deprecation was cancelled.
+    #[serde(default)]
+    pub undeprecated: Vec<String>,
+    /// The current image and the rollback target: deregistration protection enabled.
+    #[serde(default)]
+    pub protected: Vec<String>,
+    /// Images that are neither any more: protection removed.
+    #[serde(default)]
+    pub unprotected: Vec<String>,
+    /// Deregistered, with their snapshots.
+    #[serde(default)]
+    pub removed: Vec<RemovedImage>,
+    /// Every other golden image of the family, and why it stays.
+    #[serde(default)]
+    pub kept: Vec<KeptImage>,
+    /// What could not be done (the image is published all the same).
+    #[serde(default)]
+    pub failed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deprecation {
+    pub image_id: String,
+    pub deprecate_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RemovedImage {
+    pub image_id: String,
+    #[serde(default)]
+    pub snapshot_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeptImage {
+    pub image_id: String,
+    pub reason: String,
 }
 
 /// A caught error as Step Functions writes it (`ResultPath: $.error`).

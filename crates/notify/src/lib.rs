@@ -564,6 +564,9 @@ fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<String> {
             if let Some(cleanup) = &result.cleanup {
                 lines.push(cleanup_line(cleanup));
             }
+            if let Some(retention) = &result.retention {
+                lines.extend(retention_lines(retention));
+            }
             for publish in result.pointers.iter().filter_map(|p| p.publish.as_ref()) {
                 if let Some(previous) = &publish.previous_ami_id {
                     lines.push(format!(
@@ -816,6 +819,77 @@ fn cleanup_line(cleanup: &golden_ami_core::CleanupResult) -> String {
     }
 }
 
+/// What Retain did to the family's older images per region (or, in a dry run, would do), and
+/// what it could not do: the image is published either way.
+fn retention_lines(retention: &golden_ami_core::RetainResult) -> Vec<String> {
+    if let Some(error) = &retention.error {
+        return vec![format!(
+            "Retention could not run ({}: {}); the image is published, and older images are as they were.",
+            error.error,
+            error.readable_cause()
+        )];
+    }
+    let (title, verb) = if retention.dry_run {
+        ("Retention (dry run, nothing changed)", "would ")
+    } else {
+        ("Retention", "")
+    };
+    let mut lines = Vec::new();
+    for region in &retention.regions {
+        let ids = |list: &[String]| list.join(", ");
+        let mut parts = Vec::new();
+        if !region.protected.is_empty() {
+            parts.push(format!("{verb}protect {}", ids(&region.protected)));
+        }
+        if !region.undeprecated.is_empty() {
+            parts.push(format!(
+                "{verb}cancel the deprecation of {}",
+                ids(&region.undeprecated)
+            ));
+        }
+        if !region.deprecated.is_empty() {
+            let each: Vec<String> = region
+                .deprecated
+                .iter()
+                .map(|d| format!("{} (from {})", d.image_id, d.deprecate_at))
+                .collect();
+            parts.push(format!("{verb}deprecate {}", each.join(", ")));
+        }
+        if !region.unprotected.is_empty() {
+            parts.push(format!(
+                "{verb}remove the protection of {}",
+                ids(&region.unprotected)
+            ));
+        }
+        if !region.removed.is_empty() {
+            let each: Vec<String> = region
+                .removed
+                .iter()
+                .map(|r| format!("{} and {} snapshot(s)", r.image_id, r.snapshot_ids.len()))
+                .collect();
+            parts.push(format!("{verb}remove {}", each.join(", ")));
+        }
+        if parts.is_empty() {
+            parts.push("nothing to change".into());
+        }
+        lines.push(format!(
+            "{title} in {}: {}.",
+            region.region,
+            parts.join("; ")
+        ));
+        for kept in &region.kept {
+            lines.push(format!("  kept {}: {}", kept.image_id, kept.reason));
+        }
+        for failed in &region.failed {
+            lines.push(format!(
+                "  Retention could not {}; the image is published all the same.",
+                failed.trim_start_matches("could not ")
+            ));
+        }
+    }
+    lines
+}
+
 /// What a family's run may have left behind when its cleanup failed.
 fn leftovers(state: &PipelineState) -> String {
     let mut items = Vec::new();
@@ -920,6 +994,72 @@ mod tests {
     use golden_ami_core::{LockHolder, RegionSpec};
 
     use super::*;
+
+    fn retention(dry_run: bool) -> golden_ami_core::RetainResult {
+        golden_ami_core::RetainResult {
+            dry_run,
+            regions: vec![golden_ami_core::RegionRetention {
+                region: "eu-west-1".into(),
+                protected: vec!["ami-new".into(), "ami-old".into()],
+                deprecated: vec![golden_ami_core::Deprecation {
+                    image_id: "ami-old".into(),
+                    deprecate_at: "2026-12-31T08:05:00Z".into(),
+                }],
+                removed: vec![golden_ami_core::RemovedImage {
+                    image_id: "ami-oldest".into(),
+                    snapshot_ids: vec!["snap-1".into()],
+                }],
+                kept: vec![golden_ami_core::KeptImage {
+                    image_id: "ami-old".into(),
+                    reason: "the rollback target (the pointer's previous value)".into(),
+                }],
+                failed: vec!["could not remove ami-stuck: AccessDenied".into()],
+                ..Default::default()
+            }],
+            error: None,
+        }
+    }
+
+    #[test]
+    fn retention_says_what_it_did_what_it_kept_and_what_it_could_not_do() {
+        assert_eq!(
+            retention_lines(&retention(false)),
+            [
+                "Retention in eu-west-1: protect ami-new, ami-old; deprecate ami-old (from 2026-12-31T08:05:00Z); remove ami-oldest and 1 snapshot(s).",
+                "  kept ami-old: the rollback target (the pointer's previous value)",
+                "  Retention could not remove ami-stuck: AccessDenied; the image is published all the same.",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dry_run_says_what_it_would_do() {
+        let lines = retention_lines(&retention(true));
+        assert!(lines[0].starts_with(
+            "Retention (dry run, nothing changed) in eu-west-1: would protect ami-new, ami-old; would deprecate ami-old"
+        ), "{lines:?}");
+        assert!(lines[0].contains("would remove ami-oldest"));
+    }
+
+    #[test]
+    fn a_caught_retention_error_keeps_the_image_published() {
+        let failed = golden_ami_core::RetainResult {
+            error: Some(CaughtError {
+                error: "Throttled".into(),
+                cause: Some(
+                    r#"{"errorType":"Throttled","errorMessage":"ec2:DescribeImages: slow down"}"#
+                        .into(),
+                ),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            retention_lines(&failed),
+            [
+                "Retention could not run (Throttled: ec2:DescribeImages: slow down); the image is published, and older images are as they were."
+            ]
+        );
+    }
 
     const STARTED: &str = include_str!("../../../events/notify/started.json");
     const SUCCEEDED: &str = include_str!("../../../events/notify/succeeded.json");

@@ -90,6 +90,7 @@ export function happyScript(overrides = {}) {
     ],
     'publish-pointer': { parameterName: '/golden-ami/current', region: 'eu-west-1', version: 2, previousAmiId: 'ami-12345678', newAmiId: 'ami-0c0py000000000001' },
     cleanup: { deregisteredImages: ['ami-0bake0000000000001'], deletedSnapshots: ['snap-0bake'] },
+    retain: { dryRun: false, regions: [{ region: 'eu-west-1', protected: ['ami-0golden000000001'], deprecated: [], undeprecated: [], unprotected: [], removed: [], kept: [], failed: [] }] },
     'release-lock': { parameterName: '/golden-ami-pipeline/run-lock', released: true },
   };
   return { ...defaults, ...overrides };

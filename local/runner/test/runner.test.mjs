@@ -80,6 +80,7 @@ const HAPPY_PATH = [
   'PublishPointersChecked',
   'PublishPointersSucceeded?',
   'Cleanup',
+  'Retain',
   'FamilyPublished',
   'ReleaseLock',
   'NotifyRun',
@@ -101,6 +102,7 @@ const FUNCTIONS = [
   'publish-pointer',
   'read-current-ami',
   'release-lock',
+  'retain',
   'share-image',
   'start-bake',
   'start-test',
@@ -123,6 +125,18 @@ test('placeholders map to kebab-case binary names; unknown placeholders fail lou
   assert.deepEqual([...new Set(placeholders.values())].sort(), FUNCTIONS);
   assert.ok(!JSON.stringify(definition).includes('${'));
   assert.throws(() => fillPlaceholders({ ...def, Comment: '${AlarmTopicArn}' }), RunnerError);
+});
+
+test('a Retain error is recorded in the family result and the family is still PUBLISHED', async () => {
+  const r = await run('retain-failed', happyScript({ retain: fnError('Throttled', 'ec2:DescribeImages: Rate exceeded') }));
+  assert.equal(r.status, 'SUCCEEDED');
+  const retained = r.path.indexOf('Retain');
+  assert.deepEqual(r.path.slice(retained, retained + 3), ['Retain', 'RetainFailed', 'FamilyPublished']);
+  assert.ok(!r.path.includes('FamilyCleanupAfterFailure'));
+  const [family] = r.output.families;
+  assert.equal(family.outcome, 'PUBLISHED');
+  assert.equal(family.retention.error.Error, 'Throttled');
+  assert.ok(callsOf('retain-failed', 'retain').length > 1, 'Throttled is retried first');
 });
 
 test('happy path: states in order through both Maps, polling loops loop, context object resolves, succeeded', async () => {
