@@ -80,7 +80,8 @@ build: ## debug build of every step
 
 package: setup ## arm64 release zips of every function (slow: ~20 min the first time)
 	rustup target add aarch64-unknown-linux-gnu
-	cargo lambda build --release --arm64 --output-format zip
+	@# The Lambdas only: the operator CLI (golden-ami-cli) is no function.
+	cargo lambda build --release --arm64 --output-format zip --workspace --exclude golden-ami-cli
 	@ls -l target/lambda/*/bootstrap.zip
 
 deploy: setup ## sam build + deploy (needs AWS credentials; GUIDED=1 the first time)

@@ -352,7 +352,7 @@ def build_rust() -> tuple[str, float]:
 
 
 def package_sizes(skip_build: bool) -> tuple[str, list[tuple[str, int]], float | None, str | None]:
-    cmd = "cargo lambda build --release --arm64 --output-format zip"
+    cmd = "cargo lambda build --release --arm64 --output-format zip --workspace --exclude golden-ami-cli"
     elapsed, failure = None, None
     if not skip_build:
         log(f"building: {cmd} (PATH has .venv/bin for cargo-lambda and zig; ~20-40 min the first time)")

@@ -206,6 +206,25 @@ def stopped_run(stack: LocalStack) -> list[str]:
     return problems
 
 
+def operator_cli(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
+    """The on-call view of the same stack: `golden-ami status`, then a rollback of the default
+    family at home, as a person would type them (the targets by name: no CloudFormation here)."""
+    problems: list[str] = []
+    for args in (["status"], ["rollback", "--family", "default", "--region", REGION]):
+        say("")
+        say(f"[cli] golden-ami {' '.join(args)}")
+        result = stack.golden_ami(*args)
+        for line in (result.stdout + result.stderr).splitlines():
+            say(f"  {line}")
+        if result.returncode != 0:
+            problems.append(f"golden-ami {args[0]} exited {result.returncode}")
+    back = stack.client("ssm").get_parameter(Name=POINTER_PARAMETER_NAME)["Parameter"]["Value"]
+    if back != matrix["history"]["F"]:
+        problems.append(f"after the rollback the pointer holds {back}, not last month's "
+                        f"{matrix['history']['F']}")
+    return problems
+
+
 def main() -> int:
     # SIGTERM behaves like Ctrl-C: unwind, so the stack stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -231,6 +250,7 @@ def main() -> int:
             problems = summary(stack, result, wall, matrix)
             if result.status == "SUCCEEDED":
                 problems += stopped_run(stack)
+                problems += operator_cli(stack, matrix)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1

@@ -68,6 +68,7 @@ RANDOM_SEED = 20261201
 POINTER_PARAMETER_NAME = "/golden-ami/current"
 TARGETS_PARAMETER_NAME = f"/{STACK_NAME}/targets"
 LOCK_PARAMETER_NAME = f"/{STACK_NAME}/run-lock"
+PINS_PATH = f"/{STACK_NAME}/pins"
 POINTER_SHARE_NAME = f"{STACK_NAME}-pointers"
 IMAGE_NAME_PREFIX = "golden-ami"
 BAKE_DOCUMENT_NAME = "golden-ami-bake"
@@ -712,6 +713,7 @@ class LocalStack:
             "TARGETS_PARAMETER_NAME": TARGETS_PARAMETER_NAME,
             "POINTER_SHARE_NAME": POINTER_SHARE_NAME,
             "LOCK_PARAMETER_NAME": LOCK_PARAMETER_NAME,
+            "PINS_PATH": PINS_PATH,
             "LOCK_TTL_MINUTES": "540",
             # The tests stop a run where only read-only polls can be in flight (CheckBake,
             # CheckCopy): nothing can start after the reaper's sweep, so it need not wait.
@@ -890,6 +892,16 @@ class LocalStack:
                 return response.status, json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
             return error.code, json.loads(error.read() or b"null")
+
+    def golden_ami(self, *args: str) -> subprocess.CompletedProcess:
+        """The operator CLI (the stack's debug build) against this stack: the targets by name,
+        as the local stack has no CloudFormation stack to read them from."""
+        target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(DUMMY_CREDENTIALS, AWS_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
+        return subprocess.run([f"{target}/debug/golden-ami", "--endpoint-url", self.endpoint,
+                               "--targets-parameter", TARGETS_PARAMETER_NAME, *args],
+                              env=env, capture_output=True, text=True, timeout=60)
 
     def _forget(self, proc: subprocess.Popen) -> None:
         if proc in self._runners:

@@ -37,7 +37,10 @@ pub fn yaml(relative: &str) -> Yaml {
     serde_yaml_ng::from_str(&read(relative)).unwrap_or_else(|error| panic!("{relative}: {error}"))
 }
 
-/// The binary names of the workspace's step crates.
+/// The operator CLI: a binary of the workspace, but no Lambda.
+pub const CLI_BINARY: &str = "golden-ami";
+
+/// The binary names of the workspace's step crates (the Lambdas; not the operator CLI).
 pub fn workspace_binaries() -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let crates = root().join("crates");
@@ -55,7 +58,9 @@ pub fn workspace_binaries() -> BTreeSet<String> {
             .into_iter()
             .flatten()
         {
-            if let Some(name) = bin.get("name").and_then(|n| n.as_str()) {
+            if let Some(name) = bin.get("name").and_then(|n| n.as_str())
+                && name != CLI_BINARY
+            {
                 names.insert(name.to_string());
             }
         }

@@ -119,6 +119,9 @@ pub struct Config {
     pub pipeline_name: String,
     /// RETAIN_*, DEPRECATE_AFTER_DAYS: what Retain keeps of a family's older golden images.
     pub retention: RetentionPolicy,
+    /// PINS_PATH: the parameter path of the pins (`golden-ami pin`), one parameter per family
+    /// (default /PIPELINE_NAME/pins).
+    pub pins_path: String,
 }
 
 impl Config {
@@ -195,6 +198,16 @@ impl Config {
         let pipeline_name = env
             .optional("PIPELINE_NAME")
             .unwrap_or_else(|| "golden-ami-pipeline".to_string());
+        let pins_path = env
+            .optional("PINS_PATH")
+            .unwrap_or_else(|| format!("/{pipeline_name}/pins"));
+        if !pins_path.starts_with('/') || pins_path.ends_with('/') {
+            return Err(env.malformed(
+                "PINS_PATH",
+                &pins_path,
+                "a parameter path such as /golden-ami-pipeline/pins (leading slash, no trailing slash)",
+            ));
+        }
         Ok(Self {
             home_region,
             targets_parameter_name: env.required("TARGETS_PARAMETER_NAME")?,
@@ -228,6 +241,7 @@ impl Config {
             notification_topic_arn: env.required("NOTIFICATION_TOPIC_ARN")?,
             pipeline_name,
             retention: env.retention()?,
+            pins_path,
         })
     }
 }

@@ -176,6 +176,24 @@ pub struct Plan {
     /// A stale lock (its holder's deadline passed) that this run broke.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub broke: Option<LockHolder>,
+    /// Families an operator pinned (`golden-ami pin`): this run leaves them alone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pinned: Vec<Pin>,
+}
+
+/// A pin: the family's pointer holds `ami_id` on purpose and runs skip the family until it is
+/// removed. Stored as JSON in the parameter PINS_PATH/<family>.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pin {
+    pub family: String,
+    pub ami_id: String,
+    pub region: String,
+    /// Who pinned it (the caller's ARN) and when (RFC 3339).
+    pub pinned_by: String,
+    pub pinned_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The run lock's value: who holds it and until when.

@@ -251,16 +251,20 @@ pub fn compose(
                 "Consumers keep getting the current images until each family's new image is verified in every region and has booted."
                     .to_string(),
             );
+            lines.extend(plan.pinned.iter().map(pin_line));
             if let Some(stale) = &plan.broke {
                 lines.push(format!(
                     "A stale run lock of execution {} (expired {}) was broken.",
                     stale.execution_id, stale.expires
                 ));
             }
-            let detail = match plan.families.as_slice() {
+            let mut detail = match plan.families.as_slice() {
                 [family] => format!("patching {}", family.name),
                 families => format!("patching {} families", families.len()),
             };
+            if !plan.pinned.is_empty() {
+                detail.push_str(&format!(", {} pinned", plan.pinned.len()));
+            }
             (NotifyEvent::Started, detail)
         }
         NotifyEvent::Skipped => {
@@ -298,7 +302,13 @@ pub fn compose(
                         .unwrap_or_default()
                 ));
             }
-            tally.event_and_detail(&state.families)
+            let pinned = state
+                .plan
+                .as_ref()
+                .map(|p| p.pinned.as_slice())
+                .unwrap_or_default();
+            lines.extend(pinned.iter().map(pin_line));
+            tally.event_and_detail(&state.families, pinned.len())
         }
         NotifyEvent::Failed => {
             let failure = state.failure.as_ref();
@@ -410,8 +420,8 @@ impl Tally {
     /// The notice a finished run sends, and its subject's detail. One family keeps the subjects
     /// a one-image setup always had: its failed state and region, its image up to date, or (in
     /// one region) its image ids.
-    fn event_and_detail(&self, families: &[PipelineState]) -> (NotifyEvent, String) {
-        let total = families.len();
+    fn event_and_detail(&self, families: &[PipelineState], pinned: usize) -> (NotifyEvent, String) {
+        let total = families.len() + pinned;
         let event = if self.failed > 0 {
             NotifyEvent::Failed
         } else if self.published == 0 {
@@ -419,7 +429,7 @@ impl Tally {
         } else {
             NotifyEvent::Succeeded
         };
-        if let [only] = families {
+        if let ([only], 0) = (families, pinned) {
             let single_region = only.family.as_ref().is_some_and(|f| f.regions.len() == 1);
             let current = only.current.as_ref();
             let detail = match only.outcome {
@@ -459,6 +469,9 @@ impl Tally {
         }
         if self.up_to_date > 0 {
             parts.push(format!("{} up to date", self.up_to_date));
+        }
+        if pinned > 0 {
+            parts.push(format!("{pinned} pinned"));
         }
         (event, parts.join(", "))
     }
@@ -817,6 +830,23 @@ fn cleanup_line(cleanup: &golden_ami_core::CleanupResult) -> String {
     } else {
         format!("Cleanup: {}.", parts.join("; "))
     }
+}
+
+/// A pinned family: what it holds, since when and why, and how to let runs patch it again.
+fn pin_line(pin: &golden_ami_core::Pin) -> String {
+    format!(
+        "Family {}: pinned to {} in {} by {} since {}{}; this run leaves it alone (golden-ami unpin --family {} lets the next run patch it).",
+        pin.family,
+        pin.ami_id,
+        pin.region,
+        pin.pinned_by,
+        pin.pinned_at,
+        pin.reason
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default(),
+        pin.family
+    )
 }
 
 /// What Retain did to the family's older images per region (or, in a dry run, would do), and

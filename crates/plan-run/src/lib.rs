@@ -7,15 +7,27 @@
 //! the same second cannot both create it: the loser ends SKIPPED naming the holder. A lock whose
 //! expiry passed belongs to a run that cannot still be running (the state machine would have
 //! timed it out): it is broken, and the plan says so.
+//!
+//! Families an operator pinned (`golden-ami pin`, a parameter under PINS_PATH per family) are
+//! taken out of the plan and listed as pinned: the run leaves them and their pointers alone.
 
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::naming::{format_timestamp, parse_timestamp};
 use golden_ami_core::targets::{Source, Stack};
-use golden_ami_core::types::{LockHolder, Plan};
+use golden_ami_core::types::{LockHolder, Pin, Plan};
 use golden_ami_core::{Deps, ExecutionContext, StepError, StepInput, Targets, classify_sdk_error};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
     let mut plan = plan_at(deps, None).await?;
+    let pins = read_pins(deps).await?;
+    let (pinned, free): (Vec<_>, Vec<_>) = std::mem::take(&mut plan.families)
+        .into_iter()
+        .partition(|family| pins.iter().any(|pin| pin.family == family.name));
+    plan.families = free;
+    plan.pinned = pins
+        .into_iter()
+        .filter(|pin| pinned.iter().any(|family| family.name == pin.family))
+        .collect();
     let version = plan.targets_version;
     match take_lock(deps, &input.context, version).await? {
         Lock::Taken(ours) => plan.lock = Some(ours),
@@ -62,7 +74,43 @@ pub async fn plan_at(deps: &Deps, version: Option<i64>) -> Result<Plan, StepErro
         lock: None,
         held_by: None,
         broke: None,
+        pinned: Vec::new(),
     })
+}
+
+/// Every pin under PINS_PATH. A pin that does not parse is a ConfigError naming it: a family
+/// must never be patched, or skipped, by accident.
+pub async fn read_pins(deps: &Deps) -> Result<Vec<Pin>, StepError> {
+    let path = &deps.config.pins_path;
+    let mut pins = Vec::new();
+    let mut pages = deps
+        .clients
+        .ssm
+        .get_parameters_by_path()
+        .path(path)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|error| classify_sdk_error("ssm:GetParametersByPath", error))?;
+        for parameter in page.parameters() {
+            let name = parameter.name().unwrap_or_default();
+            let pin: Pin = serde_json::from_str(parameter.value().unwrap_or_default()).map_err(
+                |error| {
+                    StepError::ConfigError(format!(
+                        "the pin {name} is not a pin ({error}); expected {{\"family\", \"amiId\", \"region\", \"pinnedBy\", \"pinnedAt\"}} as `golden-ami pin` writes it: remove it with `golden-ami unpin` or fix it"
+                    ))
+                },
+            )?;
+            if name.rsplit('/').next() != Some(pin.family.as_str()) {
+                return Err(StepError::ConfigError(format!(
+                    "the pin {name} names the family {:?}: a pin's parameter is {path}/<family>",
+                    pin.family
+                )));
+            }
+            pins.push(pin);
+        }
+    }
+    Ok(pins)
 }
 
 async fn read_targets(deps: &Deps, version: Option<i64>) -> Result<(String, i64), StepError> {
@@ -272,6 +320,7 @@ mod tests {
     use aws_sdk_ssm::Client as Ssm;
     use aws_sdk_ssm::operation::delete_parameter::DeleteParameterOutput;
     use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
     use aws_sdk_ssm::operation::put_parameter::{PutParameterError, PutParameterOutput};
     use aws_sdk_ssm::types::Parameter;
     use aws_sdk_ssm::types::error::{ParameterAlreadyExists, ParameterNotFound};
@@ -331,13 +380,91 @@ mod tests {
             })
     }
 
-    async fn run(ssm: Vec<&Rule>) -> Result<Plan, StepError> {
+    fn pins(values: &'static [(&'static str, &'static str)]) -> Rule {
+        mock!(Ssm::get_parameters_by_path)
+            .match_requests(|r| r.path() == Some("/golden-ami-pipeline/pins"))
+            .then_output(move || {
+                GetParametersByPathOutput::builder()
+                    .set_parameters(Some(
+                        values
+                            .iter()
+                            .map(|(name, value)| {
+                                Parameter::builder().name(*name).value(*value).build()
+                            })
+                            .collect(),
+                    ))
+                    .build()
+            })
+    }
+
+    async fn run_with_pins(mut ssm: Vec<&Rule>, pinned: &Rule) -> Result<Plan, StepError> {
+        ssm.push(pinned);
         let deps = MockClients {
             ssm,
             ..Default::default()
         }
         .deps();
         handler(&deps, testing::event(EVENT)).await
+    }
+
+    async fn run(ssm: Vec<&Rule>) -> Result<Plan, StepError> {
+        run_with_pins(ssm, &pins(&[])).await
+    }
+
+    const PIN: &str = r#"{"family": "al2023-arm64", "amiId": "ami-0123456789abcdef0", "region": "eu-west-1",
+        "pinnedBy": "arn:aws:sts::111122223333:assumed-role/oncall/alice", "pinnedAt": "2026-11-20T10:00:00Z",
+        "reason": "kernel regression"}"#;
+
+    #[tokio::test]
+    async fn a_pinned_family_is_left_out_of_the_plan_and_listed() {
+        let (get, put) = (targets(TWO_FAMILIES), created());
+        let pinned = pins(&[("/golden-ami-pipeline/pins/al2023-arm64", PIN)]);
+        let plan = run_with_pins(vec![&get, &put], &pinned).await.unwrap();
+        assert_eq!(
+            plan.families
+                .iter()
+                .map(|f| f.name.as_str())
+                .collect::<Vec<_>>(),
+            ["default"]
+        );
+        assert_eq!(plan.pinned.len(), 1);
+        assert_eq!(plan.pinned[0].ami_id, "ami-0123456789abcdef0");
+        assert_eq!(plan.pinned[0].reason.as_deref(), Some("kernel regression"));
+    }
+
+    #[tokio::test]
+    async fn a_pin_of_a_family_no_longer_in_the_targets_is_ignored() {
+        let (get, put) = (targets(TWO_FAMILIES), created());
+        let pinned = pins(&[(
+            "/golden-ami-pipeline/pins/gone",
+            r#"{"family": "gone", "amiId": "ami-0123456789abcdef0", "region": "eu-west-1", "pinnedBy": "x", "pinnedAt": "2026-11-20T10:00:00Z"}"#,
+        )]);
+        let plan = run_with_pins(vec![&get, &put], &pinned).await.unwrap();
+        assert_eq!((plan.families.len(), plan.pinned.len()), (2, 0));
+    }
+
+    #[tokio::test]
+    async fn a_broken_pin_is_a_config_error_naming_it() {
+        let (get, put) = (targets(TWO_FAMILIES), created());
+        let pinned = pins(&[("/golden-ami-pipeline/pins/default", "ami-0123456789abcdef0")]);
+        let error = run_with_pins(vec![&get, &put], &pinned).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        assert!(
+            error
+                .to_string()
+                .contains("the pin /golden-ami-pipeline/pins/default is not a pin"),
+            "{error}"
+        );
+        let misnamed = pins(&[("/golden-ami-pipeline/pins/default", PIN)]);
+        let error = run_with_pins(vec![&get, &put], &misnamed)
+            .await
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("names the family \"al2023-arm64\""),
+            "{error}"
+        );
     }
 
     #[tokio::test]

@@ -1,0 +1,82 @@
+//! The SDK clients of one command: the stack's region, and SSM / EC2 in any target region.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub region: String,
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub ssm: aws_sdk_ssm::Client,
+    pub ec2: aws_sdk_ec2::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// None: every region is served by the clients above (tests).
+    shared: Option<SdkConfig>,
+}
+
+impl Aws {
+    /// Clients from the default chain; `endpoint_url` (e.g. the local stack) for every service.
+    pub async fn from_env(region: Option<String>, endpoint_url: Option<String>) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region));
+        }
+        if let Some(url) = endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let shared = loader.load().await;
+        let mut aws = Self::fixed(
+            aws_sdk_cloudformation::Client::new(&shared),
+            aws_sdk_sfn::Client::new(&shared),
+            aws_sdk_ssm::Client::new(&shared),
+            aws_sdk_ec2::Client::new(&shared),
+            aws_sdk_sts::Client::new(&shared),
+        );
+        aws.region = shared.region().map(|r| r.to_string()).unwrap_or_default();
+        aws.shared = Some(shared);
+        aws
+    }
+
+    /// The same clients for every region (tests with aws-smithy-mocks).
+    pub fn fixed(
+        cloudformation: aws_sdk_cloudformation::Client,
+        sfn: aws_sdk_sfn::Client,
+        ssm: aws_sdk_ssm::Client,
+        ec2: aws_sdk_ec2::Client,
+        sts: aws_sdk_sts::Client,
+    ) -> Self {
+        Self {
+            region: "eu-west-1".to_string(),
+            cloudformation,
+            sfn,
+            ssm,
+            ec2,
+            sts,
+            shared: None,
+        }
+    }
+
+    fn config_in(&self, region: &str) -> Option<SdkConfig> {
+        self.shared
+            .as_ref()
+            .filter(|_| region != self.region)
+            .map(|shared| {
+                shared
+                    .to_builder()
+                    .region(Region::new(region.to_string()))
+                    .build()
+            })
+    }
+
+    pub fn ssm_in(&self, region: &str) -> aws_sdk_ssm::Client {
+        self.config_in(region)
+            .map(|config| aws_sdk_ssm::Client::new(&config))
+            .unwrap_or_else(|| self.ssm.clone())
+    }
+
+    pub fn ec2_in(&self, region: &str) -> aws_sdk_ec2::Client {
+        self.config_in(region)
+            .map(|config| aws_sdk_ec2::Client::new(&config))
+            .unwrap_or_else(|| self.ec2.clone())
+    }
+}

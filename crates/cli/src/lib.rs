@@ -1,0 +1,943 @@
+//! `golden-ami`: day-2 operations on a deployed pipeline, for the people on call.
+//!
+//! Every command reads the stack's outputs (CloudFormation DescribeStacks) unless they are all
+//! given with flags, talks to SSM, EC2 and Step Functions with the same SDK as the steps, and
+//! answers either in plain text or, with `--json`, with one JSON document. An error says what is
+//! wrong and what to do; the exit status is 0 on success, 1 when the command ran and found a
+//! failure (a failed run, a refused rollback), 2 when it could not run (no stack, bad input).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use aws_sdk_ec2::types::ImageState;
+use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
+use aws_sdk_ssm::error::ProvideErrorMetadata;
+use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use golden_ami_core::naming::format_timestamp;
+use golden_ami_core::{Pin, Targets};
+use serde::Serialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+mod aws;
+pub use aws::Aws;
+
+/// What went wrong, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    /// 1: the command ran and found a failure; 2: it could not run.
+    pub code: i32,
+    pub message: String,
+}
+
+impl CliError {
+    pub fn refused(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CliError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// An SDK error as one line: the operation, the service's code and message.
+pub fn sdk<E, R>(operation: &str) -> impl Fn(aws_sdk_ssm::error::SdkError<E, R>) -> CliError + '_
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    move |error| {
+        let detail = match (error.code(), error.message()) {
+            (Some(code), Some(message)) => format!("{code}: {message}"),
+            (Some(code), None) => code.to_string(),
+            _ => format!("{error:?}"),
+        };
+        CliError::refused(format!(
+            "{operation} failed ({detail}): check the credentials, the region and --endpoint-url"
+        ))
+    }
+}
+
+/// The stack's names, from its outputs or from flags.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stack {
+    pub name: String,
+    pub region: String,
+    pub targets_parameter: String,
+    pub state_machine_arn: Option<String>,
+    pub schedule: Option<String>,
+}
+
+impl Stack {
+    /// Where `golden-ami pin` writes and PlanRun reads the pins (the template's PINS_PATH).
+    pub fn pins_path(&self) -> String {
+        format!("/{}/pins", self.name)
+    }
+
+    fn state_machine(&self) -> Result<&str, CliError> {
+        self.state_machine_arn.as_deref().ok_or_else(|| {
+            CliError::refused(format!(
+                "no state machine for the stack {}: give --state-machine-arn, or deploy the stack (its StateMachineArn output)",
+                self.name
+            ))
+        })
+    }
+}
+
+/// Read the stack's outputs and parameters, unless --targets-parameter names the targets.
+pub async fn find_stack(
+    aws: &Aws,
+    name: &str,
+    targets_parameter: Option<String>,
+    state_machine_arn: Option<String>,
+) -> Result<Stack, CliError> {
+    let mut stack = Stack {
+        name: name.to_string(),
+        region: aws.region.clone(),
+        targets_parameter: targets_parameter.clone().unwrap_or_default(),
+        state_machine_arn: state_machine_arn.clone(),
+        schedule: None,
+    };
+    // Given the targets, the stack itself is not needed (the local stack has none): the runs
+    // then need --state-machine-arn.
+    if targets_parameter.is_some() {
+        return Ok(stack);
+    }
+    let described = aws
+        .cloudformation
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+        .map_err(|error| {
+            if error
+                .as_service_error()
+                .and_then(|e| e.message())
+                .is_some_and(|m| m.contains("does not exist"))
+            {
+                CliError::refused(format!(
+                    "the stack {name} does not exist in {}: pass --stack (or GOLDEN_AMI_STACK) and --stack-region, or give --targets-parameter (and --state-machine-arn)",
+                    aws.region
+                ))
+            } else {
+                sdk("cloudformation:DescribeStacks")(error)
+            }
+        })?;
+    let found = described.stacks().first().ok_or_else(|| {
+        CliError::refused(format!("the stack {name} was not found in {}", aws.region))
+    })?;
+    let outputs: BTreeMap<&str, &str> = found
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?, o.output_value()?)))
+        .collect();
+    let parameters: BTreeMap<&str, &str> = found
+        .parameters()
+        .iter()
+        .filter_map(|p| Some((p.parameter_key()?, p.parameter_value()?)))
+        .collect();
+    if stack.targets_parameter.is_empty() {
+        stack.targets_parameter = outputs
+            .get("TargetsParameterName")
+            .ok_or_else(|| {
+                CliError::refused(format!(
+                    "the stack {name} has no TargetsParameterName output: update it (make deploy)"
+                ))
+            })?
+            .to_string();
+    }
+    if stack.state_machine_arn.is_none() {
+        stack.state_machine_arn = outputs.get("StateMachineArn").map(|v| v.to_string());
+    }
+    let timezone = parameters.get("ScheduleTimezone").copied().unwrap_or("UTC");
+    stack.schedule = Some(match parameters.get("ScheduleState") {
+        Some(&"DISABLED") => "disabled (ScheduleState)".to_string(),
+        _ => format!("cron(0 8 1 * ? *) {timezone}"),
+    });
+    Ok(stack)
+}
+
+/// One family as the targets list it, with the regions it is published in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Family {
+    pub name: String,
+    pub pointer: String,
+    pub regions: Vec<String>,
+}
+
+pub async fn families(aws: &Aws, stack: &Stack) -> Result<Vec<Family>, CliError> {
+    let text = aws
+        .ssm
+        .get_parameter()
+        .name(&stack.targets_parameter)
+        .send()
+        .await
+        .map_err(sdk("ssm:GetParameter (the targets)"))?
+        .parameter()
+        .and_then(|p| p.value())
+        .unwrap_or_default()
+        .to_string();
+    let targets: Targets = serde_json::from_str(&text).map_err(|error| {
+        CliError::refused(format!(
+            "the targets parameter {} is not a targets document ({error})",
+            stack.targets_parameter
+        ))
+    })?;
+    let all: Vec<String> = targets.regions.iter().map(|r| r.region.clone()).collect();
+    Ok(targets
+        .families
+        .into_iter()
+        .map(|f| Family {
+            regions: f.regions.unwrap_or_else(|| all.clone()),
+            name: f.name,
+            pointer: f.pointer,
+        })
+        .collect())
+}
+
+/// The family a command works on: the one named, or the only one.
+pub fn pick<'a>(families: &'a [Family], name: Option<&str>) -> Result<&'a Family, CliError> {
+    let names = || {
+        families
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (name, families) {
+        (Some(name), _) => families.iter().find(|f| f.name == name).ok_or_else(|| {
+            CliError::refused(format!("no family {name}: the targets have {}", names()))
+        }),
+        (None, [only]) => Ok(only),
+        (None, _) => Err(CliError::refused(format!(
+            "several families ({}): say which with --family",
+            names()
+        ))),
+    }
+}
+
+/// The regions a command works on: the one named (it must be the family's), or all of them.
+pub fn regions_of<'a>(
+    family: &'a Family,
+    region: Option<&'a str>,
+) -> Result<Vec<&'a str>, CliError> {
+    match region {
+        Some(region) if family.regions.iter().any(|r| r == region) => Ok(vec![region]),
+        Some(region) => Err(CliError::refused(format!(
+            "family {} is not published in {region}: its regions are {}",
+            family.name,
+            family.regions.join(", ")
+        ))),
+        None => Ok(family.regions.iter().map(String::as_str).collect()),
+    }
+}
+
+// ---- pointers and pins ---------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointerNow {
+    pub family: String,
+    pub region: String,
+    pub parameter: String,
+    /// None: the family has no pointer there yet.
+    pub value: Option<String>,
+    pub version: Option<i64>,
+    pub modified: Option<String>,
+    pub age_days: Option<i64>,
+}
+
+pub async fn pointer_now(
+    aws: &Aws,
+    family: &Family,
+    region: &str,
+    now: OffsetDateTime,
+) -> Result<PointerNow, CliError> {
+    let ssm = aws.ssm_in(region);
+    let mut pointer = PointerNow {
+        family: family.name.clone(),
+        region: region.to_string(),
+        parameter: family.pointer.clone(),
+        value: None,
+        version: None,
+        modified: None,
+        age_days: None,
+    };
+    match ssm.get_parameter().name(&family.pointer).send().await {
+        Ok(output) => {
+            let parameter = output.parameter();
+            pointer.value = parameter.and_then(|p| p.value()).map(str::to_string);
+            pointer.version = parameter.map(|p| p.version());
+            if let Some(modified) = parameter.and_then(|p| p.last_modified_date()) {
+                let at = OffsetDateTime::from_unix_timestamp(modified.secs()).unwrap_or(now);
+                pointer.modified = Some(format_timestamp(at));
+                pointer.age_days = Some((now - at).whole_days());
+            }
+        }
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) => {}
+        Err(error) => return Err(sdk("ssm:GetParameter")(error)),
+    }
+    Ok(pointer)
+}
+
+pub async fn pins(aws: &Aws, stack: &Stack) -> Result<Vec<Pin>, CliError> {
+    let mut pins = Vec::new();
+    let mut pages = aws
+        .ssm
+        .get_parameters_by_path()
+        .path(stack.pins_path())
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for parameter in page
+            .map_err(sdk("ssm:GetParametersByPath (the pins)"))?
+            .parameters()
+        {
+            let pin: Pin =
+                serde_json::from_str(parameter.value().unwrap_or_default()).map_err(|error| {
+                    CliError::refused(format!(
+                        "the pin {} is not a pin ({error}): `golden-ami unpin` removes it",
+                        parameter.name().unwrap_or_default()
+                    ))
+                })?;
+            pins.push(pin);
+        }
+    }
+    Ok(pins)
+}
+
+/// An image a pointer may be moved to: it exists and is available in that region.
+async fn usable_image(aws: &Aws, region: &str, image: &str) -> Result<(), CliError> {
+    let found = aws
+        .ec2_in(region)
+        .describe_images()
+        .image_ids(image)
+        .send()
+        .await;
+    let state = match found {
+        Ok(output) => output.images().first().and_then(|i| i.state().cloned()),
+        Err(error) if error.code().is_some_and(|c| c.starts_with("InvalidAMIID.")) => None,
+        Err(error) => return Err(sdk("ec2:DescribeImages")(error)),
+    };
+    match state {
+        Some(ImageState::Available) => Ok(()),
+        Some(state) => Err(CliError::failed(format!(
+            "{image} is {} in {region}, not available: pick another image (golden-ami pin AMI)",
+            state.as_str()
+        ))),
+        None => Err(CliError::failed(format!(
+            "{image} does not exist in {region} (deregistered?): pick another image (golden-ami pin AMI)"
+        ))),
+    }
+}
+
+async fn put_pointer(aws: &Aws, region: &str, name: &str, image: &str) -> Result<i64, CliError> {
+    Ok(aws
+        .ssm_in(region)
+        .put_parameter()
+        .name(name)
+        .value(image)
+        .r#type(ParameterType::String)
+        .data_type("aws:ec2:image")
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(sdk("ssm:PutParameter"))?
+        .version())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Moved {
+    pub family: String,
+    pub region: String,
+    pub parameter: String,
+    pub from: Option<String>,
+    pub to: String,
+    pub version: i64,
+}
+
+/// `rollback`: put back the value the pointer held before its current one, in each region.
+pub async fn rollback(
+    aws: &Aws,
+    family: &Family,
+    regions: &[&str],
+) -> Result<Vec<Moved>, CliError> {
+    // Check every region first: a rollback is all or nothing.
+    let mut plan = Vec::new();
+    for region in regions {
+        let mut values: Vec<(i64, String)> = Vec::new();
+        let mut pages = aws
+            .ssm_in(region)
+            .get_parameter_history()
+            .name(&family.pointer)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| {
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_parameter_not_found())
+                {
+                    CliError::failed(format!(
+                        "{} has no pointer {} in {region}: nothing to roll back",
+                        family.name, family.pointer
+                    ))
+                } else {
+                    sdk("ssm:GetParameterHistory")(error)
+                }
+            })?;
+            for p in page.parameters() {
+                values.push((p.version(), p.value().unwrap_or_default().to_string()));
+            }
+        }
+        values.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
+        let current = values.first().map(|(_, v)| v.clone()).unwrap_or_default();
+        let previous = values
+            .iter()
+            .map(|(_, v)| v)
+            .find(|v| **v != current)
+            .cloned()
+            .ok_or_else(|| {
+                CliError::failed(format!(
+                    "{} in {region}: the pointer {} never held another image: nothing to roll back to",
+                    family.name, family.pointer
+                ))
+            })?;
+        usable_image(aws, region, &previous).await.map_err(|e| {
+            CliError::failed(format!(
+                "cannot roll back {} in {region} to {previous}: {}",
+                family.name, e.message
+            ))
+        })?;
+        plan.push((region.to_string(), current, previous));
+    }
+    let mut moved = Vec::new();
+    for (region, current, previous) in plan {
+        let version = put_pointer(aws, &region, &family.pointer, &previous).await?;
+        moved.push(Moved {
+            family: family.name.clone(),
+            region,
+            parameter: family.pointer.clone(),
+            from: Some(current),
+            to: previous,
+            version,
+        });
+    }
+    Ok(moved)
+}
+
+/// `pin`: the pointer holds `image` in `region` and runs skip the family until `unpin`.
+pub async fn pin(
+    aws: &Aws,
+    stack: &Stack,
+    family: &Family,
+    region: &str,
+    image: &str,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<(Pin, Option<Moved>), CliError> {
+    if !golden_ami_core::naming::is_ami_id(image) {
+        return Err(CliError::refused(format!(
+            "{image} is not an AMI id (ami- and 8 or 17 hex digits)"
+        )));
+    }
+    usable_image(aws, region, image).await?;
+    let pinned_by = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(sdk("sts:GetCallerIdentity"))?
+        .arn()
+        .unwrap_or("unknown")
+        .to_string();
+    let pin = Pin {
+        family: family.name.clone(),
+        ami_id: image.to_string(),
+        region: region.to_string(),
+        pinned_by,
+        pinned_at: format_timestamp(now),
+        reason,
+    };
+    // The pin first: a run that starts in between skips the family instead of overwriting.
+    let text = serde_json::to_string(&pin)
+        .map_err(|e| CliError::refused(format!("the pin does not serialize: {e}")))?;
+    aws.ssm
+        .put_parameter()
+        .name(format!("{}/{}", stack.pins_path(), family.name))
+        .value(text)
+        .r#type(ParameterType::String)
+        .tier(ParameterTier::Standard)
+        .overwrite(true)
+        .send()
+        .await
+        .map_err(sdk("ssm:PutParameter (the pin)"))?;
+    let before = pointer_now(aws, family, region, now).await?;
+    let moved = if before.value.as_deref() == Some(image) {
+        None
+    } else {
+        let version = put_pointer(aws, region, &family.pointer, image).await?;
+        Some(Moved {
+            family: family.name.clone(),
+            region: region.to_string(),
+            parameter: family.pointer.clone(),
+            from: before.value,
+            to: image.to_string(),
+            version,
+        })
+    };
+    Ok((pin, moved))
+}
+
+/// `unpin`: remove the family's pin (its pointer keeps its value until the next run).
+pub async fn unpin(aws: &Aws, stack: &Stack, family: &Family) -> Result<bool, CliError> {
+    match aws
+        .ssm
+        .delete_parameter()
+        .name(format!("{}/{}", stack.pins_path(), family.name))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Ok(false)
+        }
+        Err(error) => Err(sdk("ssm:DeleteParameter (the pin)")(error)),
+    }
+}
+
+// ---- runs ------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Run {
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub started: String,
+    pub duration_seconds: Option<i64>,
+    /// family: outcome; and per region old -> new (from the run's output).
+    pub families: Vec<FamilyOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FamilyOutcome {
+    pub family: String,
+    pub outcome: String,
+    pub moved: Vec<String>,
+}
+
+fn to_time(t: &aws_smithy_types::DateTime) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// The families' outcomes in a run's output (or its last state, for a failed run).
+pub fn outcomes(output: &Value) -> Vec<FamilyOutcome> {
+    let mut found = Vec::new();
+    for family in output["families"].as_array().into_iter().flatten() {
+        let moved = family["pointers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| {
+                let publish = &p["publish"];
+                Some(format!(
+                    "{}: {} -> {}",
+                    publish["region"].as_str()?,
+                    publish["previousAmiId"].as_str().unwrap_or("(none)"),
+                    publish["newAmiId"].as_str()?
+                ))
+            })
+            .collect();
+        found.push(FamilyOutcome {
+            family: family["family"]["name"].as_str().unwrap_or("?").to_string(),
+            outcome: family["outcome"].as_str().unwrap_or("?").to_string(),
+            moved,
+        });
+    }
+    for pin in output["plan"]["pinned"].as_array().into_iter().flatten() {
+        found.push(FamilyOutcome {
+            family: pin["family"].as_str().unwrap_or("?").to_string(),
+            outcome: "PINNED".to_string(),
+            moved: Vec::new(),
+        });
+    }
+    found
+}
+
+pub async fn history(aws: &Aws, stack: &Stack, n: i32) -> Result<Vec<Run>, CliError> {
+    let machine = stack.state_machine()?;
+    let listed = aws
+        .sfn
+        .list_executions()
+        .state_machine_arn(machine)
+        .max_results(n)
+        .send()
+        .await
+        .map_err(sdk("states:ListExecutions"))?;
+    let mut runs = Vec::new();
+    for execution in listed.executions() {
+        let described = aws
+            .sfn
+            .describe_execution()
+            .execution_arn(execution.execution_arn())
+            .send()
+            .await
+            .map_err(sdk("states:DescribeExecution"))?;
+        let output: Value = described
+            .output()
+            .and_then(|o| serde_json::from_str(o).ok())
+            .unwrap_or(Value::Null);
+        let started = to_time(described.start_date());
+        runs.push(Run {
+            name: execution.name().to_string(),
+            arn: execution.execution_arn().to_string(),
+            status: described.status().as_str().to_string(),
+            started: format_timestamp(started),
+            duration_seconds: described
+                .stop_date()
+                .map(|stop| (to_time(stop) - started).whole_seconds()),
+            families: outcomes(&output),
+        });
+    }
+    Ok(runs)
+}
+
+async fn all_events(aws: &Aws, execution: &str) -> Result<Vec<HistoryEvent>, CliError> {
+    let mut events = Vec::new();
+    let mut pages = aws
+        .sfn
+        .get_execution_history()
+        .execution_arn(execution)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        events.extend(
+            page.map_err(sdk("states:GetExecutionHistory"))?
+                .events()
+                .iter()
+                .cloned(),
+        );
+    }
+    Ok(events)
+}
+
+/// The states entered, in order, with their inputs.
+fn entered(events: &[HistoryEvent]) -> Vec<(String, Value)> {
+    events
+        .iter()
+        .filter_map(|e| e.state_entered_event_details())
+        .map(|d| {
+            let input = d
+                .input()
+                .and_then(|i| serde_json::from_str(i).ok())
+                .unwrap_or(Value::Null);
+            (d.name().to_string(), input)
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Why {
+    pub execution: String,
+    pub status: String,
+    /// Each failure the run recorded: the state (and region), the error and its cause.
+    pub failures: Vec<FailureSeen>,
+    /// The automation step that failed, with its message and outputs (a failed bake or test).
+    pub automation: Option<String>,
+    pub pointers: Vec<PointerNow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureSeen {
+    pub family: Option<String>,
+    pub state: String,
+    pub region: Option<String>,
+    pub error: String,
+    pub cause: String,
+}
+
+/// Lambda errors arrive as a JSON string whose errorMessage is the useful part.
+fn readable(cause: &str) -> String {
+    serde_json::from_str::<Value>(cause)
+        .ok()
+        .and_then(|v| v["errorMessage"].as_str().map(str::to_string))
+        .unwrap_or_else(|| cause.to_string())
+}
+
+pub async fn why(
+    aws: &Aws,
+    stack: &Stack,
+    execution: Option<String>,
+    families: &[Family],
+    now: OffsetDateTime,
+) -> Result<Why, CliError> {
+    let machine = stack.state_machine()?;
+    let execution = match execution {
+        Some(arn) if arn.starts_with("arn:") => arn,
+        Some(name) => format!(
+            "{}:{name}",
+            machine.replacen(":stateMachine:", ":execution:", 1)
+        ),
+        None => aws
+            .sfn
+            .list_executions()
+            .state_machine_arn(machine)
+            .status_filter(ExecutionStatus::Failed)
+            .max_results(1)
+            .send()
+            .await
+            .map_err(sdk("states:ListExecutions"))?
+            .executions()
+            .first()
+            .map(|e| e.execution_arn().to_string())
+            .ok_or_else(|| CliError::refused("no failed run: nothing to explain"))?,
+    };
+    let described = aws
+        .sfn
+        .describe_execution()
+        .execution_arn(&execution)
+        .send()
+        .await
+        .map_err(sdk("states:DescribeExecution"))?;
+    let events = all_events(aws, &execution).await?;
+    let mut failures = Vec::new();
+    let mut automation = None;
+    for (name, input) in entered(&events) {
+        // `<State>Failed` Pass states record a caught error in $.error.
+        let Some(state) = name.strip_suffix("Failed") else {
+            continue;
+        };
+        let error = &input["error"];
+        if !error.is_object() || state.is_empty() || name == "PipelineFailed" {
+            continue;
+        }
+        failures.push(FailureSeen {
+            family: input["family"]["name"].as_str().map(str::to_string),
+            state: state.to_string(),
+            region: input["target"]["region"].as_str().map(str::to_string),
+            error: error["Error"].as_str().unwrap_or("?").to_string(),
+            cause: readable(error["Cause"].as_str().unwrap_or("")),
+        });
+        let id = match state {
+            "CheckBake" => input["bake"]["automationExecutionId"].as_str(),
+            "CheckTest" => input["test"]["automationExecutionId"].as_str(),
+            _ => None,
+        };
+        if let Some(id) = id {
+            automation = Some(failed_step(aws, id).await?);
+        }
+    }
+    if failures.is_empty()
+        && let (Some(error), Some(cause)) = (described.error(), described.cause())
+    {
+        failures.push(FailureSeen {
+            family: None,
+            state: "Execution".to_string(),
+            region: None,
+            error: error.to_string(),
+            cause: readable(cause),
+        });
+    }
+    let mut pointers = Vec::new();
+    for family in families {
+        for region in &family.regions {
+            pointers.push(pointer_now(aws, family, region, now).await?);
+        }
+    }
+    Ok(Why {
+        execution,
+        status: described.status().as_str().to_string(),
+        failures,
+        automation,
+        pointers,
+    })
+}
+
+async fn failed_step(aws: &Aws, id: &str) -> Result<String, CliError> {
+    let automation = aws
+        .ssm
+        .get_automation_execution()
+        .automation_execution_id(id)
+        .send()
+        .await
+        .map_err(sdk("ssm:GetAutomationExecution"))?;
+    let Some(execution) = automation.automation_execution() else {
+        return Ok(format!("automation {id}: not found"));
+    };
+    let failed = execution.step_executions().iter().find(|s| {
+        matches!(
+            s.step_status().map(|s| s.as_str()),
+            Some("Failed" | "TimedOut" | "Cancelled")
+        )
+    });
+    Ok(match failed {
+        Some(step) => {
+            let mut line = format!(
+                "automation {id}: step {} {}: {}",
+                step.step_name().unwrap_or("?"),
+                step.step_status().map(|s| s.as_str()).unwrap_or("?"),
+                step.failure_message().unwrap_or("(no message)")
+            );
+            for (key, values) in step.outputs().into_iter().flatten() {
+                let _ = write!(line, "\n    {key}: {}", values.join(", "));
+            }
+            line
+        }
+        None => format!(
+            "automation {id}: {} (no step failed)",
+            execution
+                .automation_execution_status()
+                .map(|s| s.as_str())
+                .unwrap_or("?")
+        ),
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    pub stack: Stack,
+    pub pointers: Vec<PointerNow>,
+    pub pins: Vec<Pin>,
+    /// The last runs, newest first; None when Step Functions could not be read (and why).
+    pub runs: Option<Vec<Run>>,
+    pub runs_unavailable: Option<String>,
+    /// A run in progress and the state it is in.
+    pub running: Option<(String, String)>,
+    pub next_run: Option<String>,
+}
+
+pub async fn status(
+    aws: &Aws,
+    stack: &Stack,
+    families: &[Family],
+    now: OffsetDateTime,
+) -> Result<Status, CliError> {
+    let mut pointers = Vec::new();
+    for family in families {
+        for region in &family.regions {
+            pointers.push(pointer_now(aws, family, region, now).await?);
+        }
+    }
+    let pins = pins(aws, stack).await?;
+    let (runs, runs_unavailable) = match history(aws, stack, 3).await {
+        Ok(runs) => (Some(runs), None),
+        Err(error) => (None, Some(error.message)),
+    };
+    let mut running = None;
+    if let Some(run) = runs
+        .iter()
+        .flatten()
+        .find(|r| r.status == ExecutionStatus::Running.as_str())
+    {
+        let events = all_events(aws, &run.arn).await?;
+        let state = entered(&events)
+            .last()
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        running = Some((run.name.clone(), state));
+    }
+    let next_run = stack.schedule.as_ref().map(|schedule| {
+        if schedule.starts_with("disabled") {
+            schedule.clone()
+        } else {
+            format!("{} ({schedule})", next_first_of_month(now))
+        }
+    });
+    Ok(Status {
+        stack: stack.clone(),
+        pointers,
+        pins,
+        runs,
+        runs_unavailable,
+        running,
+        next_run,
+    })
+}
+
+/// The next 1st of a month at 08:00 after `now` (the schedule's time, in its own zone).
+pub fn next_first_of_month(now: OffsetDateTime) -> String {
+    let (year, month) = (now.year(), u8::from(now.month()));
+    let this_month_run_passed = now.day() > 1 || now.hour() >= 8;
+    let (year, month) = match (this_month_run_passed, month) {
+        (false, m) => (year, m),
+        (true, 12) => (year + 1, 1),
+        (true, m) => (year, m + 1),
+    };
+    format!("{year}-{month:02}-01 08:00")
+}
+
+/// `run`: start an execution; its ARN.
+pub async fn start(aws: &Aws, stack: &Stack, now: OffsetDateTime) -> Result<String, CliError> {
+    let name = format!(
+        "manual-{}",
+        format_timestamp(now)
+            .replace([':', '-'], "")
+            .trim_end_matches('Z')
+    );
+    Ok(aws
+        .sfn
+        .start_execution()
+        .state_machine_arn(stack.state_machine()?)
+        .name(name)
+        .input("{}")
+        .send()
+        .await
+        .map_err(sdk("states:StartExecution"))?
+        .execution_arn()
+        .to_string())
+}
+
+/// One look at a run: the states entered since `seen`, the bake's automation step if it is
+/// baking, and the status.
+pub async fn progress(
+    aws: &Aws,
+    execution: &str,
+    seen: usize,
+) -> Result<(Vec<String>, Option<String>, String), CliError> {
+    let events = all_events(aws, execution).await?;
+    let names: Vec<String> = entered(&events).into_iter().map(|(n, _)| n).collect();
+    let step = events
+        .iter()
+        .rev()
+        .filter_map(|e| e.task_succeeded_event_details())
+        .filter_map(|d| d.output())
+        .filter_map(|o| serde_json::from_str::<Value>(o).ok())
+        .find_map(|v| v["currentStep"].as_str().map(str::to_string));
+    let status = aws
+        .sfn
+        .describe_execution()
+        .execution_arn(execution)
+        .send()
+        .await
+        .map_err(sdk("states:DescribeExecution"))?
+        .status()
+        .as_str()
+        .to_string();
+    Ok((names.into_iter().skip(seen).collect(), step, status))
+}
