@@ -733,7 +733,12 @@ pub async fn why(
             continue;
         };
         let error = &input["error"];
-        if !error.is_object() || state.is_empty() || name == "PipelineFailed" {
+        // FamilyFailed and PipelineFailed end a failure path: their input still carries the
+        // error the first `<State>Failed` recorded.
+        if !error.is_object()
+            || state.is_empty()
+            || matches!(name.as_str(), "PipelineFailed" | "FamilyFailed")
+        {
             continue;
         }
         failures.push(FailureSeen {

@@ -1,5 +1,5 @@
 //! Every command of `golden-ami` against mocked AWS APIs (aws-smithy-mocks): what it asks, what
-//! it answers, and what it refuses to do.
+//! it answers, and what it refuses to do. The clients fail a test on any call no rule matches.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers: a broken fixture should fail loudly
 
 use aws_sdk_cloudformation::operation::describe_stacks::{
@@ -20,30 +20,48 @@ use aws_sdk_sfn::types::{
 };
 use aws_sdk_ssm::operation::delete_parameter::{DeleteParameterError, DeleteParameterOutput};
 use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
-use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
-use aws_sdk_ssm::operation::get_parameter_history::GetParameterHistoryOutput;
+use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+use aws_sdk_ssm::operation::get_parameter_history::{
+    GetParameterHistoryError, GetParameterHistoryOutput,
+};
 use aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathOutput;
 use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
 use aws_sdk_ssm::types::error::ParameterNotFound;
-use aws_sdk_ssm::types::{AutomationExecution, Parameter, ParameterHistory, StepExecution};
+use aws_sdk_ssm::types::{
+    AutomationExecution, Parameter, ParameterHistory, ParameterTier, ParameterType, StepExecution,
+};
 use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
-use golden_ami_cli::{self as cli, Aws, Family, Stack};
+use golden_ami_cli::{self as cli, Aws, FailureSeen, Family, FamilyOutcome, Moved, Stack};
+use golden_ami_core::Pin;
 use time::OffsetDateTime;
 use time::macros::datetime;
 
 const NOW: OffsetDateTime = datetime!(2026-12-03 09:00:00 UTC);
+const STACK: &str = "golden-ami-pipeline";
+const TARGETS_PARAMETER: &str = "/golden-ami-pipeline/targets";
+const PINS: &str = "/golden-ami-pipeline/pins";
 const MACHINE: &str = "arn:aws:states:eu-west-1:111122223333:stateMachine:golden-ami-pipeline";
 const EXECUTION: &str =
     "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:monthly";
+const RUNNING: &str =
+    "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:manual-20261203T085000";
 const TARGETS: &str = r#"{"families": [
     {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64", "instanceType": "t3.small"},
     {"name": "arm64", "pointer": "/golden-ami/arm64", "architecture": "arm64", "instanceType": "t4g.small", "regions": ["eu-west-1"]}],
   "regions": [{"region": "eu-west-1"}, {"region": "us-east-1"}]}"#;
+const POINTER: &str = "/golden-ami/current";
+const ARM_POINTER: &str = "/golden-ami/arm64";
 const CURRENT: &str = "ami-0ccccccccccccccc0";
 const PREVIOUS: &str = "ami-0bbbbbbbbbbbbbbb0";
+const OLDEST: &str = "ami-0aaaaaaaaaaaaaaa0";
+const CALLER: &str = "arn:aws:sts::111122223333:assumed-role/oncall/alice";
+/// A run's output: one family published (old -> new), one pinned (skipped).
+const OUTPUT: &str = r#"{"plan": {"pinned": [{"family": "arm64"}]}, "families": [{"family": {"name": "default"},
+  "outcome": "PUBLISHED", "pointers": [{"publish": {"region": "eu-west-1", "previousAmiId": "ami-0bbbbbbbbbbbbbbb0",
+  "newAmiId": "ami-0ccccccccccccccc0"}}, {"publish": {"region": "us-east-1", "newAmiId": "ami-0ccccccccccccccc0"}}]}]}"#;
 
 #[derive(Default)]
 struct Rules<'a> {
@@ -55,6 +73,7 @@ struct Rules<'a> {
 }
 
 impl Rules<'_> {
+    /// Clients answering from the rules (any order), retries off so that call counts are exact.
     fn aws(&self) -> Aws {
         macro_rules! client {
             ($krate:ident, $rules:expr) => {
@@ -73,84 +92,154 @@ impl Rules<'_> {
     }
 }
 
-fn stack(machine: Option<&str>) -> Stack {
-    Stack {
-        name: "golden-ami-pipeline".into(),
-        region: "eu-west-1".into(),
-        targets_parameter: "/golden-ami-pipeline/targets".into(),
-        state_machine_arn: machine.map(str::to_string),
-        schedule: Some("cron(0 8 1 * ? *) Europe/Paris".into()),
-    }
-}
-
-fn default_family() -> Family {
-    Family {
-        name: "default".into(),
-        pointer: "/golden-ami/current".into(),
-        regions: vec!["eu-west-1".into()],
-    }
+fn at(t: OffsetDateTime) -> DateTime {
+    DateTime::from_secs(t.unix_timestamp())
 }
 
 fn error(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
 }
 
-fn targets() -> Rule {
-    mock!(aws_sdk_ssm::Client::get_parameter)
-        .match_requests(|r| r.name() == Some("/golden-ami-pipeline/targets"))
-        .then_output(|| {
-            GetParameterOutput::builder()
-                .parameter(Parameter::builder().value(TARGETS).version(3).build())
-                .build()
-        })
+fn stack(machine: Option<&str>) -> Stack {
+    Stack {
+        name: STACK.into(),
+        region: "eu-west-1".into(),
+        targets_parameter: TARGETS_PARAMETER.into(),
+        state_machine_arn: machine.map(str::to_string),
+        schedule: Some("cron(0 8 1 * ? *) Europe/Paris".into()),
+    }
 }
 
-fn pointer_rule() -> Rule {
+/// The families of TARGETS, as `families` reads them.
+fn two_families() -> [Family; 2] {
+    [
+        Family {
+            name: "default".into(),
+            pointer: POINTER.into(),
+            regions: vec!["eu-west-1".into(), "us-east-1".into()],
+        },
+        Family {
+            name: "arm64".into(),
+            pointer: ARM_POINTER.into(),
+            regions: vec!["eu-west-1".into()],
+        },
+    ]
+}
+
+fn default_family() -> Family {
+    Family {
+        name: "default".into(),
+        pointer: POINTER.into(),
+        regions: vec!["eu-west-1".into()],
+    }
+}
+
+// ---- SSM -------------------------------------------------------------------------------------
+
+/// GetParameter of `name`: `value` at version 7, last modified 2026-12-01 09:30 UTC.
+fn pointer(name: &'static str, value: &'static str) -> Rule {
     mock!(aws_sdk_ssm::Client::get_parameter)
-        .match_requests(|r| r.name().is_some_and(|n| n.starts_with("/golden-ami/")))
-        .then_output(|| {
+        .match_requests(move |r| r.name() == Some(name))
+        .then_output(move || {
             GetParameterOutput::builder()
                 .parameter(
                     Parameter::builder()
-                        .value(CURRENT)
+                        .name(name)
+                        .value(value)
                         .version(7)
-                        .last_modified_date(DateTime::from_secs(
-                            datetime!(2026-12-01 09:30:00 UTC).unix_timestamp(),
-                        ))
+                        .last_modified_date(at(datetime!(2026-12-01 09:30:00 UTC)))
                         .build(),
                 )
                 .build()
         })
 }
 
-fn no_pins() -> Rule {
-    mock!(aws_sdk_ssm::Client::get_parameters_by_path)
-        .match_requests(|r| r.path() == Some("/golden-ami-pipeline/pins"))
-        .then_output(|| GetParametersByPathOutput::builder().build())
+fn no_pointer(name: &'static str) -> Rule {
+    mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(move |r| r.name() == Some(name))
+        .then_error(|| GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()))
 }
 
-fn image(state: ImageState) -> Rule {
-    mock!(aws_sdk_ec2::Client::describe_images).then_output(move || {
-        DescribeImagesOutput::builder()
-            .images(
-                Image::builder()
-                    .image_id(PREVIOUS)
-                    .state(state.clone())
-                    .build(),
-            )
-            .build()
+fn pins_rule(values: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_ssm::Client::get_parameters_by_path)
+        .match_requests(|r| r.path() == Some(PINS))
+        .then_output(move || {
+            GetParametersByPathOutput::builder()
+                .set_parameters(Some(
+                    values
+                        .iter()
+                        .map(|v| {
+                            Parameter::builder()
+                                .name(format!("{PINS}/x"))
+                                .value(*v)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        })
+}
+
+/// Any PutParameter, answering `version`.
+fn put(version: i64) -> Rule {
+    mock!(aws_sdk_ssm::Client::put_parameter)
+        .then_output(move || PutParameterOutput::builder().version(version).build())
+}
+
+/// The pointer's history: out of order, and the current value put again (version 8).
+fn pointer_history() -> Rule {
+    mock!(aws_sdk_ssm::Client::get_parameter_history)
+        .match_requests(|r| r.name() == Some(POINTER))
+        .then_output(|| {
+            let version =
+                |v: i64, ami: &str| ParameterHistory::builder().version(v).value(ami).build();
+            GetParameterHistoryOutput::builder()
+                .parameters(version(7, CURRENT))
+                .parameters(version(5, OLDEST))
+                .parameters(version(8, CURRENT))
+                .parameters(version(6, PREVIOUS))
+                .build()
+        })
+}
+
+// ---- EC2, STS --------------------------------------------------------------------------------
+
+/// DescribeImages of `image` answering it in `state`.
+fn image(image: &'static str, state: ImageState) -> Rule {
+    mock!(aws_sdk_ec2::Client::describe_images)
+        .match_requests(move |r| r.image_ids() == [image])
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .images(
+                    Image::builder()
+                        .image_id(image)
+                        .state(state.clone())
+                        .build(),
+                )
+                .build()
+        })
+}
+
+fn image_gone() -> Rule {
+    mock!(aws_sdk_ec2::Client::describe_images).then_error(|| {
+        DescribeImagesError::generic(error(
+            "InvalidAMIID.NotFound",
+            "The image id '[ami-0bbbbbbbbbbbbbbb0]' does not exist",
+        ))
     })
 }
 
-fn put() -> Rule {
-    mock!(aws_sdk_ssm::Client::put_parameter)
-        .then_output(|| PutParameterOutput::builder().version(9).build())
+fn caller() -> Rule {
+    mock!(aws_sdk_sts::Client::get_caller_identity)
+        .then_output(|| GetCallerIdentityOutput::builder().arn(CALLER).build())
 }
+
+// ---- Step Functions --------------------------------------------------------------------------
 
 fn entered(name: &str, input: &str) -> HistoryEvent {
     HistoryEvent::builder()
         .timestamp(DateTime::from_secs(0))
-        .r#type(HistoryEventType::TaskStateEntered)
+        .r#type(HistoryEventType::PassStateEntered)
         .id(1)
         .state_entered_event_details(
             StateEnteredEventDetails::builder()
@@ -163,85 +252,110 @@ fn entered(name: &str, input: &str) -> HistoryEvent {
         .unwrap()
 }
 
-fn history_of(events: Vec<HistoryEvent>) -> Rule {
-    mock!(aws_sdk_sfn::Client::get_execution_history).then_output(move || {
-        GetExecutionHistoryOutput::builder()
-            .set_events(Some(events.clone()))
-            .build()
-            .unwrap()
-    })
+fn task_succeeded(output: &str) -> HistoryEvent {
+    HistoryEvent::builder()
+        .timestamp(DateTime::from_secs(0))
+        .r#type(HistoryEventType::TaskSucceeded)
+        .id(2)
+        .task_succeeded_event_details(
+            TaskSucceededEventDetails::builder()
+                .resource_type("lambda")
+                .resource("invoke")
+                .output(output)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap()
 }
 
-fn execution(status: ExecutionStatus, output: Option<&'static str>) -> Rule {
-    mock!(aws_sdk_sfn::Client::describe_execution).then_output(move || {
-        let mut out = DescribeExecutionOutput::builder()
-            .execution_arn(EXECUTION)
-            .state_machine_arn(MACHINE)
-            .status(status.clone())
-            .start_date(DateTime::from_secs(
-                datetime!(2026-12-01 08:00:00 UTC).unix_timestamp(),
-            ))
-            .stop_date(DateTime::from_secs(
-                datetime!(2026-12-01 08:41:05 UTC).unix_timestamp(),
-            ));
-        if let Some(output) = output {
-            out = out.output(output);
-        }
-        if status == ExecutionStatus::Failed {
-            out = out.error("States.TaskFailed").cause("the run failed");
-        }
-        out.build().unwrap()
-    })
+/// GetExecutionHistory of `execution`.
+fn events_of(execution: &'static str, events: Vec<HistoryEvent>) -> Rule {
+    mock!(aws_sdk_sfn::Client::get_execution_history)
+        .match_requests(move |r| r.execution_arn() == Some(execution))
+        .then_output(move || {
+            GetExecutionHistoryOutput::builder()
+                .set_events(Some(events.clone()))
+                .build()
+                .unwrap()
+        })
 }
 
-fn listed(status: ExecutionStatus) -> Rule {
-    mock!(aws_sdk_sfn::Client::list_executions).then_output(move || {
-        ListExecutionsOutput::builder()
-            .executions(
-                ExecutionListItem::builder()
-                    .execution_arn(EXECUTION)
-                    .state_machine_arn(MACHINE)
-                    .name("monthly")
-                    .status(status.clone())
-                    .start_date(DateTime::from_secs(0))
-                    .build()
-                    .unwrap(),
-            )
-            .build()
-            .unwrap()
-    })
+/// DescribeExecution of `arn`: started 2026-12-01 08:00, stopped 41 min 5 s later unless running;
+/// a failed one with its own error and cause.
+fn described(arn: &'static str, status: ExecutionStatus, output: Option<&'static str>) -> Rule {
+    mock!(aws_sdk_sfn::Client::describe_execution)
+        .match_requests(move |r| r.execution_arn() == Some(arn))
+        .then_output(move || {
+            let mut out = DescribeExecutionOutput::builder()
+                .execution_arn(arn)
+                .state_machine_arn(MACHINE)
+                .status(status.clone())
+                .start_date(at(datetime!(2026-12-01 08:00:00 UTC)))
+                .set_output(output.map(str::to_string));
+            if status != ExecutionStatus::Running {
+                out = out.stop_date(at(datetime!(2026-12-01 08:41:05 UTC)));
+            }
+            if status == ExecutionStatus::Failed {
+                out = out
+                    .error("GoldenAmiPipelineFailed")
+                    .cause("a family failed");
+            }
+            out.build().unwrap()
+        })
 }
 
-const OUTPUT: &str = r#"{"plan": {"pinned": [{"family": "arm64"}]}, "families": [{"family": {"name": "default"},
-  "outcome": "PUBLISHED", "pointers": [{"publish": {"region": "eu-west-1", "previousAmiId": "ami-0bbbbbbbbbbbbbbb0",
-  "newAmiId": "ami-0ccccccccccccccc0"}}]}]}"#;
+fn listing(arn: &str, name: &str, status: ExecutionStatus) -> ExecutionListItem {
+    ExecutionListItem::builder()
+        .execution_arn(arn)
+        .state_machine_arn(MACHINE)
+        .name(name)
+        .status(status)
+        .start_date(DateTime::from_secs(0))
+        .build()
+        .unwrap()
+}
+
+/// ListExecutions of the state machine with `max_results`, answering `executions`.
+fn listed(max_results: i32, executions: Vec<ExecutionListItem>) -> Rule {
+    mock!(aws_sdk_sfn::Client::list_executions)
+        .match_requests(move |r| {
+            r.state_machine_arn() == Some(MACHINE) && r.max_results() == Some(max_results)
+        })
+        .then_output(move || {
+            ListExecutionsOutput::builder()
+                .set_executions(Some(executions.clone()))
+                .build()
+                .unwrap()
+        })
+}
 
 // ---- the stack, the families ---------------------------------------------------------------
 
-fn described_stack() -> Rule {
+fn described_stack(parameters: &'static [(&'static str, &'static str)]) -> Rule {
     mock!(aws_sdk_cloudformation::Client::describe_stacks)
-        .match_requests(|r| r.stack_name() == Some("golden-ami-pipeline"))
-        .then_output(|| {
+        .match_requests(|r| r.stack_name() == Some(STACK))
+        .then_output(move || {
             let output = |k: &str, v: &str| Output::builder().output_key(k).output_value(v).build();
-            let parameter = |k: &str, v: &str| {
-                StackParameter::builder()
-                    .parameter_key(k)
-                    .parameter_value(v)
-                    .build()
-            };
             DescribeStacksOutput::builder()
                 .stacks(
                     CfnStack::builder()
-                        .stack_name("golden-ami-pipeline")
+                        .stack_name(STACK)
                         .creation_time(DateTime::from_secs(0))
                         .stack_status(StackStatus::UpdateComplete)
-                        .outputs(output(
-                            "TargetsParameterName",
-                            "/golden-ami-pipeline/targets",
-                        ))
+                        .outputs(output("TargetsParameterName", TARGETS_PARAMETER))
                         .outputs(output("StateMachineArn", MACHINE))
-                        .parameters(parameter("ScheduleTimezone", "Europe/Paris"))
-                        .parameters(parameter("ScheduleState", "DISABLED"))
+                        .set_parameters(Some(
+                            parameters
+                                .iter()
+                                .map(|(k, v)| {
+                                    StackParameter::builder()
+                                        .parameter_key(*k)
+                                        .parameter_value(*v)
+                                        .build()
+                                })
+                                .collect(),
+                        ))
                         .build(),
                 )
                 .build()
@@ -249,33 +363,76 @@ fn described_stack() -> Rule {
 }
 
 #[tokio::test]
-async fn the_stack_is_read_from_its_outputs_unless_the_targets_are_given() {
-    let described = described_stack();
+async fn find_stack_reads_the_targets_the_state_machine_and_the_schedule_from_the_stack() {
+    for (parameters, schedule) in [
+        (
+            &[
+                ("ScheduleTimezone", "Europe/Paris"),
+                ("ScheduleState", "ENABLED"),
+            ][..],
+            "cron(0 8 1 * ? *) Europe/Paris",
+        ),
+        (&[][..], "cron(0 8 1 * ? *) UTC"),
+        (
+            &[
+                ("ScheduleTimezone", "Europe/Paris"),
+                ("ScheduleState", "DISABLED"),
+            ][..],
+            "disabled (ScheduleState)",
+        ),
+    ] {
+        let described = described_stack(parameters);
+        let aws = Rules {
+            cloudformation: vec![&described],
+            ..Default::default()
+        }
+        .aws();
+        let found = cli::find_stack(&aws, STACK, None, None).await.unwrap();
+        assert_eq!(
+            found,
+            Stack {
+                name: STACK.into(),
+                region: "eu-west-1".into(),
+                targets_parameter: TARGETS_PARAMETER.into(),
+                state_machine_arn: Some(MACHINE.into()),
+                schedule: Some(schedule.into()),
+            }
+        );
+        assert_eq!(found.pins_path(), PINS);
+        assert_eq!(described.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn find_stack_with_the_targets_given_does_not_read_the_stack() {
+    let described = described_stack(&[]);
     let aws = Rules {
         cloudformation: vec![&described],
         ..Default::default()
     }
     .aws();
-    let found = cli::find_stack(&aws, "golden-ami-pipeline", None, None)
+    let given = cli::find_stack(&aws, "local", Some("/t".into()), Some(MACHINE.into()))
         .await
         .unwrap();
-    assert_eq!(found.targets_parameter, "/golden-ami-pipeline/targets");
-    assert_eq!(found.state_machine_arn.as_deref(), Some(MACHINE));
-    assert_eq!(found.schedule.as_deref(), Some("disabled (ScheduleState)"));
-    assert_eq!(found.pins_path(), "/golden-ami-pipeline/pins");
+    assert_eq!(
+        given,
+        Stack {
+            name: "local".into(),
+            region: "eu-west-1".into(),
+            targets_parameter: "/t".into(),
+            state_machine_arn: Some(MACHINE.into()),
+            schedule: None,
+        }
+    );
+    assert_eq!(described.num_calls(), 0);
 
-    let given = cli::find_stack(&aws, "golden-ami-pipeline", Some("/t".into()), None)
+    // A state machine given with the flag wins over the stack's output.
+    let other = "arn:aws:states:eu-west-1:111122223333:stateMachine:other";
+    let found = cli::find_stack(&aws, STACK, None, Some(other.into()))
         .await
         .unwrap();
-    assert_eq!(
-        (given.targets_parameter.as_str(), given.state_machine_arn),
-        ("/t", None)
-    );
-    assert_eq!(
-        described.num_calls(),
-        1,
-        "given the targets, the stack is not read"
-    );
+    assert_eq!(found.state_machine_arn.as_deref(), Some(other));
+    assert_eq!(described.num_calls(), 1);
 }
 
 #[tokio::test]
@@ -293,50 +450,82 @@ async fn a_missing_stack_says_what_to_pass() {
     .aws();
     let refused = cli::find_stack(&aws, "nope", None, None).await.unwrap_err();
     assert_eq!(refused.code, 2);
+    assert_eq!(
+        refused.message,
+        "the stack nope does not exist in eu-west-1: pass --stack (or GOLDEN_AMI_STACK) and --stack-region, or give --targets-parameter (and --state-machine-arn)"
+    );
+    assert_eq!(missing.num_calls(), 1);
+
+    let denied = mock!(aws_sdk_cloudformation::Client::describe_stacks)
+        .then_error(|| DescribeStacksError::generic(error("AccessDenied", "not authorized")));
+    let aws = Rules {
+        cloudformation: vec![&denied],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::find_stack(&aws, STACK, None, None).await.unwrap_err();
+    assert_eq!(refused.code, 2);
     assert!(
         refused
             .message
-            .contains("the stack nope does not exist in eu-west-1: pass --stack"),
+            .starts_with("cloudformation:DescribeStacks failed (AccessDenied: not authorized)"),
         "{refused}"
     );
 }
 
 #[tokio::test]
 async fn families_take_the_targets_regions_unless_they_list_their_own() {
-    let targets = targets();
+    let targets = mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some(TARGETS_PARAMETER))
+        .then_output(|| {
+            GetParameterOutput::builder()
+                .parameter(Parameter::builder().value(TARGETS).version(3).build())
+                .build()
+        });
     let aws = Rules {
         ssm: vec![&targets],
         ..Default::default()
     }
     .aws();
     let families = cli::families(&aws, &stack(None)).await.unwrap();
-    assert_eq!(families[0].regions, ["eu-west-1", "us-east-1"]);
-    assert_eq!(families[1].regions, ["eu-west-1"]);
+    assert_eq!(families, two_families());
+    assert_eq!(targets.num_calls(), 1);
+}
 
-    assert_eq!(
-        cli::pick(&families, Some("arm64")).unwrap().pointer,
-        "/golden-ami/arm64"
-    );
+#[test]
+fn pick_and_regions_of_choose_the_family_and_its_regions() {
+    let families = two_families();
+    assert_eq!(cli::pick(&families, Some("arm64")).unwrap(), &families[1]);
+    assert_eq!(cli::pick(&families[..1], None).unwrap(), &families[0]);
     let several = cli::pick(&families, None).unwrap_err();
     assert_eq!(
-        several.message,
-        "several families (default, arm64): say which with --family"
+        (several.code, several.message.as_str()),
+        (
+            2,
+            "several families (default, arm64): say which with --family"
+        )
     );
-    assert!(
-        cli::pick(&families, Some("x"))
-            .unwrap_err()
-            .message
-            .starts_with("no family x")
-    );
-    assert_eq!(cli::pick(&families[..1], None).unwrap().name, "default");
-    let elsewhere = cli::regions_of(&families[1], Some("us-east-1")).unwrap_err();
+    let unknown = cli::pick(&families, Some("x")).unwrap_err();
     assert_eq!(
-        elsewhere.message,
-        "family arm64 is not published in us-east-1: its regions are eu-west-1"
+        (unknown.code, unknown.message.as_str()),
+        (2, "no family x: the targets have default, arm64")
     );
+
     assert_eq!(
         cli::regions_of(&families[0], None).unwrap(),
         ["eu-west-1", "us-east-1"]
+    );
+    assert_eq!(
+        cli::regions_of(&families[0], Some("us-east-1")).unwrap(),
+        ["us-east-1"]
+    );
+    let elsewhere = cli::regions_of(&families[1], Some("us-east-1")).unwrap_err();
+    assert_eq!(
+        (elsewhere.code, elsewhere.message.as_str()),
+        (
+            2,
+            "family arm64 is not published in us-east-1: its regions are eu-west-1"
+        )
     );
 }
 
@@ -344,151 +533,289 @@ async fn families_take_the_targets_regions_unless_they_list_their_own() {
 
 #[tokio::test]
 async fn status_shows_pointers_pins_runs_and_the_run_in_progress() {
-    let (pointer, list, described) = (
-        pointer_rule(),
-        listed(ExecutionStatus::Running),
-        execution(ExecutionStatus::Running, None),
-    );
-    let pins = mock!(aws_sdk_ssm::Client::get_parameters_by_path).then_output(|| {
-        GetParametersByPathOutput::builder()
-            .parameters(Parameter::builder().name("/golden-ami-pipeline/pins/default").value(
-                r#"{"family": "default", "amiId": "ami-0bbbbbbbbbbbbbbb0", "region": "eu-west-1", "pinnedBy": "arn:aws:sts::1:assumed-role/oncall/a", "pinnedAt": "2026-12-02T10:00:00Z"}"#,
-            ).build())
-            .build()
-    });
-    let history = history_of(vec![
-        entered("ForEachFamily", "{}"),
-        entered("WaitForBake", "{}"),
+    let (current, arm) = (pointer(POINTER, CURRENT), no_pointer(ARM_POINTER));
+    let pins = pins_rule(&[
+        r#"{"family": "arm64", "amiId": "ami-0bbbbbbbbbbbbbbb0", "region": "eu-west-1", "pinnedBy": "arn:aws:sts::111122223333:assumed-role/oncall/alice", "pinnedAt": "2026-12-02T10:00:00Z", "reason": "kernel regression"}"#,
     ]);
+    let list = listed(
+        3,
+        vec![
+            listing(RUNNING, "manual-20261203T085000", ExecutionStatus::Running),
+            listing(EXECUTION, "monthly", ExecutionStatus::Succeeded),
+        ],
+    );
+    let (running, done) = (
+        described(RUNNING, ExecutionStatus::Running, None),
+        described(EXECUTION, ExecutionStatus::Succeeded, Some(OUTPUT)),
+    );
+    let history = events_of(
+        RUNNING,
+        vec![
+            entered("PlanRun", "{}"),
+            task_succeeded(r#"{"families": []}"#),
+            entered("ForEachFamily", "{}"),
+            entered("WaitForBake", "{}"),
+        ],
+    );
     let aws = Rules {
-        ssm: vec![&pointer, &pins],
-        sfn: vec![&list, &described, &history],
+        ssm: vec![&current, &arm, &pins],
+        sfn: vec![&list, &running, &done, &history],
         ..Default::default()
     }
     .aws();
-    let status = cli::status(&aws, &stack(Some(MACHINE)), &[default_family()], NOW)
+    let status = cli::status(&aws, &stack(Some(MACHINE)), &two_families(), NOW)
         .await
         .unwrap();
-    let [p] = status.pointers.as_slice() else {
-        panic!("{:?}", status.pointers)
+
+    let seen = |family: &str, region: &str, parameter: &str| cli::PointerNow {
+        family: family.into(),
+        region: region.into(),
+        parameter: parameter.into(),
+        value: Some(CURRENT.into()),
+        version: Some(7),
+        modified: Some("2026-12-01T09:30:00Z".into()),
+        age_days: Some(1),
     };
     assert_eq!(
-        (p.value.as_deref(), p.version, p.age_days),
-        (Some(CURRENT), Some(7), Some(1))
+        status.pointers,
+        [
+            seen("default", "eu-west-1", POINTER),
+            seen("default", "us-east-1", POINTER),
+            cli::PointerNow {
+                value: None,
+                version: None,
+                modified: None,
+                age_days: None,
+                ..seen("arm64", "eu-west-1", ARM_POINTER)
+            },
+        ]
     );
-    assert_eq!(status.pins[0].ami_id, PREVIOUS);
-    assert_eq!(status.runs.as_ref().unwrap()[0].status, "RUNNING");
+    assert_eq!((current.num_calls(), arm.num_calls()), (2, 1));
+    assert_eq!(
+        status.pins,
+        [Pin {
+            family: "arm64".into(),
+            ami_id: PREVIOUS.into(),
+            region: "eu-west-1".into(),
+            pinned_by: CALLER.into(),
+            pinned_at: "2026-12-02T10:00:00Z".into(),
+            reason: Some("kernel regression".into()),
+        }]
+    );
+    let runs = status.runs.as_ref().unwrap();
+    assert_eq!(
+        runs.iter()
+            .map(|r| (r.name.as_str(), r.status.as_str(), r.duration_seconds))
+            .collect::<Vec<_>>(),
+        [
+            ("manual-20261203T085000", "RUNNING", None),
+            ("monthly", "SUCCEEDED", Some(41 * 60 + 5)),
+        ]
+    );
+    assert!(runs[0].families.is_empty());
+    assert_eq!(
+        runs[1]
+            .families
+            .iter()
+            .map(|f| f.outcome.as_str())
+            .collect::<Vec<_>>(),
+        ["PUBLISHED", "PINNED"]
+    );
+    assert_eq!(status.runs_unavailable, None);
     assert_eq!(
         status.running,
-        Some(("monthly".to_string(), "WaitForBake".to_string()))
+        Some((
+            "manual-20261203T085000".to_string(),
+            "WaitForBake".to_string()
+        ))
     );
     assert_eq!(
         status.next_run.as_deref(),
         Some("2027-01-01 08:00 (cron(0 8 1 * ? *) Europe/Paris)")
     );
+    assert_eq!(
+        (
+            pins.num_calls(),
+            list.num_calls(),
+            running.num_calls(),
+            done.num_calls(),
+            history.num_calls()
+        ),
+        (1, 1, 1, 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn status_without_a_state_machine_says_why_there_are_no_runs() {
-    let (pointer, pins) = (pointer_rule(), no_pins());
+    let (current, pins) = (pointer(POINTER, CURRENT), pins_rule(&[]));
     let aws = Rules {
-        ssm: vec![&pointer, &pins],
+        ssm: vec![&current, &pins],
         ..Default::default()
     }
     .aws();
-    let status = cli::status(&aws, &stack(None), &[default_family()], NOW)
+    let disabled = Stack {
+        schedule: Some("disabled (ScheduleState)".into()),
+        ..stack(None)
+    };
+    let status = cli::status(&aws, &disabled, &[default_family()], NOW)
         .await
         .unwrap();
-    assert!(status.runs.is_none());
+    assert_eq!(status.pointers.len(), 1);
+    assert!(status.pins.is_empty());
+    assert_eq!(status.runs, None);
+    assert_eq!(
+        status.runs_unavailable.as_deref(),
+        Some(
+            "no state machine for the stack golden-ami-pipeline: give --state-machine-arn, or deploy the stack (its StateMachineArn output)"
+        )
+    );
+    assert_eq!(status.running, None);
+    assert_eq!(status.next_run.as_deref(), Some("disabled (ScheduleState)"));
+}
+
+#[tokio::test]
+async fn a_pin_that_is_not_a_pin_says_how_to_remove_it() {
+    let pins = pins_rule(&["ami-0bbbbbbbbbbbbbbb0"]);
+    let aws = Rules {
+        ssm: vec![&pins],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::pins(&aws, &stack(None)).await.unwrap_err();
+    assert_eq!(refused.code, 2);
     assert!(
-        status
-            .runs_unavailable
-            .unwrap()
-            .starts_with("no state machine for the stack golden-ami-pipeline")
+        refused
+            .message
+            .starts_with(&format!("the pin {PINS}/x is not a pin"))
+            && refused.message.ends_with("`golden-ami unpin` removes it"),
+        "{refused}"
     );
 }
 
 #[test]
 fn the_next_run_is_the_next_first_of_a_month_at_eight() {
-    assert_eq!(
-        cli::next_first_of_month(datetime!(2026-12-01 07:59:00 UTC)),
-        "2026-12-01 08:00"
-    );
-    assert_eq!(
-        cli::next_first_of_month(datetime!(2026-12-01 08:00:00 UTC)),
-        "2027-01-01 08:00"
-    );
-    assert_eq!(
-        cli::next_first_of_month(datetime!(2026-11-23 12:00:00 UTC)),
-        "2026-12-01 08:00"
-    );
+    for (now, next) in [
+        (datetime!(2026-12-01 07:59:59 UTC), "2026-12-01 08:00"),
+        (datetime!(2026-03-01 00:00:00 UTC), "2026-03-01 08:00"),
+        (datetime!(2026-03-01 08:00:00 UTC), "2026-04-01 08:00"),
+        (datetime!(2026-11-23 12:00:00 UTC), "2026-12-01 08:00"),
+        (datetime!(2026-12-01 08:00:00 UTC), "2027-01-01 08:00"),
+        (datetime!(2026-12-31 23:59:00 UTC), "2027-01-01 08:00"),
+    ] {
+        assert_eq!(cli::next_first_of_month(now), next, "at {now}");
+    }
 }
 
 #[tokio::test]
-async fn history_gives_each_runs_duration_and_old_to_new_images() {
-    let (list, described) = (
-        listed(ExecutionStatus::Succeeded),
-        execution(ExecutionStatus::Succeeded, Some(OUTPUT)),
+async fn history_gives_each_runs_status_duration_and_outcomes() {
+    let failed_arn = "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:earlier";
+    let list = listed(
+        2,
+        vec![
+            listing(EXECUTION, "monthly", ExecutionStatus::Succeeded),
+            listing(failed_arn, "earlier", ExecutionStatus::Failed),
+        ],
+    );
+    let (succeeded, failed) = (
+        described(EXECUTION, ExecutionStatus::Succeeded, Some(OUTPUT)),
+        described(failed_arn, ExecutionStatus::Failed, None),
     );
     let aws = Rules {
-        sfn: vec![&list, &described],
+        sfn: vec![&list, &succeeded, &failed],
         ..Default::default()
     }
     .aws();
-    let [run] = cli::history(&aws, &stack(Some(MACHINE)), 5)
-        .await
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let runs = cli::history(&aws, &stack(Some(MACHINE)), 2).await.unwrap();
     assert_eq!(
-        (run.status.as_str(), run.duration_seconds),
-        ("SUCCEEDED", Some(41 * 60 + 5))
+        runs,
+        [
+            cli::Run {
+                name: "monthly".into(),
+                arn: EXECUTION.into(),
+                status: "SUCCEEDED".into(),
+                started: "2026-12-01T08:00:00Z".into(),
+                duration_seconds: Some(41 * 60 + 5),
+                families: vec![
+                    FamilyOutcome {
+                        family: "default".into(),
+                        outcome: "PUBLISHED".into(),
+                        moved: vec![
+                            format!("eu-west-1: {PREVIOUS} -> {CURRENT}"),
+                            format!("us-east-1: (none) -> {CURRENT}"),
+                        ],
+                    },
+                    FamilyOutcome {
+                        family: "arm64".into(),
+                        outcome: "PINNED".into(),
+                        moved: vec![],
+                    },
+                ],
+            },
+            cli::Run {
+                name: "earlier".into(),
+                arn: failed_arn.into(),
+                status: "FAILED".into(),
+                started: "2026-12-01T08:00:00Z".into(),
+                duration_seconds: Some(41 * 60 + 5),
+                families: vec![],
+            },
+        ]
     );
     assert_eq!(
-        run.families[0].moved,
-        [format!("eu-west-1: {PREVIOUS} -> {CURRENT}")]
+        (list.num_calls(), succeeded.num_calls(), failed.num_calls()),
+        (1, 1, 1)
     );
+
+    let none = Rules::default().aws();
     assert_eq!(
-        (
-            run.families[1].family.as_str(),
-            run.families[1].outcome.as_str()
-        ),
-        ("arm64", "PINNED")
+        cli::history(&none, &stack(None), 2).await.unwrap_err().code,
+        2
     );
 }
 
 // ---- why -----------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn why_names_the_failed_state_its_cause_the_automation_step_and_the_pointers() {
+async fn why_names_the_failed_states_their_causes_the_automation_step_and_the_pointers() {
     let list = mock!(aws_sdk_sfn::Client::list_executions)
-        .match_requests(|r| r.status_filter() == Some(&ExecutionStatus::Failed))
+        .match_requests(|r| {
+            r.state_machine_arn() == Some(MACHINE)
+                && r.status_filter() == Some(&ExecutionStatus::Failed)
+                && r.max_results() == Some(1)
+        })
         .then_output(|| {
             ListExecutionsOutput::builder()
-                .executions(
-                    ExecutionListItem::builder()
-                        .execution_arn(EXECUTION)
-                        .state_machine_arn(MACHINE)
-                        .name("monthly")
-                        .status(ExecutionStatus::Failed)
-                        .start_date(DateTime::from_secs(0))
-                        .build()
-                        .unwrap(),
-                )
+                .executions(listing(EXECUTION, "monthly", ExecutionStatus::Failed))
                 .build()
                 .unwrap()
         });
-    let described = execution(ExecutionStatus::Failed, None);
-    let history = history_of(vec![
-        entered("CheckBake", "{}"),
-        entered(
-            "CheckBakeFailed",
-            r#"{"family": {"name": "default"}, "bake": {"automationExecutionId": "auto-1"},
-            "error": {"Error": "BakeFailed", "Cause": "{\"errorType\":\"BakeFailed\",\"errorMessage\":\"automation auto-1 failed at updateOs\"}"}}"#,
-        ),
-        entered("FamilyCleanupAfterFailure", "{}"),
-        entered("PipelineFailed", r#"{"error": {"Error": "x"}}"#),
-    ]);
+    let execution = described(EXECUTION, ExecutionStatus::Failed, None);
+    let history = events_of(
+        EXECUTION,
+        vec![
+            entered("CheckBake", r#"{"family": {"name": "default"}}"#),
+            entered(
+                "CheckBakeFailed",
+                r#"{"family": {"name": "default"}, "bake": {"automationExecutionId": "auto-1"},
+                "error": {"Error": "BakeFailed", "Cause": "{\"errorType\":\"BakeFailed\",\"errorMessage\":\"automation auto-1 failed at updateOs\"}"}}"#,
+            ),
+            entered(
+                "CopyImageFailed",
+                r#"{"family": {"name": "arm64"}, "target": {"region": "eu-west-1"},
+                "error": {"Error": "States.Timeout", "Cause": "the copy took too long"}}"#,
+            ),
+            // Retain records its failure elsewhere: no error object, not a failure of the run.
+            entered(
+                "RetainFailed",
+                r#"{"family": {"name": "arm64"}, "retentionError": {"Error": "x", "Cause": "y"}}"#,
+            ),
+            entered("NotifyFailure", "{}"),
+            entered(
+                "PipelineFailed",
+                r#"{"error": {"Error": "GoldenAmiPipelineFailed", "Cause": "a family failed"}}"#,
+            ),
+        ],
+    );
     let automation = mock!(aws_sdk_ssm::Client::get_automation_execution)
         .match_requests(|r| r.automation_execution_id() == Some("auto-1"))
         .then_output(|| {
@@ -513,39 +840,68 @@ async fn why_names_the_failed_state_its_cause_the_automation_step_and_the_pointe
                 )
                 .build()
         });
-    let pointer = pointer_rule();
+    let (current, arm) = (pointer(POINTER, CURRENT), pointer(ARM_POINTER, PREVIOUS));
     let aws = Rules {
-        sfn: vec![&list, &described, &history],
-        ssm: vec![&automation, &pointer],
+        sfn: vec![&list, &execution, &history],
+        ssm: vec![&automation, &current, &arm],
         ..Default::default()
     }
     .aws();
-    let why = cli::why(&aws, &stack(Some(MACHINE)), None, &[default_family()], NOW)
+    let why = cli::why(&aws, &stack(Some(MACHINE)), None, &two_families(), NOW)
         .await
         .unwrap();
-    assert_eq!(why.execution, EXECUTION);
-    let [failure] = why.failures.as_slice() else {
-        panic!("{:?}", why.failures)
-    };
     assert_eq!(
-        (
-            failure.family.as_deref(),
-            failure.state.as_str(),
-            failure.error.as_str()
-        ),
-        (Some("default"), "CheckBake", "BakeFailed")
+        (why.execution.as_str(), why.status.as_str()),
+        (EXECUTION, "FAILED")
     );
-    assert_eq!(failure.cause, "automation auto-1 failed at updateOs");
+    assert_eq!(
+        why.failures,
+        [
+            FailureSeen {
+                family: Some("default".into()),
+                state: "CheckBake".into(),
+                region: None,
+                error: "BakeFailed".into(),
+                cause: "automation auto-1 failed at updateOs".into(),
+            },
+            FailureSeen {
+                family: Some("arm64".into()),
+                state: "CopyImage".into(),
+                region: Some("eu-west-1".into()),
+                error: "States.Timeout".into(),
+                cause: "the copy took too long".into(),
+            },
+        ]
+    );
     assert_eq!(
         why.automation.as_deref(),
         Some("automation auto-1: step updateOs Failed: dnf exited 1\n    exitCode: 1")
     );
-    assert_eq!(why.pointers[0].value.as_deref(), Some(CURRENT));
+    assert_eq!(
+        why.pointers
+            .iter()
+            .map(|p| (p.family.as_str(), p.region.as_str(), p.value.as_deref()))
+            .collect::<Vec<_>>(),
+        [
+            ("default", "eu-west-1", Some(CURRENT)),
+            ("default", "us-east-1", Some(CURRENT)),
+            ("arm64", "eu-west-1", Some(PREVIOUS)),
+        ]
+    );
+    assert_eq!(
+        (
+            list.num_calls(),
+            execution.num_calls(),
+            history.num_calls(),
+            automation.num_calls()
+        ),
+        (1, 1, 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn why_of_a_named_run_without_a_recorded_failure_gives_the_executions_own_error() {
-    let described = mock!(aws_sdk_sfn::Client::describe_execution)
+    let execution = mock!(aws_sdk_sfn::Client::describe_execution)
         .match_requests(|r| r.execution_arn() == Some(EXECUTION))
         .then_output(|| {
             DescribeExecutionOutput::builder()
@@ -558,9 +914,16 @@ async fn why_of_a_named_run_without_a_recorded_failure_gives_the_executions_own_
                 .build()
                 .unwrap()
         });
-    let history = history_of(vec![entered("WaitForCopy", "{}")]);
+    let history = events_of(
+        EXECUTION,
+        vec![
+            entered("WaitForCopy", "{}"),
+            // A `<State>Failed` state without an error object records nothing.
+            entered("CheckCopyFailed", r#"{"target": {"region": "us-east-1"}}"#),
+        ],
+    );
     let aws = Rules {
-        sfn: vec![&described, &history],
+        sfn: vec![&execution, &history],
         ..Default::default()
     }
     .aws();
@@ -573,25 +936,57 @@ async fn why_of_a_named_run_without_a_recorded_failure_gives_the_executions_own_
     )
     .await
     .unwrap();
-    assert_eq!(why.status, "TIMED_OUT");
     assert_eq!(
-        (
-            why.failures[0].state.as_str(),
-            why.failures[0].cause.as_str()
-        ),
-        ("Execution", "the run took too long")
+        (why.execution.as_str(), why.status.as_str()),
+        (EXECUTION, "TIMED_OUT")
     );
+    assert_eq!(
+        why.failures,
+        [FailureSeen {
+            family: None,
+            state: "Execution".into(),
+            region: None,
+            error: "States.Timeout".into(),
+            cause: "the run took too long".into(),
+        }]
+    );
+    assert_eq!(why.automation, None);
+    assert!(why.pointers.is_empty());
+    assert_eq!((execution.num_calls(), history.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn why_without_a_failed_run_has_nothing_to_explain() {
+    let list = mock!(aws_sdk_sfn::Client::list_executions).then_output(|| {
+        ListExecutionsOutput::builder()
+            .set_executions(Some(vec![]))
+            .build()
+            .unwrap()
+    });
+    let aws = Rules {
+        sfn: vec![&list],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::why(&aws, &stack(Some(MACHINE)), None, &[], NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (2, "no failed run: nothing to explain")
+    );
+    assert_eq!(list.num_calls(), 1);
 }
 
 // ---- run -----------------------------------------------------------------------------------
 
 #[tokio::test]
-async fn run_starts_a_named_execution_and_progress_reports_new_states_and_the_bake_step() {
+async fn start_runs_a_manual_execution_with_an_empty_input() {
     let started = mock!(aws_sdk_sfn::Client::start_execution)
         .match_requests(|r| {
             r.state_machine_arn() == Some(MACHINE)
                 && r.input() == Some("{}")
-                && r.name().is_some_and(|n| n == "manual-20261203T090000")
+                && r.name() == Some("manual-20261203T090000")
         })
         .then_output(|| {
             StartExecutionOutput::builder()
@@ -600,28 +995,8 @@ async fn run_starts_a_named_execution_and_progress_reports_new_states_and_the_ba
                 .build()
                 .unwrap()
         });
-    let polled = HistoryEvent::builder()
-        .timestamp(DateTime::from_secs(0))
-        .r#type(HistoryEventType::TaskSucceeded)
-        .id(3)
-        .task_succeeded_event_details(
-            TaskSucceededEventDetails::builder()
-                .resource_type("lambda")
-                .resource("invoke")
-                .output(r#"{"done": false, "currentStep": "updateOs"}"#)
-                .build()
-                .unwrap(),
-        )
-        .build()
-        .unwrap();
-    let history = history_of(vec![
-        entered("PlanRun", "{}"),
-        entered("CheckBake", "{}"),
-        polled,
-    ]);
-    let described = execution(ExecutionStatus::Running, None);
     let aws = Rules {
-        sfn: vec![&started, &history, &described],
+        sfn: vec![&started],
         ..Default::default()
     }
     .aws();
@@ -629,43 +1004,62 @@ async fn run_starts_a_named_execution_and_progress_reports_new_states_and_the_ba
         cli::start(&aws, &stack(Some(MACHINE)), NOW).await.unwrap(),
         EXECUTION
     );
-    let (new, step, status) = cli::progress(&aws, EXECUTION, 1).await.unwrap();
-    assert_eq!(
-        (new, step.as_deref(), status.as_str()),
-        (vec!["CheckBake".to_string()], Some("updateOs"), "RUNNING")
-    );
+    assert_eq!(started.num_calls(), 1);
 
-    let none = Rules::default().aws();
-    assert_eq!(
-        cli::start(&none, &stack(None), NOW).await.unwrap_err().code,
-        2
+    let refused = cli::start(&aws, &stack(None), NOW).await.unwrap_err();
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused
+            .message
+            .starts_with("no state machine for the stack"),
+        "{refused}"
     );
+    assert_eq!(started.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn progress_reports_the_new_states_the_bake_step_and_the_status() {
+    let history = events_of(
+        EXECUTION,
+        vec![
+            entered("PlanRun", "{}"),
+            entered("CheckBake", "{}"),
+            task_succeeded(r#"{"done": false, "currentStep": "launchInstance"}"#),
+            entered("BakeDone?", "{}"),
+            entered("WaitForBake", "{}"),
+            entered("CheckBake", "{}"),
+            task_succeeded(r#"{"done": false, "currentStep": "updateOs"}"#),
+            task_succeeded(r#"{"other": "output"}"#),
+        ],
+    );
+    let execution = described(EXECUTION, ExecutionStatus::Running, None);
+    let aws = Rules {
+        sfn: vec![&history, &execution],
+        ..Default::default()
+    }
+    .aws();
+    let (new, step, status) = cli::progress(&aws, EXECUTION, 3).await.unwrap();
+    assert_eq!(new, ["WaitForBake", "CheckBake"]);
+    assert_eq!(step.as_deref(), Some("updateOs"));
+    assert_eq!(status, "RUNNING");
+    assert_eq!((history.num_calls(), execution.num_calls()), (1, 1));
+
+    let (new, _, _) = cli::progress(&aws, EXECUTION, 5).await.unwrap();
+    assert!(new.is_empty());
 }
 
 // ---- rollback, pin, unpin ------------------------------------------------------------------
 
-fn history_rule() -> Rule {
-    mock!(aws_sdk_ssm::Client::get_parameter_history).then_output(|| {
-        let version = |v: i64, ami: &str| ParameterHistory::builder().version(v).value(ami).build();
-        // Out of order, and a re-put of the current value: the previous is the newest other one.
-        GetParameterHistoryOutput::builder()
-            .parameters(version(7, CURRENT))
-            .parameters(version(5, "ami-0aaaaaaaaaaaaaaa0"))
-            .parameters(version(8, CURRENT))
-            .parameters(version(6, PREVIOUS))
-            .build()
-    })
-}
-
 #[tokio::test]
 async fn rollback_puts_the_previous_image_back() {
-    let (history, available) = (history_rule(), image(ImageState::Available));
+    let (history, available) = (pointer_history(), image(PREVIOUS, ImageState::Available));
     let put = mock!(aws_sdk_ssm::Client::put_parameter)
         .match_requests(|r| {
-            r.name() == Some("/golden-ami/current")
+            r.name() == Some(POINTER)
                 && r.value() == Some(PREVIOUS)
-                && r.overwrite() == Some(true)
+                && r.r#type() == Some(&ParameterType::String)
                 && r.data_type() == Some("aws:ec2:image")
+                && r.overwrite() == Some(true)
         })
         .then_output(|| PutParameterOutput::builder().version(9).build());
     let aws = Rules {
@@ -674,28 +1068,43 @@ async fn rollback_puts_the_previous_image_back() {
         ..Default::default()
     }
     .aws();
-    let [moved] = cli::rollback(&aws, &default_family(), &["eu-west-1"])
+    let moved = cli::rollback(&aws, &default_family(), &["eu-west-1"])
         .await
-        .unwrap()
-        .try_into()
         .unwrap();
     assert_eq!(
-        (moved.from.as_deref(), moved.to.as_str(), moved.version),
-        (Some(CURRENT), PREVIOUS, 9)
+        moved,
+        [Moved {
+            family: "default".into(),
+            region: "eu-west-1".into(),
+            parameter: POINTER.into(),
+            from: Some(CURRENT.into()),
+            to: PREVIOUS.into(),
+            version: 9,
+        }]
     );
-    assert_eq!(put.num_calls(), 1);
+    assert_eq!(
+        (history.num_calls(), available.num_calls(), put.num_calls()),
+        (1, 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn rollback_refuses_a_gone_or_unavailable_image_and_moves_nothing() {
-    let gone = mock!(aws_sdk_ec2::Client::describe_images).then_error(|| {
-        DescribeImagesError::generic(error(
-            "InvalidAMIID.NotFound",
-            "The image id does not exist",
-        ))
-    });
-    for ec2 in [gone, image(ImageState::Deregistered)] {
-        let (history, put) = (history_rule(), put());
+    for (ec2, why) in [
+        (
+            image_gone(),
+            format!("{PREVIOUS} does not exist in eu-west-1 (deregistered?)"),
+        ),
+        (
+            image(PREVIOUS, ImageState::Deregistered),
+            format!("{PREVIOUS} is deregistered in eu-west-1, not available"),
+        ),
+        (
+            image(PREVIOUS, ImageState::Pending),
+            format!("{PREVIOUS} is pending in eu-west-1, not available"),
+        ),
+    ] {
+        let (history, put) = (pointer_history(), put(9));
         let aws = Rules {
             ssm: vec![&history, &put],
             ec2: vec![&ec2],
@@ -708,66 +1117,153 @@ async fn rollback_refuses_a_gone_or_unavailable_image_and_moves_nothing() {
         assert_eq!(refused.code, 1);
         assert!(
             refused.message.starts_with(&format!(
-                "cannot roll back default in eu-west-1 to {PREVIOUS}: {PREVIOUS}"
+                "cannot roll back default in eu-west-1 to {PREVIOUS}: {why}"
             )),
             "{refused}"
         );
-        assert_eq!(put.num_calls(), 0);
+        assert_eq!((ec2.num_calls(), put.num_calls()), (1, 0));
     }
+}
+
+#[tokio::test]
+async fn rollback_checks_every_region_before_moving_any() {
+    let history = pointer_history();
+    let images = mock!(aws_sdk_ec2::Client::describe_images)
+        .sequence()
+        .output(|| {
+            DescribeImagesOutput::builder()
+                .images(
+                    Image::builder()
+                        .image_id(PREVIOUS)
+                        .state(ImageState::Available)
+                        .build(),
+                )
+                .build()
+        })
+        .error(|| DescribeImagesError::generic(error("InvalidAMIID.NotFound", "gone")))
+        .build();
+    let put = put(9);
+    let aws = Rules {
+        ssm: vec![&history, &put],
+        ec2: vec![&images],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::rollback(&aws, &two_families()[0], &["eu-west-1", "us-east-1"])
+        .await
+        .unwrap_err();
+    assert!(
+        refused.message.starts_with(&format!(
+            "cannot roll back default in us-east-1 to {PREVIOUS}"
+        )),
+        "{refused}"
+    );
+    assert_eq!(
+        (history.num_calls(), images.num_calls(), put.num_calls()),
+        (2, 2, 0)
+    );
+}
+
+#[tokio::test]
+async fn rollback_refuses_a_pointer_that_never_held_another_image() {
     let only = mock!(aws_sdk_ssm::Client::get_parameter_history).then_output(|| {
+        let version = |v: i64| {
+            ParameterHistory::builder()
+                .version(v)
+                .value(CURRENT)
+                .build()
+        };
         GetParameterHistoryOutput::builder()
-            .parameters(
-                ParameterHistory::builder()
-                    .version(1)
-                    .value(CURRENT)
-                    .build(),
-            )
+            .parameters(version(1))
+            .parameters(version(2))
             .build()
     });
+    let (available, put) = (image(CURRENT, ImageState::Available), put(9));
     let aws = Rules {
-        ssm: vec![&only],
+        ssm: vec![&only, &put],
+        ec2: vec![&available],
         ..Default::default()
     }
     .aws();
     let refused = cli::rollback(&aws, &default_family(), &["eu-west-1"])
         .await
         .unwrap_err();
-    assert!(
-        refused.message.contains("never held another image"),
-        "{refused}"
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (
+            1,
+            "default in eu-west-1: the pointer /golden-ami/current never held another image: nothing to roll back to"
+        )
+    );
+    assert_eq!((available.num_calls(), put.num_calls()), (0, 0));
+
+    let missing = mock!(aws_sdk_ssm::Client::get_parameter_history).then_error(|| {
+        GetParameterHistoryError::ParameterNotFound(ParameterNotFound::builder().build())
+    });
+    let aws = Rules {
+        ssm: vec![&missing],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::rollback(&aws, &default_family(), &["eu-west-1"])
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (refused.code, refused.message.as_str()),
+        (
+            1,
+            "default has no pointer /golden-ami/current in eu-west-1: nothing to roll back"
+        )
     );
 }
 
-fn caller() -> Rule {
-    mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
-        GetCallerIdentityOutput::builder()
-            .arn("arn:aws:sts::111122223333:assumed-role/oncall/alice")
-            .build()
-    })
+fn the_pin(image: &str, reason: Option<&str>) -> Pin {
+    Pin {
+        family: "default".into(),
+        ami_id: image.into(),
+        region: "eu-west-1".into(),
+        pinned_by: CALLER.into(),
+        pinned_at: "2026-12-03T09:00:00Z".into(),
+        reason: reason.map(str::to_string),
+    }
 }
 
 #[tokio::test]
-async fn pin_writes_the_pin_and_moves_the_pointer_only_when_it_holds_another_image() {
-    let (available, who, pointer) = (image(ImageState::Available), caller(), pointer_rule());
+async fn pin_writes_the_pin_then_moves_the_pointer() {
+    let (available, who, current) = (
+        image(PREVIOUS, ImageState::Available),
+        caller(),
+        pointer(POINTER, CURRENT),
+    );
     let pin_put = mock!(aws_sdk_ssm::Client::put_parameter)
         .match_requests(|r| {
             r.name() == Some("/golden-ami-pipeline/pins/default")
+                && r.r#type() == Some(&ParameterType::String)
+                && r.tier() == Some(&ParameterTier::Standard)
+                && r.overwrite() == Some(true)
                 && r.value().is_some_and(|v| {
                     let pin: serde_json::Value = serde_json::from_str(v).unwrap();
-                    pin["family"] == "default"
-                        && pin["amiId"] == PREVIOUS
-                        && pin["region"] == "eu-west-1"
-                        && pin["pinnedBy"] == "arn:aws:sts::111122223333:assumed-role/oncall/alice"
-                        && pin["pinnedAt"] == "2026-12-03T09:00:00Z"
-                        && pin["reason"] == "kernel regression"
+                    pin == serde_json::json!({
+                        "family": "default",
+                        "amiId": PREVIOUS,
+                        "region": "eu-west-1",
+                        "pinnedBy": CALLER,
+                        "pinnedAt": "2026-12-03T09:00:00Z",
+                        "reason": "kernel regression",
+                    })
                 })
         })
         .then_output(|| PutParameterOutput::builder().version(1).build());
     let pointer_put = mock!(aws_sdk_ssm::Client::put_parameter)
-        .match_requests(|r| r.name() == Some("/golden-ami/current") && r.value() == Some(PREVIOUS))
+        .match_requests(|r| {
+            r.name() == Some(POINTER)
+                && r.value() == Some(PREVIOUS)
+                && r.data_type() == Some("aws:ec2:image")
+                && r.overwrite() == Some(true)
+        })
         .then_output(|| PutParameterOutput::builder().version(8).build());
     let aws = Rules {
-        ssm: vec![&pin_put, &pointer_put, &pointer],
+        ssm: vec![&pin_put, &pointer_put, &current],
         ec2: vec![&available],
         sts: vec![&who],
         ..Default::default()
@@ -784,25 +1280,45 @@ async fn pin_writes_the_pin_and_moves_the_pointer_only_when_it_holds_another_ima
     )
     .await
     .unwrap();
-    assert_eq!(pin.ami_id, PREVIOUS);
-    assert_eq!(moved.unwrap().from.as_deref(), Some(CURRENT));
-    assert_eq!((pin_put.num_calls(), pointer_put.num_calls()), (1, 1));
+    assert_eq!(pin, the_pin(PREVIOUS, Some("kernel regression")));
+    assert_eq!(
+        moved,
+        Some(Moved {
+            family: "default".into(),
+            region: "eu-west-1".into(),
+            parameter: POINTER.into(),
+            from: Some(CURRENT.into()),
+            to: PREVIOUS.into(),
+            version: 8,
+        })
+    );
+    assert_eq!(
+        (
+            available.num_calls(),
+            who.num_calls(),
+            current.num_calls(),
+            pin_put.num_calls() + pointer_put.num_calls()
+        ),
+        (1, 1, 1, 2)
+    );
+}
 
-    // Pinning what the pointer already holds writes the pin only.
-    let (available, who, pointer, any_put) = (
-        image(ImageState::Available),
+#[tokio::test]
+async fn pin_of_the_image_the_pointer_holds_writes_the_pin_only() {
+    let (available, who, current, any_put) = (
+        image(CURRENT, ImageState::Available),
         caller(),
-        pointer_rule(),
-        put(),
+        pointer(POINTER, CURRENT),
+        put(1),
     );
     let aws = Rules {
-        ssm: vec![&any_put, &pointer],
+        ssm: vec![&any_put, &current],
         ec2: vec![&available],
         sts: vec![&who],
         ..Default::default()
     }
     .aws();
-    let (_, moved) = cli::pin(
+    let (pin, moved) = cli::pin(
         &aws,
         &stack(None),
         &default_family(),
@@ -813,24 +1329,88 @@ async fn pin_writes_the_pin_and_moves_the_pointer_only_when_it_holds_another_ima
     )
     .await
     .unwrap();
-    assert!(moved.is_none());
+    assert_eq!(pin, the_pin(CURRENT, None));
+    assert_eq!(moved, None);
     assert_eq!(any_put.num_calls(), 1);
+}
 
-    let nothing = Rules::default().aws();
+#[tokio::test]
+async fn pin_refuses_what_is_not_an_ami_id_without_any_call() {
+    let (available, who, current, any_put) = (
+        image(PREVIOUS, ImageState::Available),
+        caller(),
+        pointer(POINTER, CURRENT),
+        put(1),
+    );
+    let aws = Rules {
+        ssm: vec![&any_put, &current],
+        ec2: vec![&available],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    for bad in ["latest", "ami-0BBBBBBBBBBBBBBB0", "ami-123"] {
+        let refused = cli::pin(
+            &aws,
+            &stack(None),
+            &default_family(),
+            "eu-west-1",
+            bad,
+            None,
+            NOW,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            (refused.code, refused.message),
+            (
+                2,
+                format!("{bad} is not an AMI id (ami- and 8 or 17 hex digits)")
+            )
+        );
+    }
+    assert_eq!(
+        (
+            available.num_calls(),
+            who.num_calls(),
+            current.num_calls(),
+            any_put.num_calls()
+        ),
+        (0, 0, 0, 0)
+    );
+}
+
+#[tokio::test]
+async fn pin_refuses_an_image_that_is_gone_and_writes_nothing() {
+    let (gone, who, any_put) = (image_gone(), caller(), put(1));
+    let aws = Rules {
+        ssm: vec![&any_put],
+        ec2: vec![&gone],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
     let refused = cli::pin(
-        &nothing,
+        &aws,
         &stack(None),
         &default_family(),
         "eu-west-1",
-        "latest",
+        PREVIOUS,
         None,
         NOW,
     )
     .await
     .unwrap_err();
+    assert_eq!(refused.code, 1);
+    assert!(
+        refused
+            .message
+            .starts_with(&format!("{PREVIOUS} does not exist in eu-west-1")),
+        "{refused}"
+    );
     assert_eq!(
-        (refused.code, refused.message.as_str()),
-        (2, "latest is not an AMI id (ami- and 8 or 17 hex digits)")
+        (gone.num_calls(), who.num_calls(), any_put.num_calls()),
+        (1, 0, 0)
     );
 }
 
@@ -849,9 +1429,13 @@ async fn unpin_removes_the_pin_and_says_when_there_was_none() {
             .await
             .unwrap()
     );
-    let none = mock!(aws_sdk_ssm::Client::delete_parameter).then_error(|| {
-        DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
-    });
+    assert_eq!(removed.num_calls(), 1);
+
+    let none = mock!(aws_sdk_ssm::Client::delete_parameter)
+        .match_requests(|r| r.name() == Some("/golden-ami-pipeline/pins/default"))
+        .then_error(|| {
+            DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
     let aws = Rules {
         ssm: vec![&none],
         ..Default::default()
@@ -862,4 +1446,45 @@ async fn unpin_removes_the_pin_and_says_when_there_was_none() {
             .await
             .unwrap()
     );
+    assert_eq!(none.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn a_family_failure_is_reported_once_not_again_by_family_failed() {
+    let execution = mock!(aws_sdk_sfn::Client::describe_execution).then_output(|| {
+        DescribeExecutionOutput::builder()
+            .execution_arn(EXECUTION)
+            .state_machine_arn(MACHINE)
+            .status(ExecutionStatus::Failed)
+            .start_date(DateTime::from_secs(0))
+            .build()
+            .unwrap()
+    });
+    // The family's failure path: the caught error travels on through FamilyFailed.
+    let error =
+        r#"{"family": {"name": "default"}, "error": {"Error": "StartBakeFailed", "Cause": "no"}}"#;
+    let history = events_of(
+        EXECUTION,
+        vec![
+            entered("StartBakeFailed", error),
+            entered("FamilyCleanupAfterFailure", error),
+            entered("FamilyFailed", error),
+        ],
+    );
+    let aws = Rules {
+        sfn: vec![&execution, &history],
+        ..Default::default()
+    }
+    .aws();
+    let why = cli::why(
+        &aws,
+        &stack(Some(MACHINE)),
+        Some(EXECUTION.into()),
+        &[],
+        NOW,
+    )
+    .await
+    .unwrap();
+    let states: Vec<&str> = why.failures.iter().map(|f| f.state.as_str()).collect();
+    assert_eq!(states, ["StartBake"]);
 }
