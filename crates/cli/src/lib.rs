@@ -14,7 +14,7 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use golden_ami_core::naming::format_timestamp;
-use golden_ami_core::{Pin, Targets};
+use golden_ami_core::{Pin, Targets, read_pointer_history};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -382,15 +382,9 @@ pub async fn rollback(
     // Check every region first: a rollback is all or nothing.
     let mut plan = Vec::new();
     for region in regions {
-        let mut values: Vec<(i64, String)> = Vec::new();
-        let mut pages = aws
-            .ssm_in(region)
-            .get_parameter_history()
-            .name(&family.pointer)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|error| {
+        let history = read_pointer_history(&aws.ssm_in(region), &family.pointer)
+            .await
+            .map_err(|error| {
                 if error
                     .as_service_error()
                     .is_some_and(|e| e.is_parameter_not_found())
@@ -403,23 +397,13 @@ pub async fn rollback(
                     sdk("ssm:GetParameterHistory")(error)
                 }
             })?;
-            for p in page.parameters() {
-                values.push((p.version(), p.value().unwrap_or_default().to_string()));
-            }
-        }
-        values.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-        let current = values.first().map(|(_, v)| v.clone()).unwrap_or_default();
-        let previous = values
-            .iter()
-            .map(|(_, v)| v)
-            .find(|v| **v != current)
-            .cloned()
-            .ok_or_else(|| {
-                CliError::failed(format!(
-                    "{} in {region}: the pointer {} never held another image: nothing to roll back to",
-                    family.name, family.pointer
-                ))
-            })?;
+        let current = history.current().unwrap_or_default().to_string();
+        let previous = history.previous().map(str::to_string).ok_or_else(|| {
+            CliError::failed(format!(
+                "{} in {region}: the pointer {} never held another image: nothing to roll back to",
+                family.name, family.pointer
+            ))
+        })?;
         usable_image(aws, region, &previous).await.map_err(|e| {
             CliError::failed(format!(
                 "cannot roll back {} in {region} to {previous}: {}",

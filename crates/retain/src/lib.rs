@@ -20,8 +20,8 @@ use golden_ami_core::naming::{
     TAG_FAMILY, TAG_TYPE, TYPE_GOLDEN, format_timestamp, parse_timestamp,
 };
 use golden_ami_core::{
-    Deprecation, Deps, KeptImage, RegionRetention, RemovedImage, RetainResult, RetentionPolicy,
-    StepError, StepInput, classify_sdk_error, error_code,
+    Deprecation, Deps, KeptImage, PointerHistory, RegionRetention, RemovedImage, RetainResult,
+    RetentionPolicy, StepError, StepInput, classify_sdk_error, error_code, read_pointer_history,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -95,32 +95,6 @@ pub struct GoldenImage {
     pub protection: Protection,
     pub last_launched: Option<OffsetDateTime>,
     pub snapshot_ids: Vec<String>,
-}
-
-/// The pointer's values, newest version first.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PointerHistory {
-    pub values: Vec<String>,
-}
-
-impl PointerHistory {
-    pub fn current(&self) -> Option<&str> {
-        self.values.first().map(String::as_str)
-    }
-
-    /// The rollback target: the newest value that is not the current one.
-    pub fn previous(&self) -> Option<&str> {
-        let current = self.current()?;
-        self.values
-            .iter()
-            .map(String::as_str)
-            .find(|value| *value != current)
-    }
-
-    /// Whether `image` was the pointer's value in one of its newest `keep` versions.
-    pub fn held_within(&self, image: &str, keep: usize) -> bool {
-        self.values.iter().take(keep).any(|value| value == image)
-    }
 }
 
 /// What Retain will do in one region.
@@ -220,25 +194,9 @@ async fn read_facts(
     pointer: &str,
     family: &str,
 ) -> Result<(PointerHistory, Vec<GoldenImage>), StepError> {
-    let mut versions: Vec<(i64, String)> = Vec::new();
-    let mut pages = clients
-        .ssm
-        .get_parameter_history()
-        .name(pointer)
-        .into_paginator()
-        .send();
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|error| classify_sdk_error("ssm:GetParameterHistory", error))?;
-        for parameter in page.parameters() {
-            if let Some(value) = parameter.value() {
-                versions.push((parameter.version(), value.to_string()));
-            }
-        }
-    }
-    versions.sort_by_key(|(version, _)| std::cmp::Reverse(*version));
-    let history = PointerHistory {
-        values: versions.into_iter().map(|(_, value)| value).collect(),
-    };
+    let history = read_pointer_history(&clients.ssm, pointer)
+        .await
+        .map_err(|error| classify_sdk_error("ssm:GetParameterHistory", error))?;
     let listed = clients
         .ec2
         .describe_images()
