@@ -866,39 +866,27 @@ fn retention_lines(retention: &golden_ami_core::RetainResult) -> Vec<String> {
     };
     let mut lines = Vec::new();
     for region in &retention.regions {
-        let ids = |list: &[String]| list.join(", ");
-        let mut parts = Vec::new();
-        if !region.protected.is_empty() {
-            parts.push(format!("{verb}protect {}", ids(&region.protected)));
-        }
-        if !region.undeprecated.is_empty() {
-            parts.push(format!(
-                "{verb}cancel the deprecation of {}",
-                ids(&region.undeprecated)
-            ));
-        }
-        if !region.deprecated.is_empty() {
-            let each: Vec<String> = region
-                .deprecated
-                .iter()
-                .map(|d| format!("{} (from {})", d.image_id, d.deprecate_at))
-                .collect();
-            parts.push(format!("{verb}deprecate {}", each.join(", ")));
-        }
-        if !region.unprotected.is_empty() {
-            parts.push(format!(
-                "{verb}remove the protection of {}",
-                ids(&region.unprotected)
-            ));
-        }
-        if !region.removed.is_empty() {
-            let each: Vec<String> = region
-                .removed
-                .iter()
-                .map(|r| format!("{} and {} snapshot(s)", r.image_id, r.snapshot_ids.len()))
-                .collect();
-            parts.push(format!("{verb}remove {}", each.join(", ")));
-        }
+        let deprecated = region
+            .deprecated
+            .iter()
+            .map(|d| format!("{} (from {})", d.image_id, d.deprecate_at))
+            .collect();
+        let removed = region
+            .removed
+            .iter()
+            .map(|r| format!("{} and {} snapshot(s)", r.image_id, r.snapshot_ids.len()))
+            .collect();
+        let mut parts: Vec<String> = [
+            ("protect", region.protected.clone()),
+            ("cancel the deprecation of", region.undeprecated.clone()),
+            ("deprecate", deprecated),
+            ("remove the protection of", region.unprotected.clone()),
+            ("remove", removed),
+        ]
+        .into_iter()
+        .filter(|(_, images)| !images.is_empty())
+        .map(|(action, images)| format!("{verb}{action} {}", images.join(", ")))
+        .collect();
         if parts.is_empty() {
             parts.push("nothing to change".into());
         }
