@@ -1,6 +1,40 @@
-"""What every end-to-end test asserts the same way: nothing leaked, one FAILED notice."""
+"""What every end-to-end test asserts the same way: nothing leaked, one FAILED notice; and
+one invocation of a function's binary as the Lambda service runs it."""
 
-from local.stack import Facts, RunResult, automation_outputs
+import os
+import subprocess
+import sys
+
+from local.stack import REPO, Facts, RunResult, automation_outputs
+
+sys.path.insert(0, str(REPO / "bench"))
+from runtime_api import Invocation, RuntimeApi  # noqa: E402
+
+
+def cold_invoke(function: str, env: dict[str, str], payload: bytes) -> tuple[Invocation, int | None]:
+    """Start the function's debug binary under a local Lambda Runtime API holding one event;
+    return the invocation once answered (or after 30 s) and the process's exit status (None if
+    it was still waiting for its next event: it is then stopped by PID)."""
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target"), "debug", function)
+    assert os.path.isfile(binary), f"{binary} is not built (the stack builds every binary)"
+    api = RuntimeApi(function_name=function).start()
+    waiting = api.enqueue(payload)
+    process = subprocess.Popen([binary], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={
+        **env, "AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": function,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "PATH": os.environ.get("PATH", "")})
+    try:
+        waiting.wait(timeout=30)
+        try:
+            code = process.wait(timeout=30 if waiting.outcome == "init_error" else 1)
+        except subprocess.TimeoutExpired:
+            code = None
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        api.stop()
+    return waiting, code
 
 
 def failed_messages(facts: Facts) -> list[dict]:

@@ -3,19 +3,13 @@ watch's Invoke API, as the state machine or a person would send it) and a cold s
 configuration (through a local Lambda Runtime API, as the Lambda service runs the process)."""
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
-from local.stack import REPO, LocalStack
-
-sys.path.insert(0, str(REPO / "bench"))
-from runtime_api import RuntimeApi  # noqa: E402
+from checks import cold_invoke
+from local.stack import LocalStack
 
 GARBAGE = ["{}", '{"foo":1}', "[]", '""', "null"]
 
@@ -45,33 +39,14 @@ def test_every_function_answers_garbage_with_invalid_input(stack: LocalStack, fu
             assert f"missing field `{first}`" in message, message
 
 
-def target_dir() -> Path:
-    return Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-
-
 @pytest.mark.parametrize("function", LocalStack.FUNCTIONS)
 def test_a_missing_variable_reaches_the_runtime_api_as_config_error(stack: LocalStack, function: str):
-    binary = target_dir() / "debug" / function
-    assert binary.is_file(), f"{binary} is not built (the stack builds every binary)"
-    api = RuntimeApi(function_name=function).start()
     env = {k: v for k, v in stack.watch_env.items() if k != "TARGETS_PARAMETER_NAME"}
-    env.update({"AWS_LAMBDA_RUNTIME_API": api.address, "AWS_LAMBDA_FUNCTION_NAME": function,
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-                "PATH": os.environ.get("PATH", "")})
-    waiting = api.enqueue(b"{}")  # the invocation that started this cold start
-    process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        assert waiting.wait(timeout=30), f"{function} reported nothing to the Runtime API"
-        code = process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        api.stop()
+    waiting, code = cold_invoke(function, env, b"{}")  # the invocation that started this cold start
+    assert waiting.completed is not None, f"{function} reported nothing to the Runtime API"
     assert waiting.outcome == "init_error", (waiting.outcome, waiting.body)
     assert waiting.error_type == "Runtime.ConfigError"
     error = waiting.json()
     assert error["errorType"] == "ConfigError", error
     assert "TARGETS_PARAMETER_NAME is missing" in error["errorMessage"], error
-    assert code != 0, f"{function} exited 0 without its configuration"
+    assert code not in (None, 0), f"{function} exited {code} without its configuration"

@@ -4,18 +4,13 @@ protected, deprecated and removed. The dry run runs the real Retain binary with 
 (the stack parameter) against the same history and must change nothing."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from botocore.exceptions import ClientError
 
-from local.stack import POINTER_PARAMETER_NAME, REGION, REPO, LocalStack, read_facts
-
-sys.path.insert(0, str(REPO / "bench"))
-from runtime_api import RuntimeApi  # noqa: E402
+from checks import cold_invoke
+from local.stack import POINTER_PARAMETER_NAME, REGION, LocalStack, read_facts
 
 DAY = timedelta(days=1)
 
@@ -102,10 +97,6 @@ def test_a_failing_retention_does_not_fail_the_published_run(fresh: LocalStack):
             in message and "the image is published all the same" in message), message
 
 
-def target_dir():
-    return os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
-
-
 def test_a_dry_run_reports_the_same_decisions_and_changes_nothing(fresh: LocalStack):
     ids = fresh.seed_history()
     before = image_table(fresh, ids)
@@ -118,19 +109,9 @@ def test_a_dry_run_reports_the_same_decisions_and_changes_nothing(fresh: LocalSt
                  "regions": [{"region": REGION, "kmsKeyArn": fresh.seed.kms_key_arn}]},
                  "pointers": [{"publish": {"parameterName": POINTER_PARAMETER_NAME, "region": REGION,
                                            "version": 4, "newAmiId": ids["F"]}}]}}
-    api = RuntimeApi(function_name="retain").start()
-    env = {**fresh.watch_env, "RETAIN_DRY_RUN": "true", "AWS_LAMBDA_RUNTIME_API": api.address,
-           "AWS_LAMBDA_FUNCTION_NAME": "retain", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-           "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "PATH": os.environ.get("PATH", "")}
-    invocation = api.enqueue(json.dumps(event).encode())
-    process = subprocess.Popen([f"{target_dir()}/debug/retain"], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        assert invocation.wait(timeout=30), "retain answered nothing"
-    finally:
-        process.kill()  # a Lambda process waits for its next event: stop it by PID
-        process.wait()
-        api.stop()
+    invocation, _ = cold_invoke("retain", {**fresh.watch_env, "RETAIN_DRY_RUN": "true"},
+                                json.dumps(event).encode())
+    assert invocation.completed is not None, "retain answered nothing"
     assert invocation.outcome == "response", invocation.body
     result = invocation.json()
     [region] = result["regions"]
