@@ -8,7 +8,12 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
 - lifecycle.py: image deprecation, deregistration protection (with its 24 h cooldown), last
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
 - ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
-- admin.py: POST /_golden/faults|config|reset|images, GET /_golden/state (fault injection, config).
+- tasktokens.py: task tokens of the Step Functions callback pattern (waitForTaskToken) for the
+  local runner: SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat record the answer of a
+  token the runner registered (moto's own are no-ops), TaskTimedOut / TaskDoesNotExist for dead
+  ones; the runner registers, polls and expires tokens through POST /_golden/task-tokens[/...].
+- admin.py: POST /_golden/faults|config|reset|images|task-tokens[/poll|/expire],
+  GET /_golden/state (fault injection, config, seeding, task tokens).
 
 Start it (from the repository root; binds 127.0.0.1 only):
 
@@ -32,10 +37,11 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, images, lifecycle, ram
+    from . import automation, images, lifecycle, ram, tasktokens
 
     automation.install()
     images.install()
     lifecycle.install()
     ram.install()
+    tasktokens.install()
     _installed = True

@@ -28,8 +28,19 @@ Admin API (JSON in, JSON out):
                             either time may be left out, null = never launched; answers
                             {"ImageId", "OwnerId", "Region", "creationDate", "lastLaunchedTime"}
                             as DescribeImages shows them; see lifecycle.py)
-  POST /_golden/reset   clears faults, config, executions AND moto's own state (/moto-api/reset)
-  GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages"}
+  POST /_golden/task-tokens         {"token": T}  registers T as issued by a callback Task
+                                                  (waitForTaskToken): status WAITING
+  POST /_golden/task-tokens/poll    {"token": T}  the token's status (the runner polls it)
+  POST /_golden/task-tokens/expire  {"token": T}  the task's timeout passed: WAITING -> TIMED_OUT
+                            (all three answer {"token", "status": WAITING|SUCCEEDED|FAILED|
+                            TIMED_OUT, "heartbeats": N, + "output" (the JSON string sent) when
+                            SUCCEEDED, "error"/"cause" when FAILED}; an unknown token is a 404,
+                            registering one twice a 400. SendTaskSuccess / SendTaskFailure /
+                            SendTaskHeartbeat answer them; see tasktokens.py)
+  POST /_golden/reset   clears faults, config, executions, task tokens AND moto's own state
+                        (/moto-api/reset)
+  GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages",
+                         "taskTokens": [...as poll answers them...]}
 
 apiFail: the service is read from the SigV4 credential scope (.../REGION/SERVICE/aws4_request),
 the action from X-Amz-Target (JSON protocols) or the Action parameter (query protocols). The error
@@ -46,7 +57,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images, lifecycle
+from . import baseline, images, lifecycle, tasktokens
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -84,12 +95,20 @@ class GoldenMiddleware:
                 result = _set_config(body)
             elif (method, what) == ("POST", "images"):
                 result = lifecycle.seed_image(body)
+            elif (method, what) == ("POST", "task-tokens"):
+                result = tasktokens.register(body)
+            elif (method, what) == ("POST", "task-tokens/poll"):
+                result = tasktokens.poll(body)
+            elif (method, what) == ("POST", "task-tokens/expire"):
+                result = tasktokens.expire(body)
             elif (method, what) == ("POST", "reset"):
                 result = _reset()
             elif (method, what) == ("GET", "state"):
                 result = _state()
             else:
                 return _json(start_response, "404 Not Found", {"error": f"no {method} /_golden/{what}"})
+        except tasktokens.UnknownTaskToken as exc:
+            return _json(start_response, "404 Not Found", {"error": str(exc)})
         except (ValueError, KeyError, TypeError) as exc:
             return _json(start_response, "400 Bad Request", {"error": str(exc)})
         return _json(start_response, "200 OK", result)
@@ -240,7 +259,8 @@ def _state() -> dict[str, Any]:
     with LOCK:
         return {"config": dict(STATE.config), "faults": _faults(),
                 "pendingImages": dict(STATE.pending_images),
-                "executions": [e.admin_view() for e in STATE.executions.values()]}
+                "executions": [e.admin_view() for e in STATE.executions.values()],
+                "taskTokens": tasktokens.admin_view()}
 
 
 def _json(start_response: Callable[..., Any], status: str, payload: Any) -> list[bytes]:

@@ -1,5 +1,6 @@
-"""Shared, lock-protected state of the extension: faults, config, automation executions, and
-what the simulated instances' disks look like (the baseline and the pending updates).
+"""Shared, lock-protected state of the extension: faults, config, automation executions, what
+the simulated instances' disks look like (the baseline and the pending updates), and the task
+tokens of the Step Functions callback pattern (tasktokens.py).
 
 moto's server is threaded (one thread per request), so every read-modify-write of this state
 goes through LOCK. Executions are kept here (not in moto's SSM backend) so that one admin call
@@ -39,6 +40,8 @@ class State:
         self.baseline_fail: list[str] = []
         # which raw dnf outputs the update report reads (local/fixtures/updates/<scenario>)
         self.updates_scenario: str = "pending"
+        # task token -> {"token", "status", "heartbeats", "output", "error", "cause"} (tasktokens.py)
+        self.task_tokens: dict[str, dict[str, Any]] = {}
 
 
 STATE = State()
