@@ -23,8 +23,9 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `local` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local.stack import (LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME, REGION,  # noqa: E402
-                         LocalStack, RunResult, StackError, automation_outputs, read_facts)
+from local.stack import (APPROVALS_PATH, LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME,  # noqa: E402
+                         REGION, LocalStack, RunResult, StackError, automation_outputs,
+                         read_facts, read_notifications)
 
 
 def say(line: str = "") -> None:
@@ -225,6 +226,52 @@ def operator_cli(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
     return problems
 
 
+def approval_gate(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
+    """A third run with the default family gated (its "approval": true in the targets): it waits
+    after its boot test until `golden-ami approve`, then publishes; arm64 is not gated."""
+    problems: list[str] = []
+    default, arm = matrix["families"]
+    stack.set_targets([{**default, "approval": True}, arm], [OTHER_REGION])
+    say("")
+    say("[run] a third execution, with the default family gated (\"approval\": true):")
+    running = stack.start_run(name="demo-approval")
+    ssm = stack.client("ssm")
+    request = None
+    for _ in range(1200):  # RequestApproval stores the request once the boot test passed
+        found = ssm.get_parameters_by_path(Path=f"{APPROVALS_PATH}/demo-approval",
+                                           Recursive=True)["Parameters"]
+        if found or running.proc.poll() is not None:
+            request = found[0] if found else None
+            break
+        time.sleep(0.05)
+    if request is None:
+        running.wait()
+        return ["the gated run never asked for approval"]
+    asked = [n for n in read_notifications(stack) if n["event"] == "APPROVAL_REQUESTED"]
+    if not asked:
+        problems.append("no APPROVAL_REQUESTED notice")
+    else:
+        say(f"  [notice] {asked[-1]['subject']}")
+        for line in asked[-1]["message"].splitlines():
+            if line.startswith(("Family ", "- ", "To publish", "To refuse")):
+                say(f"    {line}")
+    say("[cli] golden-ami approve demo-approval --family default --reason CAB-1234")
+    approved = stack.golden_ami("approve", "demo-approval", "--family", "default", "--reason", "CAB-1234")
+    for line in (approved.stdout + approved.stderr).splitlines():
+        say(f"  {line}")
+    if approved.returncode != 0:
+        problems.append(f"golden-ami approve exited {approved.returncode}")
+    result = running.wait()
+    end = read_facts(stack).notifications[-1]
+    say(f"  [run] {result.status}; notice: {end['subject']}")
+    for line in end["message"].splitlines():
+        if line.startswith("Approved by"):
+            say(f"    {line}")
+    if result.status != "SUCCEEDED" or "Approved by" not in end["message"]:
+        problems.append(f"the approved run ended {result.status}: {end['subject']}")
+    return problems
+
+
 def main() -> int:
     # SIGTERM behaves like Ctrl-C: unwind, so the stack stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -251,6 +298,7 @@ def main() -> int:
             if result.status == "SUCCEEDED":
                 problems += stopped_run(stack)
                 problems += operator_cli(stack, matrix)
+                problems += approval_gate(stack, matrix)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1

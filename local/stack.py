@@ -69,6 +69,7 @@ POINTER_PARAMETER_NAME = "/golden-ami/current"
 TARGETS_PARAMETER_NAME = f"/{STACK_NAME}/targets"
 LOCK_PARAMETER_NAME = f"/{STACK_NAME}/run-lock"
 PINS_PATH = f"/{STACK_NAME}/pins"
+APPROVALS_PATH = f"/{STACK_NAME}/approvals"
 POINTER_SHARE_NAME = f"{STACK_NAME}-pointers"
 IMAGE_NAME_PREFIX = "golden-ami"
 BAKE_DOCUMENT_NAME = "golden-ami-bake"
@@ -185,9 +186,10 @@ def resolve_intrinsics(value: Any, refs: dict[str, Any],
 
 
 def targets_document(image_families: str = "", target_regions: Iterable[str] = (),
-                     family_concurrency: int = 2) -> str:
+                     family_concurrency: int = 2, approval_minutes: int | None = None) -> str:
     """The value the template's TargetsParameter gets for these stack parameters (its defaults
-    for the default family's pointer, instance type and architecture)."""
+    for the default family's pointer, instance type and architecture); approval_minutes:
+    RequireApproval=true with that ApprovalTimeoutMinutes."""
     template = load_template()
     regions = [r for r in target_regions if r]
     refs = {"AWS::Region": REGION, "AWS::StackName": STACK_NAME,
@@ -195,8 +197,11 @@ def targets_document(image_families: str = "", target_regions: Iterable[str] = (
             "BakeInstanceType": template["Parameters"]["BakeInstanceType"]["Default"],
             "BakeArchitecture": template["Parameters"]["BakeArchitecture"]["Default"],
             "ImageFamilies": image_families, "TargetRegions": regions,
-            "FamilyConcurrency": family_concurrency}
-    conditions = {"HasImageFamilies": image_families != "", "HasTargetRegions": bool(regions)}
+            "FamilyConcurrency": family_concurrency,
+            "RequireApproval": "true" if approval_minutes else "false",
+            "ApprovalTimeoutMinutes": approval_minutes or 0}
+    conditions = {"HasImageFamilies": image_families != "", "HasTargetRegions": bool(regions),
+                  "ApprovalRequired": bool(approval_minutes)}
     value = template["Resources"]["TargetsParameter"]["Properties"]["Value"]
     return resolve_intrinsics(value, refs, conditions)
 
@@ -383,7 +388,8 @@ class LocalStack:
 
     FUNCTIONS = ("plan-run", "read-current-ami", "notify", "start-bake", "check-bake",
                  "copy-image", "check-copy", "share-image", "verify-image", "start-test",
-                 "check-test", "publish-pointer", "cleanup", "retain", "release-lock", "reaper")
+                 "check-test", "publish-pointer", "cleanup", "retain", "release-lock", "reaper",
+                 "request-approval")
 
     def __init__(self, *, log: Callable[[str], None] | None = None, rust_log: str = "warn",
                  build: bool = True, work_dir: Path | None = None):
@@ -693,12 +699,13 @@ class LocalStack:
         return entry
 
     def set_targets(self, families: list[dict[str, Any]] | None = None,
-                    regions: Iterable[str] = (), concurrency: int = 2) -> str:
+                    regions: Iterable[str] = (), concurrency: int = 2,
+                    approval_minutes: int | None = None) -> str:
         """Rewrite the targets parameter as a stack update with these ImageFamilies (None: the
-        default family) and TargetRegions would."""
+        default family), TargetRegions and RequireApproval / ApprovalTimeoutMinutes would."""
         image_families = "" if families is None else json.dumps(
             [{k: v for k, v in f.items() if k != "seededImage"} for f in families])
-        value = targets_document(image_families, list(regions), concurrency)
+        value = targets_document(image_families, list(regions), concurrency, approval_minutes)
         self.client("ssm").put_parameter(Name=TARGETS_PARAMETER_NAME, Type="String", Overwrite=True,
                                           Value=value)
         return value
@@ -714,6 +721,7 @@ class LocalStack:
             "POINTER_SHARE_NAME": POINTER_SHARE_NAME,
             "LOCK_PARAMETER_NAME": LOCK_PARAMETER_NAME,
             "PINS_PATH": PINS_PATH,
+            "APPROVALS_PATH": APPROVALS_PATH,
             "LOCK_TTL_MINUTES": "540",
             # The tests stop a run where only read-only polls can be in flight (CheckBake,
             # CheckCopy): nothing can start after the reaper's sweep, so it need not wait.
@@ -828,16 +836,23 @@ class LocalStack:
 
     def start_run(self, *, name: str | None = None, on_enter: Iterable[tuple[str, dict[str, Any]]] = (),
                   stream: Callable[[str], None] | None = None, wait_ms: int = 0,
-                  input: dict[str, Any] | None = None) -> RunningExecution:
+                  input: dict[str, Any] | None = None,
+                  callback_timeout_ms: int | None = None) -> RunningExecution:
         """Start one execution of the real ASL in a runner process (its own process group).
 
         on_enter: (Task state, fault spec) pairs: the spec is POSTed to /_golden/faults just before
-        the state's first invocation (local/runner --on-enter)."""
+        the state's first invocation (local/runner --on-enter).
+        callback_timeout_ms: how long a callback Task (waitForTaskToken) waits for its token's
+        answer before States.Timeout (local/runner --callback-timeout-ms; default: the runner's).
+        The tokens live in this stack's moto extension (--moto-endpoint)."""
         self._run_count += 1
         events = self.work_dir / f"run-{self._run_count}.events.jsonl"
         cmd = ["node", str(RUNNER), "--definition", str(DEFINITION),
                "--lambda-endpoint", self.lambda_endpoint, "--events", str(events), "--json",
-               "--wait-ms", str(wait_ms), "--input", json.dumps(input or {})]
+               "--wait-ms", str(wait_ms), "--input", json.dumps(input or {}),
+               "--moto-endpoint", self.endpoint]
+        if callback_timeout_ms is not None:
+            cmd += ["--callback-timeout-ms", str(callback_timeout_ms)]
         if name:
             cmd += ["--execution-name", name]
         for state, fault in on_enter:
@@ -973,16 +988,22 @@ def read_facts(stack: LocalStack) -> Facts:
         for i in reservation["Instances"]:
             instances[i["InstanceId"]] = {"state": i["State"]["Name"], "imageId": i.get("ImageId"),
                                           "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])}}
+    return Facts(pointer=pointer, pointers=pointers, images=images, snapshots=snapshots,
+                 instances=instances,
+                 automations=stack.admin("state")["executions"],
+                 notifications=read_notifications(stack), reports=reports)
+
+
+def read_notifications(stack: LocalStack) -> list[dict[str, Any]]:
+    """The notices sent so far, in order: [{subject, message, event}]. Safe while a run is in
+    flight (read_facts is not: it describes images the run may be removing)."""
     notifications = []
     for topic in stack.moto_data().get("sns", {}).get("Topic", []):
         for _id, message, subject, attributes, _group in topic.get("sent_notifications", []):
             event = (attributes or {}).get("event", {})
             notifications.append({"subject": subject, "message": message,
                                   "event": event.get("Value") or event.get("StringValue")})
-    return Facts(pointer=pointer, pointers=pointers, images=images, snapshots=snapshots,
-                 instances=instances,
-                 automations=stack.admin("state")["executions"], notifications=notifications,
-                 reports=reports)
+    return notifications
 
 
 def automation_outputs(automation: dict[str, Any]) -> dict[str, str]:

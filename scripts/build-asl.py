@@ -244,7 +244,8 @@ def family() -> Level:
     f.poll("WaitForTest", "CheckTest", "TestDone?", function="CheckTest",
            seconds_path="$.test.pollSeconds", result_path="$.testStatus",
            comment="One poll; fails with TestFailed naming each failed control, or TestTimedOut past the deadline.",
-           next_state="PublishPointers")
+           next_state="ApprovalRequired?")
+    approval_gate(f)
     f.region_map(
         "PublishPointers", "$.regions",
         {"context.$": "$.context", "family.$": "$.family", "current.$": "$.current",
@@ -272,7 +273,7 @@ def family() -> Level:
         "Parameters": {"family.$": "$.family", "outcome": "PUBLISHED", "current.$": "$.current",
                        "bakeStatus.$": "$.bakeStatus", "testStatus.$": "$.testStatus",
                        "pointers.$": "$.pointers", "cleanup.$": "$.cleanup",
-                       "retention.$": "$.retention"},
+                       "retention.$": "$.retention", "approval.$": "$.approval"},
         "End": True,
     })
     f.add("FamilyUpToDate", {
@@ -293,6 +294,41 @@ def family() -> Level:
         "End": True,
     })
     return f
+
+
+def approval_gate(f: Level) -> None:
+    """The optional approval gate, between the boot test and the pointers: a gated family
+    (its `approval` in the plan) waits on a task token for `golden-ami approve` (SendTaskSuccess)
+    or `deny` (SendTaskFailure ApprovalDenied), at most its deadline (States.Timeout); either
+    failure takes the family's failure path, so nothing is published and the copies go."""
+    f.add("ApprovalRequired?", {
+        "Type": "Choice",
+        "Comment": "The optional approval gate (the stack's RequireApproval, or the family's own approval in the targets).",
+        "Choices": [{"Variable": "$.family.approval", "IsPresent": True, "Next": "AwaitApproval"}],
+        "Default": "NoApprovalNeeded",
+    })
+    f.add("NoApprovalNeeded", {
+        "Type": "Pass",
+        "Comment": "An ungated family: no decision ({}), so the family's result has the same keys either way.",
+        "Result": {},
+        "ResultPath": "$.approval",
+        "Next": "PublishPointers",
+    })
+    f.add("AwaitApproval", {
+        "Comment": "Store the task token and ask for approval (SNS, with the change summary and the exact golden-ami command), then wait for the answer, at most the family's deadline.",
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {
+            "FunctionName": "${RequestApprovalFunctionArn}",
+            "Payload": {"context.$": "$.context", "taskToken.$": "$$.Task.Token", "state.$": "$"},
+        },
+        "TimeoutSecondsPath": "$.family.approval.timeoutSeconds",
+        "ResultPath": "$.approval",
+        "Retry": [dict(RETRY)],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "AwaitApprovalFailed"}],
+        "Next": "PublishPointers",
+    })
+    f.record_failure("AwaitApproval")
 
 
 def pipeline() -> dict[str, Any]:
@@ -361,7 +397,9 @@ def pipeline() -> dict[str, Any]:
     return {
         "Comment": "golden-ami-pipeline: monthly patch of the organization's golden images, every family in every target region. A pointer moves only after every region's copy is verified and the copy booted; every failure is cleaned up and notified once.",
         "StartAt": "PlanRun",
-        "TimeoutSeconds": 28800,
+        # 8 hours for the longest bake, copy and test, plus the longest approval deadline (72
+        # hours): a run ends through its own typed timeouts (tests/ hold the two together).
+        "TimeoutSeconds": 288000,
         "States": run.states,
     }
 

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use golden_ami_core::error::{ERROR_NAMES, RETRYABLE_ERROR_NAMES};
+use golden_ami_core::targets::MAX_APPROVAL_MINUTES;
 use serde_json::Value as Json;
 use serde_yaml_ng::Value as Yaml;
 
@@ -140,10 +141,20 @@ fn is_task(state: &Json) -> bool {
     state["Type"] == "Task"
 }
 
-/// The `${Name}` placeholder of a Task's Resource.
+/// The callback pattern's resource: Step Functions invokes Parameters.FunctionName with a task
+/// token and waits for SendTaskSuccess / SendTaskFailure.
+pub const CALLBACK_RESOURCE: &str = "arn:aws:states:::lambda:invoke.waitForTaskToken";
+
+/// The `${Name}` placeholder of a Task's function: its Resource, or for a callback Task its
+/// Parameters.FunctionName.
 fn placeholder(state: &Json) -> Option<String> {
     let resource = state["Resource"].as_str()?;
-    resource
+    let function = if resource == CALLBACK_RESOURCE {
+        state["Parameters"]["FunctionName"].as_str()?
+    } else {
+        resource
+    };
+    function
         .strip_prefix("${")?
         .strip_suffix('}')
         .map(str::to_string)
@@ -1009,6 +1020,9 @@ pub const POLLING_LOOPS: &[(&str, &str)] = &[
     ("TestTimeoutMinutes", "TestPollSeconds"),
 ];
 
+/// The stack parameter of the approval gate's deadline, in minutes.
+pub const APPROVAL_DEADLINE: &str = "ApprovalTimeoutMinutes";
+
 /// Rule: the largest deadlines the template allows, each overshot by one poll, plus the other
 /// states, end before the state machine's TimeoutSeconds, so a slow run fails through its own
 /// typed timeout and cleanup instead of ending TIMED_OUT.
@@ -1017,6 +1031,17 @@ pub fn check_deadlines(template: &Yaml, definition: &Json) -> Vec<String> {
     let max = |name: &str| parameters[name]["MaxValue"].as_u64();
     let mut violations = Vec::new();
     let mut total = OTHER_STATES_SECONDS;
+    // A gated family also waits for its approval, at most the largest deadline the stack
+    // allows; the targets document is held to the same bound (Targets::parse).
+    match max(APPROVAL_DEADLINE) {
+        Some(minutes) if minutes == u64::from(MAX_APPROVAL_MINUTES) => total += minutes * 60,
+        Some(minutes) => violations.push(format!(
+            "parameter {APPROVAL_DEADLINE} allows {minutes} minutes but the targets document allows {MAX_APPROVAL_MINUTES} (golden_ami_core::targets::MAX_APPROVAL_MINUTES): make them equal"
+        )),
+        None => violations.push(format!(
+            "parameter {APPROVAL_DEADLINE} needs a MaxValue to bound the run"
+        )),
+    }
     for (deadline, poll) in POLLING_LOOPS {
         match (max(deadline), max(poll)) {
             (Some(minutes), Some(seconds)) => total += minutes * 60 + seconds,
@@ -1123,6 +1148,125 @@ pub fn check_retention(definition: &Json) -> Vec<String> {
             if let Some((normal, catches)) = edges.get(&name) {
                 todo.extend(normal.iter().chain(catches).cloned());
             }
+        }
+    }
+    violations
+}
+
+/// The approval gate's Task.
+pub const APPROVAL_STATE: &str = "AwaitApproval";
+
+/// Rule: the approval gate waits on a task token with a deadline read from the family (the
+/// field FamilyTarget serializes), is entered only for a gated family and only after every
+/// publish gate passed, and its failure (denied, expired) cannot reach a pointer.
+pub fn check_approval_gate(definition: &Json) -> Vec<String> {
+    let (states, _) = machine(definition);
+    let edges = graph(definition);
+    let mut violations = Vec::new();
+    let Some(gate) = states.get(APPROVAL_STATE) else {
+        return vec![format!("no {APPROVAL_STATE} state")];
+    };
+    if gate["Resource"] != CALLBACK_RESOURCE {
+        violations.push(format!(
+            "{APPROVAL_STATE}: Resource must be {CALLBACK_RESOURCE} (it waits for a person)"
+        ));
+    }
+    if gate["Parameters"]["Payload"]["taskToken.$"] != "$$.Task.Token" {
+        violations.push(format!(
+            "{APPROVAL_STATE}: Payload.taskToken.$ must be $$.Task.Token, or nobody can answer it"
+        ));
+    }
+    // The deadline: where the family's gate puts it, as the Rust type serializes it.
+    let mut family = golden_ami_core::testing::family();
+    family.approval = Some(golden_ami_core::targets::ApprovalGate {
+        timeout_seconds: 3600,
+    });
+    let family_state = serde_json::json!({ "family": family });
+    let resolves = |path: &str| {
+        path.strip_prefix("$.")
+            .map(|rest| {
+                rest.split('.')
+                    .fold(&family_state, |value, key| &value[key])
+                    .clone()
+            })
+            .unwrap_or(Json::Null)
+    };
+    match gate["TimeoutSecondsPath"].as_str() {
+        Some(path) if resolves(path) == 3600 => {}
+        Some(path) => violations.push(format!(
+            "{APPROVAL_STATE}: TimeoutSecondsPath {path} does not find the family's approval.timeoutSeconds"
+        )),
+        None if gate["TimeoutSeconds"].is_u64() => {}
+        None => violations.push(format!(
+            "{APPROVAL_STATE} has no deadline (TimeoutSecondsPath): it would wait up to a year"
+        )),
+    }
+    // Entered only through a Choice on the family's gate.
+    for (name, (normal, catches)) in &edges {
+        if !normal.iter().chain(catches).any(|n| n == APPROVAL_STATE) {
+            continue;
+        }
+        let state = &states[name];
+        let tests_the_gate = state["Type"] == "Choice"
+            && state["Choices"].as_array().is_some_and(|choices| {
+                choices.iter().any(|c| {
+                    c["Next"] == APPROVAL_STATE
+                        && c["IsPresent"] == true
+                        && c["Variable"].as_str().is_some_and(|v| {
+                            v.strip_prefix("$.")
+                                .is_some_and(|_| resolves(v).is_object())
+                        })
+                })
+            });
+        if !tests_the_gate {
+            violations.push(format!(
+                "{name} leads to {APPROVAL_STATE}: only a Choice on the family's approval may"
+            ));
+        }
+    }
+    // After every publish gate.
+    let start = definition["StartAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    for blocked in PUBLISH_GATES {
+        let mut seen = BTreeSet::new();
+        let mut todo = vec![start.clone()];
+        while let Some(name) = todo.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some((normal, catches)) = edges.get(&name) {
+                if name != *blocked {
+                    todo.extend(normal.iter().cloned());
+                }
+                todo.extend(catches.iter().cloned());
+            }
+        }
+        if seen.contains(APPROVAL_STATE) {
+            violations.push(format!(
+                "{APPROVAL_STATE} is reachable without passing {blocked}: approval is asked for a tested image only"
+            ));
+        }
+    }
+    // Denied or expired: never a pointer.
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<String> = edges
+        .get(APPROVAL_STATE)
+        .map(|(_, catches)| catches.clone())
+        .unwrap_or_default();
+    while let Some(name) = todo.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if name == "PublishPointer" {
+            violations.push(format!(
+                "PublishPointer is reachable from {APPROVAL_STATE}'s Catch: a denial would publish"
+            ));
+            break;
+        }
+        if let Some((normal, catches)) = edges.get(&name) {
+            todo.extend(normal.iter().chain(catches).cloned());
         }
     }
     violations

@@ -4,9 +4,13 @@
 // Runs the REAL ASL definition with the npm package aws-local-stepfunctions and routes every Task
 // state to the Lambda Invoke API served by `cargo lambda watch`
 // (POST <endpoint>/2015-03-31/functions/<function-name>/invocations, function = binary name).
+// Task states with the callback pattern (arn:aws:states:::lambda:invoke.waitForTaskToken) invoke
+// their function the same way, then wait for the task token's answer (SendTaskSuccess /
+// SendTaskFailure), which local/moto_ext keeps (--moto-endpoint; see runStateMachine below).
 //
 //   node local/runner/run.mjs --definition statemachine/golden-ami-pipeline.asl.json \
 //     --lambda-endpoint http://127.0.0.1:9000 --input '{}' \
+//     [--moto-endpoint http://127.0.0.1:5000] [--callback-timeout-ms N] \
 //     [--execution-name NAME] [--events FILE.jsonl] [--json]
 //
 // Exit codes: 0 execution SUCCEEDED, 2 execution FAILED (Fail state, uncaught error, timeout),
@@ -23,11 +27,20 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 export const DEFAULT_REGION = 'eu-west-1';
 export const DEFAULT_ACCOUNT = '123456789012';
 export const DEFAULT_LAMBDA_ENDPOINT = 'http://127.0.0.1:9000';
+/** The Resource of a Lambda Task with the callback pattern (the only callback the runner knows). */
+export const CALLBACK_RESOURCE = 'arn:aws:states:::lambda:invoke.waitForTaskToken';
+/** What `$$.Task.Token` resolves to; a callback Task's handler swaps it for a fresh token. */
+export const TASK_TOKEN_PLACEHOLDER = 'golden-ami-local-runner:task-token';
+/** How long a callback Task waits for its token's answer (stands in for TimeoutSeconds[Path]). */
+export const DEFAULT_CALLBACK_TIMEOUT_MS = 600_000;
+const MAX_CALLBACK_TIMEOUT_MS = 2_000_000_000; // Node timers cap at 2^31-1 ms
+const CALLBACK_POLL_MS = 100;
 
 /** An error of the runner itself (exit code 1), as opposed to a failed execution (exit code 2). */
 export class RunnerError extends Error {
@@ -104,12 +117,23 @@ function collectStates(states, acc) {
       throw new RunnerError(`state name ${name} is used twice (nested state machines): not supported by this runner`);
     }
     acc.all.set(name, state);
-    if (state.Type === 'Task') {
+    if (state.Type === 'Task' && state.Resource === CALLBACK_RESOURCE) {
+      const functionArn = state.Parameters?.FunctionName;
+      const m = LAMBDA_ARN_RE.exec(typeof functionArn === 'string' ? functionArn : '');
+      if (!m) {
+        throw new RunnerError(
+          `Task ${name}: Resource ${CALLBACK_RESOURCE} needs Parameters.FunctionName to be a Lambda function ARN ` +
+            `(or a \${XxxFunctionArn} placeholder), got ${JSON.stringify(functionArn)}`,
+        );
+      }
+      acc.tasks.set(name, m[1]);
+      acc.callbacks.add(name);
+    } else if (state.Type === 'Task') {
       const m = LAMBDA_ARN_RE.exec(state.Resource ?? '');
       if (!m) {
         throw new RunnerError(
           `Task ${name}: Resource ${JSON.stringify(state.Resource)} is not a Lambda function ARN; ` +
-            'this runner only routes Lambda function ARNs to cargo lambda watch',
+            `this runner only routes Lambda function ARNs (and ${CALLBACK_RESOURCE}) to cargo lambda watch`,
         );
       }
       acc.tasks.set(name, m[1]);
@@ -160,9 +184,47 @@ export function analyseDefinition(definition) {
   if (!definition || typeof definition !== 'object' || !definition.States || !definition.StartAt) {
     throw new RunnerError('the definition has no States/StartAt: is it an ASL file?');
   }
-  const acc = { all: new Map(), tasks: new Map(), waits: new Set(), retryable: new Set() };
+  const acc = { all: new Map(), tasks: new Map(), callbacks: new Set(), waits: new Set(), retryable: new Set() };
   collectStates(definition.States, acc);
   return { ...acc, loops: loopStates(definition.States) };
+}
+
+/**
+ * The definition as the library runs it: a callback Task's TimeoutSeconds / TimeoutSecondsPath
+ * give way to the runner's own timeout (callbackTimeoutMs), the way waitTimeOverrides replace Wait
+ * times. The library would otherwise time the task out itself, and it reads TimeoutSecondsPath
+ * from the effective input (after Parameters) where Step Functions reads the state input. Its
+ * timer stays, a minute behind the runner's, as a backstop.
+ */
+function libraryDefinition(definition, callbacks, callbackTimeoutMs) {
+  if (callbacks.size === 0) return definition;
+  const timeoutSeconds = Math.ceil(callbackTimeoutMs / 1000) + 60;
+  const rewrite = (states) =>
+    Object.fromEntries(
+      Object.entries(states).map(([name, state]) => {
+        let out = state;
+        if (callbacks.has(name)) {
+          const { TimeoutSecondsPath, ...rest } = state;
+          out = { ...rest, TimeoutSeconds: timeoutSeconds };
+        }
+        if (out.Branches) out = { ...out, Branches: out.Branches.map((b) => ({ ...b, States: rewrite(b.States) })) };
+        for (const key of ['ItemProcessor', 'Iterator']) {
+          if (out[key]) out = { ...out, [key]: { ...out[key], States: rewrite(out[key].States) } };
+        }
+        return [name, out];
+      }),
+    );
+  return { ...definition, States: rewrite(definition.States) };
+}
+
+/** A copy of `value` with TASK_TOKEN_PLACEHOLDER replaced by `token` in every string. */
+function withTaskToken(value, token) {
+  if (typeof value === 'string') return value.split(TASK_TOKEN_PLACEHOLDER).join(token);
+  if (Array.isArray(value)) return value.map((v) => withTaskToken(v, token));
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withTaskToken(v, token)]));
+  }
+  return value;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -267,6 +329,26 @@ export async function invokeLambda(endpoint, functionName, payload, agent) {
   throw stepFunctionsError(name, `HTTP ${res.status} from ${url.href}: ${text.slice(0, 1000)}`);
 }
 
+/**
+ * POSTs {"token"} to local/moto_ext's task token admin API (what: task-tokens, task-tokens/poll or
+ * task-tokens/expire) and resolves to the token's view {token, status, heartbeats, output |
+ * error+cause}; rejects unless the answer is 2xx JSON.
+ */
+async function taskTokenCall(motoEndpoint, what, token) {
+  const url = new URL(`_golden/${what}`, motoEndpoint.replace(/\/*$/, '/'));
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ token }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`HTTP ${res.status} from POST ${url.href}: ${text.slice(0, 500)}`);
+  const parsed = parseJson(text);
+  if (!parsed.ok || typeof parsed.value?.status !== 'string') throw new Error(`POST ${url.href} answered ${text.slice(0, 500)}`);
+  return parsed.value;
+}
+
 /** POSTs an on-enter hook's JSON body; rejects unless the answer is 2xx. */
 async function fireHook({ url, body }) {
   const res = await fetch(url, {
@@ -366,6 +448,20 @@ function retryDelayText(retrier, attempt) {
  *                                POST `body` (JSON) to `url` and wait for a 2xx answer; used to
  *                                inject a fault exactly while that state runs (local/moto_ext's
  *                                POST /_golden/faults). A failed POST fails the execution.
+ *   motoEndpoint                 base URL of local/moto_ext, which keeps the task tokens of
+ *                                callback Tasks; needed only when one runs (States.Runtime if not)
+ *   callbackTimeoutMs            how long a callback Task waits for its token's answer before it
+ *                                fails with States.Timeout (default 600000; stands in for the
+ *                                state's TimeoutSeconds / TimeoutSecondsPath)
+ *
+ * Callback Tasks (Resource arn:aws:states:::lambda:invoke.waitForTaskToken, Parameters.FunctionName
+ * a Lambda ARN): `$$.Task.Token` resolves to TASK_TOKEN_PLACEHOLDER; each attempt replaces it in
+ * the Payload with a fresh token, registers the token (POST <moto>/_golden/task-tokens), invokes
+ * the function with the Payload like any Task, then polls POST <moto>/_golden/task-tokens/poll every
+ * 100 ms: SUCCEEDED -> the task result is JSON.parse(output); FAILED -> the task fails with the
+ * error and cause sent (Retry/Catch apply); past callbackTimeoutMs -> POST .../expire and the task
+ * fails with States.Timeout. If the task ends otherwise (function error, the execution stops), its
+ * token is expired too, so a late answer gets TaskTimedOut.
  * Resolves to { executionArn, name, status, startDate, stopDate, wallMs, output | error+cause,
  *   endState, path: [state names entered, in order], records: [event records], invocations: [...] }.
  * Rejects with RunnerError for runner problems (exit code 1 on the command line).
@@ -376,6 +472,8 @@ export async function runStateMachine(options = {}) {
   const endpoint = options.lambdaEndpoint ?? DEFAULT_LAMBDA_ENDPOINT;
   const waitMs = options.waitMs ?? 0;
   const retryMs = options.retryMs ?? 0;
+  const motoEndpoint = options.motoEndpoint ?? null;
+  const callbackTimeoutMs = options.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
   const log = options.log === undefined ? (line) => process.stderr.write(`${line}\n`) : options.log ?? (() => {});
 
   let rawDefinition = options.definition;
@@ -401,6 +499,16 @@ export async function runStateMachine(options = {}) {
   } catch {
     throw new RunnerError(`--lambda-endpoint ${JSON.stringify(endpoint)} is not a URL`);
   }
+  if (motoEndpoint !== null) {
+    try {
+      new URL(motoEndpoint);
+    } catch {
+      throw new RunnerError(`--moto-endpoint ${JSON.stringify(motoEndpoint)} is not a URL`);
+    }
+  }
+  if (!Number.isInteger(callbackTimeoutMs) || callbackTimeoutMs < 0 || callbackTimeoutMs > MAX_CALLBACK_TIMEOUT_MS) {
+    throw new RunnerError(`--callback-timeout-ms must be an integer from 0 to ${MAX_CALLBACK_TIMEOUT_MS}`);
+  }
 
   const { definition } = fillPlaceholders(rawDefinition, { region, account });
   const info = analyseDefinition(definition);
@@ -422,7 +530,7 @@ export async function runStateMachine(options = {}) {
 
   let stateMachine;
   try {
-    stateMachine = new StateMachine(definition, { awsConfig: { region } });
+    stateMachine = new StateMachine(libraryDefinition(definition, info.callbacks, callbackTimeoutMs), { awsConfig: { region } });
   } catch (err) {
     throw new RunnerError(err.message);
   }
@@ -434,10 +542,80 @@ export async function runStateMachine(options = {}) {
   let violation = null; // a path problem hidden by the Wait override (see below)
   let stopCalls = false;
 
+  const taskTokens = new Map(); // callback Task state name -> tokens issued so far
+  const stopping = () => stepFunctionsError('States.Runtime', 'execution is stopping', { retryable: false, catchable: false });
+
+  /** Expires a token whose task ended without an answer (best effort: nothing waits for it). */
+  const closeToken = async (token) => {
+    try {
+      await taskTokenCall(motoEndpoint, 'task-tokens/expire', token);
+    } catch {
+      // moto gone, or the token forgotten (reset): nothing left to close
+    }
+  };
+
+  /** Polls the token until it is answered or its time is up; resolves to the task result. */
+  const awaitCallback = async (stateName, token, deadline) => {
+    const call = async (what) => {
+      try {
+        return await taskTokenCall(motoEndpoint, what, token);
+      } catch (err) {
+        throw stepFunctionsError('States.Runtime', `${stateName}: task token ${token}: ${err.message}`, { retryable: false, catchable: false });
+      }
+    };
+    for (;;) {
+      if (stopCalls) {
+        await closeToken(token);
+        throw stopping();
+      }
+      let view = await call('task-tokens/poll');
+      if (view.status === 'WAITING' && Date.now() >= deadline) view = await call('task-tokens/expire');
+      if (view.status === 'WAITING') {
+        await sleep(CALLBACK_POLL_MS);
+        continue;
+      }
+      if (view.status === 'SUCCEEDED') {
+        const parsed = parseJson(view.output);
+        if (!parsed.ok) {
+          throw stepFunctionsError('States.Runtime', `${stateName}: the SendTaskSuccess output is not JSON: ${short(view.output, 300)}`, {
+            retryable: false,
+            catchable: false,
+          });
+        }
+        log(`${rel(Date.now())} ** ${stateName}: SendTaskSuccess for ${token}`);
+        return parsed.value;
+      }
+      if (view.status === 'FAILED') {
+        log(`${rel(Date.now())} ** ${stateName}: SendTaskFailure for ${token}: ${view.error}`);
+        throw stepFunctionsError(view.error ?? '', view.cause ?? '');
+      }
+      if (view.status === 'TIMED_OUT') {
+        throw stepFunctionsError(
+          'States.Timeout',
+          `${stateName}: no SendTaskSuccess or SendTaskFailure for task token ${token} within ${callbackTimeoutMs} ms ` +
+            "(--callback-timeout-ms, standing in for the state's TimeoutSeconds/TimeoutSecondsPath)",
+        );
+      }
+      throw stepFunctionsError('States.Runtime', `${stateName}: task token ${token} has status ${JSON.stringify(view.status)}`, {
+        retryable: false,
+        catchable: false,
+      });
+    }
+  };
+
   const taskResourceLocalHandlers = {};
   for (const [stateName, functionName] of info.tasks) {
+    const callback = info.callbacks.has(stateName);
     taskResourceLocalHandlers[stateName] = async (input) => {
-      if (stopCalls) throw stepFunctionsError('States.Runtime', 'execution is stopping', { retryable: false, catchable: false });
+      if (stopCalls) throw stopping();
+      if (callback && motoEndpoint === null) {
+        throw stepFunctionsError(
+          'States.Runtime',
+          `Task ${stateName} uses the callback pattern (${CALLBACK_RESOURCE}) and its task token needs local/moto_ext: ` +
+            'run with --moto-endpoint URL',
+          { retryable: false, catchable: false },
+        );
+      }
       const hooks = onEnter.get(stateName);
       if (hooks) {
         onEnter.delete(stateName); // once: the first invocation of the state only
@@ -451,21 +629,44 @@ export async function runStateMachine(options = {}) {
         }
       }
       const started = Date.now();
-      const rec = { state: stateName, functionName, startTs: started, input };
+      let payload = input;
+      let token = null;
+      if (callback) {
+        // A fresh token per attempt (a retry gets a new one, as in Step Functions).
+        const n = (taskTokens.get(stateName) ?? 0) + 1;
+        taskTokens.set(stateName, n);
+        token = `local-${name}-${stateName.replace(/[^A-Za-z0-9_-]/g, '_')}-${n}-${crypto.randomBytes(4).toString('hex')}`;
+        payload = withTaskToken(input?.Payload, token);
+        if (!JSON.stringify(payload ?? null).includes(token)) {
+          log(`${rel(Date.now())} ** ${stateName}: warning: its Payload does not carry $$.Task.Token, so nobody can answer it`);
+        }
+        try {
+          await taskTokenCall(motoEndpoint, 'task-tokens', token);
+        } catch (err) {
+          throw stepFunctionsError('States.Runtime', `${stateName}: cannot register its task token: ${err.message}`, { retryable: false, catchable: false });
+        }
+        log(`${rel(Date.now())} ** ${stateName}: task token ${token} issued; waiting up to ${callbackTimeoutMs} ms for its answer`);
+        emit({ type: 'TaskTokenIssued', ts: Date.now(), state: stateName, stateType: 'Task', token });
+      }
+      const rec = { state: stateName, functionName, startTs: started, input: payload, ...(token ? { taskToken: token } : {}) };
       invocations.push(rec);
+      let result;
       try {
-        const result = await invokeLambda(endpoint, functionName, input, agent);
+        result = await invokeLambda(endpoint, functionName, payload, agent);
         rec.endTs = Date.now();
         rec.output = result;
-        if (!taskResults.has(stateName)) taskResults.set(stateName, []);
-        taskResults.get(stateName).push(result);
-        return result;
       } catch (err) {
         rec.endTs = Date.now();
         rec.error = err.name;
         rec.cause = err.message;
+        if (token) await closeToken(token);
         throw err;
       }
+      // The callback's answer, not the function's, is the task result (Step Functions ignores it).
+      if (token) result = await awaitCallback(stateName, token, started + callbackTimeoutMs);
+      if (!taskResults.has(stateName)) taskResults.set(stateName, []);
+      taskResults.get(stateName).push(result);
+      return result;
     };
   }
   const waitTimeOverrides = Object.fromEntries([...info.waits].map((n) => [n, waitMs]));
@@ -496,6 +697,8 @@ export async function runStateMachine(options = {}) {
     context: {
       Execution: { Id: executionArn, Name: name, RoleArn: `arn:aws:iam::${account}:role/${stateMachineName}-local` },
       StateMachine: { Id: stateMachineArn, Name: stateMachineName },
+      // $$.Task.Token: every callback Task's handler swaps it for a fresh token of its own.
+      Task: { Token: TASK_TOKEN_PLACEHOLDER },
     },
     noThrowOnAbort: true,
   });
@@ -552,6 +755,27 @@ export async function runStateMachine(options = {}) {
             } else if (def.Timestamp) asked = `until ${def.Timestamp}`;
             else if (def.TimestampPath) asked = `until ${def.TimestampPath}`;
             extra = ` (ASL waits ${asked}; overridden to ${waitMs} ms)`;
+          } else if (info.callbacks.has(st.name)) {
+            let asked = 'its default';
+            if (def.TimeoutSeconds !== undefined) asked = `${def.TimeoutSeconds} s`;
+            else if (def.TimeoutSecondsPath) {
+              const r = simplePath(def.TimeoutSecondsPath, st.input);
+              if (r && (!r.found || !Number.isInteger(r.value) || r.value < 1)) {
+                // The library never reads it (the runner's timeout replaces it); Step Functions
+                // would fail the execution with States.Runtime here, so the runner does too.
+                violation ??= {
+                  Error: 'States.Runtime',
+                  Cause: r.found
+                    ? `Task ${st.name}: ${def.TimeoutSecondsPath} is ${JSON.stringify(r.value)}, not a positive integer`
+                    : `Task ${st.name}: path expression '${def.TimeoutSecondsPath}' does not point to a value`,
+                  state: st.name,
+                };
+                stopCalls = true;
+                execution.abort();
+              }
+              asked = r?.found ? `${JSON.stringify(r.value)} s from ${def.TimeoutSecondsPath}` : `${def.TimeoutSecondsPath}`;
+            }
+            extra = ` (callback; ASL times out after ${asked}; overridden to ${callbackTimeoutMs} ms)`;
           }
           log(`${rel(ev.timestamp)} -> ${st.name}${iter} [${st.type}]${extra}`);
           emit({ type: ev.type, ts: ev.timestamp, state: st.name, stateType: st.type, iteration: n });
@@ -656,6 +880,8 @@ export async function runStateMachine(options = {}) {
     thrown = err;
   } finally {
     options.signal?.removeEventListener('abort', onAbort);
+    // A callback Task the library left behind (execution timeout, abort) stops polling.
+    stopCalls = true;
   }
   await consume;
   agent.destroy();
@@ -738,7 +964,7 @@ export async function runStateMachine(options = {}) {
 const USAGE = `usage: node local/runner/run.mjs --definition FILE.asl.json [--lambda-endpoint URL] [--input JSON|@FILE]
          [--execution-name NAME] [--events FILE.jsonl] [--json] [--quiet]
          [--wait-ms N] [--retry-ms N] [--region R] [--account ID] [--state-machine-name NAME]
-         [--on-enter STATE=URL:JSON ...]
+         [--on-enter STATE=URL:JSON ...] [--moto-endpoint URL] [--callback-timeout-ms N]
   --lambda-endpoint  cargo lambda watch base URL (default ${DEFAULT_LAMBDA_ENDPOINT})
   --input            execution input as JSON, or @file (default {})
   --events           write one JSON line per event (state, type, startTs/endTs/durationMs, error)
@@ -747,6 +973,11 @@ const USAGE = `usage: node local/runner/run.mjs --definition FILE.asl.json [--la
   --wait-ms/--retry-ms  what every Wait / Retry interval becomes (default 0)
   --on-enter         before the first invocation of Task STATE, POST JSON to URL (e.g. a fault to
                      local/moto_ext's /_golden/faults); repeatable
+  --moto-endpoint    local/moto_ext base URL: it keeps the task tokens of callback Tasks
+                     (${CALLBACK_RESOURCE}); needed once such a Task runs
+  --callback-timeout-ms  how long a callback Task waits for SendTaskSuccess/SendTaskFailure before it
+                     fails with States.Timeout; stands in for its TimeoutSeconds/TimeoutSecondsPath
+                     (default ${DEFAULT_CALLBACK_TIMEOUT_MS})
 exit codes: 0 succeeded, 2 execution failed (Fail state, uncaught error, timeout), 1 runner error`;
 
 export function parseArgs(argv) {
@@ -762,6 +993,8 @@ export function parseArgs(argv) {
     '--region': 'region',
     '--account': 'account',
     '--state-machine-name': 'stateMachineName',
+    '--moto-endpoint': 'motoEndpoint',
+    '--callback-timeout-ms': 'callbackTimeoutMs',
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -804,10 +1037,13 @@ export function parseArgs(argv) {
   } catch (err) {
     throw new RunnerError(`--input is not JSON: ${err.message}`);
   }
-  for (const k of ['waitMs', 'retryMs']) {
+  const numbers = { waitMs: ['--wait-ms', Infinity], retryMs: ['--retry-ms', Infinity], callbackTimeoutMs: ['--callback-timeout-ms', MAX_CALLBACK_TIMEOUT_MS] };
+  for (const [k, [flag, max]] of Object.entries(numbers)) {
     if (opts[k] !== undefined) {
       const n = Number(opts[k]);
-      if (!Number.isInteger(n) || n < 0) throw new RunnerError(`--${k === 'waitMs' ? 'wait-ms' : 'retry-ms'} must be an integer >= 0`);
+      if (opts[k] === '' || !Number.isInteger(n) || n < 0 || n > max) {
+        throw new RunnerError(`${flag} must be an integer >= 0${max === Infinity ? '' : ` and <= ${max}`}`);
+      }
       opts[k] = n;
     }
   }

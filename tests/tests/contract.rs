@@ -25,7 +25,7 @@ fn assert_broken(violations: Vec<String>, expected: &str) {
 #[test]
 fn every_task_runs_a_workspace_function_and_every_function_is_used() {
     let binaries = workspace_binaries();
-    assert_eq!(binaries.len(), 16, "{binaries:?}");
+    assert_eq!(binaries.len(), 17, "{binaries:?}");
     assert_holds(check_functions(&definition(), &template(), &binaries));
 
     // The reaper runs on the executions' status changes, not in a Task.
@@ -343,10 +343,64 @@ fn the_largest_deadlines_end_before_the_state_machine_times_out() {
         "past the state machine's TimeoutSeconds",
     );
     let mut shorter = definition();
-    shorter["TimeoutSeconds"] = json!(14400);
+    shorter["TimeoutSeconds"] = json!(28800);
     assert_broken(
         check_deadlines(&template(), &shorter),
         "lower the MaxValues",
+    );
+    let mut longer_approval = template();
+    longer_approval["Parameters"]["ApprovalTimeoutMinutes"]["MaxValue"] = 10080.into();
+    assert_broken(
+        check_deadlines(&longer_approval, &definition()),
+        "the targets document allows 4320",
+    );
+}
+
+#[test]
+fn approval_waits_on_a_token_with_a_deadline_after_the_boot_test_and_a_denial_publishes_nothing() {
+    assert_holds(check_approval_gate(&definition()));
+
+    let mut no_deadline = definition();
+    state_mut(&mut no_deadline, "AwaitApproval")
+        .as_object_mut()
+        .expect("a state")
+        .remove("TimeoutSecondsPath");
+    assert_broken(check_approval_gate(&no_deadline), "has no deadline");
+
+    let mut wrong_path = definition();
+    state_mut(&mut wrong_path, "AwaitApproval")["TimeoutSecondsPath"] =
+        json!("$.family.approval.timeoutMinutes");
+    assert_broken(
+        check_approval_gate(&wrong_path),
+        "does not find the family's approval.timeoutSeconds",
+    );
+
+    let mut no_token = definition();
+    state_mut(&mut no_token, "AwaitApproval")["Parameters"]["Payload"]["taskToken.$"] =
+        json!("$.token");
+    assert_broken(check_approval_gate(&no_token), "nobody can answer it");
+
+    let mut denial_publishes = definition();
+    state_mut(&mut denial_publishes, "AwaitApproval")["Catch"][0]["Next"] =
+        json!("PublishPointers");
+    assert_broken(
+        check_approval_gate(&denial_publishes),
+        "a denial would publish",
+    );
+
+    let mut before_the_test = definition();
+    state_mut(&mut before_the_test, "CopyToRegionsSucceeded?")["Default"] =
+        json!("ApprovalRequired?");
+    assert_broken(
+        check_approval_gate(&before_the_test),
+        "reachable without passing CheckTest",
+    );
+
+    let mut always = definition();
+    state_mut(&mut always, "TestDone?")["Choices"][0]["Next"] = json!("AwaitApproval");
+    assert_broken(
+        check_approval_gate(&always),
+        "TestDone? leads to AwaitApproval",
     );
 }
 

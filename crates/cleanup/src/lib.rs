@@ -44,6 +44,7 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
             }
             let home = deps.clients.region(&family.home_region);
             remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
+            withdraw_approval(deps, &input.context, family, &mut result).await?;
         }
         CleanupMode::Failure => {
             let family = state.require_family()?;
@@ -66,6 +67,35 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
     Ok(result)
 }
 
+/// A gated family's approval request (its task token), however its run ends: answered or
+/// not, the request must not outlive the run. Already gone (`golden-ami approve` removes it)
+/// is fine.
+async fn withdraw_approval(
+    deps: &Deps,
+    context: &ExecutionContext,
+    family: &FamilyTarget,
+    result: &mut CleanupResult,
+) -> Result<(), StepError> {
+    if family.approval.is_none() {
+        return Ok(());
+    }
+    let name = format!(
+        "{}/{}/{}",
+        deps.config.approvals_path,
+        context.execution_name(),
+        family.name
+    );
+    match deps.clients.ssm.delete_parameter().name(&name).send().await {
+        Ok(_) => result.withdrawn_approvals.push(name),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) => {}
+        Err(error) => return Err(classify_sdk_error("ssm:DeleteParameter", error)),
+    }
+    Ok(())
+}
+
 /// Everything this execution created for `family`, wherever it is, removed unless protected.
 async fn sweep_family(
     deps: &Deps,
@@ -76,6 +106,7 @@ async fn sweep_family(
 ) -> Result<(), StepError> {
     let prefix = &deps.config.image_name_prefix;
     let home = deps.clients.region(&family.home_region);
+    withdraw_approval(deps, context, family, result).await?;
     let protected = Protected::read(deps, family, state).await?;
 
     // Automations: those the state names, and any still running that this execution started
@@ -574,11 +605,13 @@ mod tests {
     use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, ImageState};
     use aws_sdk_ec2::types::{Instance, Reservation};
     use aws_sdk_ssm::Client as Ssm;
+    use aws_sdk_ssm::operation::delete_parameter::{DeleteParameterError, DeleteParameterOutput};
     use aws_sdk_ssm::operation::describe_automation_executions::DescribeAutomationExecutionsOutput;
     use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
     use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
     use aws_sdk_ssm::operation::stop_automation_execution::StopAutomationExecutionOutput;
     use aws_sdk_ssm::types::StopType;
+    use aws_sdk_ssm::types::error::ParameterNotFound;
     use aws_sdk_ssm::types::{AutomationExecution, Parameter};
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
@@ -689,6 +722,50 @@ mod tests {
         assert_eq!(result.deregistered_images, [BAKED]);
         assert_eq!(result.deleted_snapshots, ["snap-0bbbbbbbbbbbbbbbb"]);
         assert_eq!((dereg.num_calls(), del.num_calls()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_gated_family_s_approval_request_is_withdrawn_gone_or_not() {
+        let mut input: CleanupInput = testing::event(SUCCESS);
+        input.state.family.as_mut().expect("a family").approval =
+            Some(golden_ami_core::targets::ApprovalGate {
+                timeout_seconds: 3600,
+            });
+        let name = format!(
+            "/golden-ami-pipeline/approvals/{}/default",
+            input.context.execution_name()
+        );
+        for gone in [false, true] {
+            let (get, desc, dereg, left, del) = (
+                pointer(GOLDEN),
+                describe(BAKED),
+                deregister(),
+                no_leftovers(),
+                delete(),
+            );
+            let expected = name.clone();
+            let withdraw = mock!(Ssm::delete_parameter)
+                .match_requests(move |r| r.name() == Some(expected.as_str()))
+                .then_output(|| DeleteParameterOutput::builder().build());
+            let already_gone = mock!(Ssm::delete_parameter).then_error(|| {
+                DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+            });
+            let deps = MockClients {
+                ssm: vec![&get, if gone { &already_gone } else { &withdraw }],
+                ec2: vec![&desc, &dereg, &left, &del],
+                ..Default::default()
+            }
+            .deps();
+            let result = handler(&deps, input.clone()).await.unwrap();
+            assert_eq!(result.deregistered_images, [BAKED]);
+            if gone {
+                assert_eq!(already_gone.num_calls(), 1);
+                assert!(result.withdrawn_approvals.is_empty());
+            } else {
+                assert_eq!(withdraw.num_calls(), 1);
+                assert_eq!(result.withdrawn_approvals, std::slice::from_ref(&name));
+            }
+        }
     }
 
     #[tokio::test]

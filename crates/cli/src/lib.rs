@@ -14,7 +14,9 @@ use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use golden_ami_core::naming::format_timestamp;
-use golden_ami_core::{Pin, Targets, read_pointer_history};
+use golden_ami_core::{
+    APPROVAL_DENIED, ApprovalDecision, ApprovalRequest, Pin, Targets, read_pointer_history,
+};
 use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -79,12 +81,20 @@ pub struct Stack {
     pub targets_parameter: String,
     pub state_machine_arn: Option<String>,
     pub schedule: Option<String>,
+    /// The schedule's ScheduleTimezone (IANA name); UTC when the stack was not read.
+    #[serde(default)]
+    pub timezone: Option<String>,
 }
 
 impl Stack {
     /// Where `golden-ami pin` writes and PlanRun reads the pins (the template's PINS_PATH).
     pub fn pins_path(&self) -> String {
         format!("/{}/pins", self.name)
+    }
+
+    /// Where RequestApproval stores the approval requests (the template's APPROVALS_PATH).
+    pub fn approvals_path(&self) -> String {
+        format!("/{}/approvals", self.name)
     }
 
     fn state_machine(&self) -> Result<&str, CliError> {
@@ -110,6 +120,7 @@ pub async fn find_stack(
         targets_parameter: targets_parameter.clone().unwrap_or_default(),
         state_machine_arn: state_machine_arn.clone(),
         schedule: None,
+        timezone: None,
     };
     // Given the targets, the stack itself is not needed (the local stack has none): the runs
     // then need --state-machine-arn.
@@ -167,6 +178,7 @@ pub async fn find_stack(
         Some(&"DISABLED") => "disabled (ScheduleState)".to_string(),
         _ => format!("cron(0 8 1 * ? *) {timezone}"),
     });
+    stack.timezone = Some(timezone.to_string());
     Ok(stack)
 }
 
@@ -537,6 +549,19 @@ fn to_time(t: &aws_smithy_types::DateTime) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(t.secs()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
+/// An execution's ARN from its name (or its ARN as given).
+pub fn execution_arn(stack: &Stack, execution: &str) -> Result<String, CliError> {
+    if execution.starts_with("arn:") {
+        return Ok(execution.to_string());
+    }
+    Ok(format!(
+        "{}:{execution}",
+        stack
+            .state_machine()?
+            .replacen(":stateMachine:", ":execution:", 1)
+    ))
+}
+
 /// The families' outcomes in a run's output (or its last state, for a failed run).
 pub fn outcomes(output: &Value) -> Vec<FamilyOutcome> {
     let mut found = Vec::new();
@@ -680,17 +705,14 @@ pub async fn why(
     families: &[Family],
     now: OffsetDateTime,
 ) -> Result<Why, CliError> {
-    let machine = stack.state_machine()?;
     let execution = match execution {
+        // A full ARN names its state machine: the stack's is not needed.
         Some(arn) if arn.starts_with("arn:") => arn,
-        Some(name) => format!(
-            "{}:{name}",
-            machine.replacen(":stateMachine:", ":execution:", 1)
-        ),
+        Some(name) => execution_arn(stack, &name)?,
         None => aws
             .sfn
             .list_executions()
-            .state_machine_arn(machine)
+            .state_machine_arn(stack.state_machine()?)
             .status_filter(ExecutionStatus::Failed)
             .max_results(1)
             .send()
@@ -819,6 +841,8 @@ pub struct Status {
     /// A run in progress and the state it is in.
     pub running: Option<(String, String)>,
     pub next_run: Option<String>,
+    /// Gated families waiting for `golden-ami approve`.
+    pub approvals: Vec<Waiting>,
 }
 
 pub async fn status(
@@ -844,20 +868,28 @@ pub async fn status(
         .flatten()
         .find(|r| r.status == ExecutionStatus::Running.as_str())
     {
-        let events = all_events(aws, &run.arn).await?;
-        let state = entered(&events)
-            .last()
-            .map(|(name, _)| name.clone())
-            .unwrap_or_default();
+        // The run is known to be running even when its history cannot be read.
+        let state = match all_events(aws, &run.arn).await {
+            Ok(events) => entered(&events)
+                .last()
+                .map(|(name, _)| name.clone())
+                .unwrap_or_default(),
+            Err(error) => format!("(its state is not available: {error})"),
+        };
         running = Some((run.name.clone(), state));
     }
     let next_run = stack.schedule.as_ref().map(|schedule| {
         if schedule.starts_with("disabled") {
             schedule.clone()
         } else {
-            format!("{} ({schedule})", next_first_of_month(now))
+            let zone = stack.timezone.as_deref().unwrap_or("UTC");
+            match next_first_of_month(now, zone) {
+                Ok(next) => format!("{next} ({schedule})"),
+                Err(error) => format!("unknown ({error}; {schedule})"),
+            }
         }
     });
+    let approvals = waiting_approvals(aws, stack, None).await?;
     Ok(Status {
         stack: stack.clone(),
         pointers,
@@ -866,19 +898,38 @@ pub async fn status(
         runs_unavailable,
         running,
         next_run,
+        approvals,
     })
 }
 
-/// The next 1st of a month at 08:00 after `now` (the schedule's time, in its own zone).
-pub fn next_first_of_month(now: OffsetDateTime) -> String {
-    let (year, month) = (now.year(), u8::from(now.month()));
-    let this_month_run_passed = now.day() > 1 || now.hour() >= 8;
-    let (year, month) = match (this_month_run_passed, month) {
-        (false, m) => (year, m),
-        (true, 12) => (year + 1, 1),
-        (true, m) => (year, m + 1),
+/// The next 1st of a month at 08:00 in `timezone` (the schedule's cron(0 8 1 * ? *) in its
+/// ScheduleTimezone) after `now`: "2026-12-01 08:00 CET (07:00 UTC)".
+pub fn next_first_of_month(now: OffsetDateTime, timezone: &str) -> Result<String, String> {
+    let zone =
+        jiff::tz::TimeZone::get(timezone).map_err(|e| format!("time zone {timezone:?}: {e}"))?;
+    let local = jiff::Timestamp::from_second(now.unix_timestamp())
+        .map_err(|e| e.to_string())?
+        .to_zoned(zone.clone());
+    let this_month_run_passed = local.day() > 1 || local.hour() >= 8;
+    let (year, month) = match (this_month_run_passed, local.month()) {
+        (false, m) => (local.year(), m),
+        (true, 12) => (local.year() + 1, 1),
+        (true, m) => (local.year(), m + 1),
     };
-    format!("{year}-{month:02}-01 08:00")
+    let next = jiff::civil::date(year, month, 1)
+        .at(8, 0, 0, 0)
+        .to_zoned(zone)
+        .map_err(|e| e.to_string())?;
+    let utc = next.with_time_zone(jiff::tz::TimeZone::UTC);
+    Ok(if timezone == "UTC" {
+        next.strftime("%Y-%m-%d %H:%M UTC").to_string()
+    } else {
+        format!(
+            "{} ({} UTC)",
+            next.strftime("%Y-%m-%d %H:%M %Z"),
+            utc.strftime("%Y-%m-%d %H:%M")
+        )
+    })
 }
 
 /// `run`: start an execution; its ARN.
@@ -929,4 +980,281 @@ pub async fn progress(
         .as_str()
         .to_string();
     Ok((names.into_iter().skip(seen).collect(), step, status))
+}
+
+// ---- the approval gate -----------------------------------------------------------------------
+
+/// A gated family waiting for a decision, as RequestApproval stored it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Waiting {
+    /// The execution's name.
+    pub execution: String,
+    pub parameter: String,
+    #[serde(flatten)]
+    pub request: ApprovalRequest,
+}
+
+/// What `approve` / `deny` did for one family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Answered {
+    pub execution: String,
+    pub family: String,
+    /// "approved" or "denied".
+    pub decision: String,
+    pub by: String,
+    /// What approving publishes (or denying leaves unpublished), per region.
+    pub images: Vec<String>,
+}
+
+/// The requests waiting under the stack's APPROVALS_PATH (of one execution, if given).
+pub async fn waiting_approvals(
+    aws: &Aws,
+    stack: &Stack,
+    execution: Option<&str>,
+) -> Result<Vec<Waiting>, CliError> {
+    let path = match execution {
+        Some(name) => format!("{}/{name}", stack.approvals_path()),
+        None => stack.approvals_path(),
+    };
+    let mut waiting = Vec::new();
+    let mut token = None;
+    loop {
+        let page = aws
+            .ssm
+            .get_parameters_by_path()
+            .path(&path)
+            .recursive(true)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(sdk("ssm:GetParametersByPath (the approval requests)"))?;
+        for parameter in page.parameters() {
+            let name = parameter.name().unwrap_or_default().to_string();
+            let request: ApprovalRequest =
+                serde_json::from_str(parameter.value().unwrap_or_default()).map_err(|e| {
+                    CliError::refused(format!(
+                        "{name} is not an approval request ({e}): RequestApproval writes them; delete it with aws ssm delete-parameter --name {name}"
+                    ))
+                })?;
+            let execution = request
+                .execution_id
+                .rsplit(':')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            waiting.push(Waiting {
+                execution,
+                parameter: name,
+                request,
+            });
+        }
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    waiting
+        .sort_by(|a, b| (&a.execution, &a.request.family).cmp(&(&b.execution, &b.request.family)));
+    Ok(waiting)
+}
+
+/// The requests `approve` / `deny` answer: of EXECUTION (default: the one run waiting), and
+/// of --family (needed when several families of the run wait).
+pub async fn pick_waiting(
+    aws: &Aws,
+    stack: &Stack,
+    execution: Option<&str>,
+    family: Option<&str>,
+) -> Result<Vec<Waiting>, CliError> {
+    let name = execution.map(|e| e.rsplit(':').next().unwrap_or(e));
+    let waiting = waiting_approvals(aws, stack, name).await?;
+    let listed = |w: &[Waiting]| {
+        w.iter()
+            .map(|w| format!("{} in {}", w.request.family, w.execution))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if waiting.is_empty() {
+        return Err(CliError::refused(match name {
+            Some(name) => format!(
+                "nothing of execution {name} waits for approval (answered already, expired, or the run ended): `golden-ami status` lists what waits"
+            ),
+            None => "no family waits for approval".to_string(),
+        }));
+    }
+    let mut executions: Vec<&str> = waiting.iter().map(|w| w.execution.as_str()).collect();
+    executions.dedup();
+    if executions.len() > 1 {
+        return Err(CliError::refused(format!(
+            "several runs wait for approval ({}): name the execution",
+            listed(&waiting)
+        )));
+    }
+    let chosen: Vec<Waiting> = match family {
+        Some(family) => waiting
+            .iter()
+            .filter(|w| w.request.family == family)
+            .cloned()
+            .collect(),
+        None if waiting.len() == 1 => waiting.clone(),
+        None => {
+            return Err(CliError::refused(format!(
+                "several families wait ({}): give --family",
+                listed(&waiting)
+            )));
+        }
+    };
+    if chosen.is_empty() {
+        return Err(CliError::refused(format!(
+            "family {} does not wait for approval; waiting: {}",
+            family.unwrap_or_default(),
+            listed(&waiting)
+        )));
+    }
+    Ok(chosen)
+}
+
+async fn caller(aws: &Aws) -> Result<String, CliError> {
+    Ok(aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(sdk("sts:GetCallerIdentity"))?
+        .arn()
+        .unwrap_or("unknown")
+        .to_string())
+}
+
+/// `approve`: the family publishes (SendTaskSuccess with who approved, when and why).
+pub async fn approve(
+    aws: &Aws,
+    waiting: &Waiting,
+    reason: Option<String>,
+    now: OffsetDateTime,
+) -> Result<Answered, CliError> {
+    let by = caller(aws).await?;
+    let decision = ApprovalDecision {
+        approved_by: by.clone(),
+        approved_at: format_timestamp(now),
+        reason,
+    };
+    let output = serde_json::to_string(&decision)
+        .map_err(|e| CliError::refused(format!("the decision does not serialize: {e}")))?;
+    let sent = aws
+        .sfn
+        .send_task_success()
+        .task_token(&waiting.request.task_token)
+        .output(output)
+        .send()
+        .await;
+    if let Err(error) = sent {
+        let gone = error.as_service_error().map(|e| {
+            (
+                e.is_task_timed_out(),
+                e.is_task_does_not_exist() || e.is_invalid_token(),
+            )
+        });
+        return Err(answer_failed(aws, waiting, gone, sdk("states:SendTaskSuccess")(error)).await);
+    }
+    withdraw(aws, waiting).await?;
+    Ok(answered(waiting, "approved", by))
+}
+
+/// `deny`: the family fails with ApprovalDenied; nothing is published, its copies are removed.
+pub async fn deny(
+    aws: &Aws,
+    waiting: &Waiting,
+    reason: &str,
+    now: OffsetDateTime,
+) -> Result<Answered, CliError> {
+    let by = caller(aws).await?;
+    // The shape of a Lambda error's cause, so the notice shows the message.
+    let cause = serde_json::json!({
+        "errorType": APPROVAL_DENIED,
+        "errorMessage": format!("denied by {by} at {}: {reason}", format_timestamp(now)),
+    });
+    let sent = aws
+        .sfn
+        .send_task_failure()
+        .task_token(&waiting.request.task_token)
+        .error(APPROVAL_DENIED)
+        .cause(cause.to_string())
+        .send()
+        .await;
+    if let Err(error) = sent {
+        let gone = error.as_service_error().map(|e| {
+            (
+                e.is_task_timed_out(),
+                e.is_task_does_not_exist() || e.is_invalid_token(),
+            )
+        });
+        return Err(answer_failed(aws, waiting, gone, sdk("states:SendTaskFailure")(error)).await);
+    }
+    withdraw(aws, waiting).await?;
+    Ok(answered(waiting, "denied", by))
+}
+
+fn answered(waiting: &Waiting, decision: &str, by: String) -> Answered {
+    Answered {
+        execution: waiting.execution.clone(),
+        family: waiting.request.family.clone(),
+        decision: decision.to_string(),
+        by,
+        images: waiting
+            .request
+            .images
+            .iter()
+            .map(|i| format!("{} {}", i.region, i.ami_id))
+            .collect(),
+    }
+}
+
+/// A request nobody can answer any more (expired, answered, its run ended) is removed.
+async fn answer_failed(
+    aws: &Aws,
+    waiting: &Waiting,
+    gone: Option<(bool, bool)>,
+    other: CliError,
+) -> CliError {
+    let family = &waiting.request.family;
+    let message = match gone {
+        // Step Functions answers TaskTimedOut for an expired token, and for one whose task is
+        // already closed.
+        Some((true, _)) => format!(
+            "the approval of {family} can no longer be answered (TaskTimedOut): its deadline {} passed, so the family failed and nothing was published, or it was answered already; `golden-ami status` shows where it stands",
+            waiting.request.deadline
+        ),
+        Some((_, true)) => format!(
+            "the approval of {family} in {} was already answered or its run ended: `golden-ami status` shows where it stands",
+            waiting.execution
+        ),
+        _ => return other,
+    };
+    match withdraw(aws, waiting).await {
+        Ok(()) => CliError::failed(message),
+        Err(error) => CliError::failed(format!("{message} ({error})")),
+    }
+}
+
+async fn withdraw(aws: &Aws, waiting: &Waiting) -> Result<(), CliError> {
+    match aws
+        .ssm
+        .delete_parameter()
+        .name(&waiting.parameter)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_parameter_not_found()) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(sdk("ssm:DeleteParameter (the approval request)")(error)),
+    }
 }

@@ -84,6 +84,25 @@ enum Command {
         #[arg(long)]
         family: Option<String>,
     },
+    /// Approve a gated family's new image: its pointers move (default: the one run waiting).
+    Approve {
+        execution: Option<String>,
+        /// Needed when several families of the run wait.
+        #[arg(long)]
+        family: Option<String>,
+        /// Recorded with the decision and quoted in the SUCCEEDED notice (e.g. a change ticket).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a gated family's new image: nothing is published and its copies are removed.
+    Deny {
+        execution: Option<String>,
+        #[arg(long)]
+        family: Option<String>,
+        /// Why, for the FAILED notice.
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -128,7 +147,8 @@ async fn run(args: Args) -> Result<ExitCode, CliError> {
     )
     .await?;
     let families = cli::families(&aws, &stack).await?;
-    let now = OffsetDateTime::now_utc();
+    // Whole seconds: the times it records (pins, decisions) are read by people.
+    let now = OffsetDateTime::now_utc().truncate_to_second();
     let json = args.json;
     match args.command {
         Command::Status => {
@@ -197,6 +217,63 @@ async fn run(args: Args) -> Result<ExitCode, CliError> {
                     "{moved}{} is pinned to {} by {}: runs skip it (SKIPPED notice) until `golden-ami unpin --family {}`\n",
                     pin.family, pin.ami_id, pin.pinned_by, pin.family
                 )
+            })?;
+        }
+        Command::Approve {
+            execution,
+            family,
+            reason,
+        } => {
+            let chosen =
+                cli::pick_waiting(&aws, &stack, execution.as_deref(), family.as_deref()).await?;
+            let mut answered = Vec::new();
+            for waiting in &chosen {
+                answered.push(cli::approve(&aws, waiting, reason.clone(), now).await?);
+            }
+            print(json, &answered, || {
+                answered
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} in {}: approved by {}; the run publishes {}\n",
+                            a.family,
+                            a.execution,
+                            a.by,
+                            a.images.join(", ")
+                        )
+                    })
+                    .collect()
+            })?;
+        }
+        Command::Deny {
+            execution,
+            family,
+            reason,
+        } => {
+            if reason.trim().is_empty() {
+                return Err(CliError::refused(
+                    "--reason is empty: say why, the FAILED notice quotes it",
+                ));
+            }
+            let chosen =
+                cli::pick_waiting(&aws, &stack, execution.as_deref(), family.as_deref()).await?;
+            let mut answered = Vec::new();
+            for waiting in &chosen {
+                answered.push(cli::deny(&aws, waiting, &reason, now).await?);
+            }
+            print(json, &answered, || {
+                answered
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{} in {}: denied by {}; nothing is published and the run removes {}\n",
+                            a.family,
+                            a.execution,
+                            a.by,
+                            a.images.join(", ")
+                        )
+                    })
+                    .collect()
             })?;
         }
         Command::Unpin { family } => {
@@ -301,6 +378,22 @@ fn render_status(status: &cli::Status) -> String {
     }
     if let Some((name, state)) = &status.running {
         out.push_str(&format!("in progress: {name}, now in {state}\n"));
+    }
+    for w in &status.approvals {
+        out.push_str(&format!(
+            "waiting for approval: {} in {} until {} ({}): golden-ami approve {} --family {}\n",
+            w.request.family,
+            w.execution,
+            w.request.deadline,
+            w.request
+                .images
+                .iter()
+                .map(|i| format!("{} {}", i.region, i.ami_id))
+                .collect::<Vec<_>>()
+                .join(", "),
+            w.execution,
+            w.request.family
+        ));
     }
     if let Some(next) = &status.next_run {
         out.push_str(&format!("next run: {next}\n"));

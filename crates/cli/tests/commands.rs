@@ -107,6 +107,7 @@ fn stack(machine: Option<&str>) -> Stack {
         targets_parameter: TARGETS_PARAMETER.into(),
         state_machine_arn: machine.map(str::to_string),
         schedule: Some("cron(0 8 1 * ? *) Europe/Paris".into()),
+        timezone: Some("Europe/Paris".into()),
     }
 }
 
@@ -171,6 +172,39 @@ fn pins_rule(values: &'static [&'static str]) -> Rule {
                         .map(|v| {
                             Parameter::builder()
                                 .name(format!("{PINS}/x"))
+                                .value(*v)
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .build()
+        })
+}
+
+const APPROVALS: &str = "/golden-ami-pipeline/approvals";
+const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAR0ken";
+const WAITING: &str = r#"{"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:monthly",
+    "family": "default", "taskToken": "AQCEAAAAKgAAAAMAAAAAAAAAAR0ken", "requestedAt": "2026-12-03T08:00:00Z",
+    "deadline": "2026-12-04T08:00:00Z", "images": [{"region": "eu-west-1", "amiId": "ami-0ccccccccccccccc0"}]}"#;
+
+/// GetParametersByPath under the approvals path: each value at APPROVALS/<execution>/<family>.
+fn approvals_rule(values: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_ssm::Client::get_parameters_by_path)
+        .match_requests(|r| {
+            r.path().is_some_and(|p| p.starts_with(APPROVALS)) && r.recursive() == Some(true)
+        })
+        .then_output(move || {
+            GetParametersByPathOutput::builder()
+                .set_parameters(Some(
+                    values
+                        .iter()
+                        .map(|v| {
+                            let family = serde_json::from_str::<serde_json::Value>(v)
+                                .ok()
+                                .and_then(|v| v["family"].as_str().map(str::to_string))
+                                .unwrap_or_else(|| "x".into());
+                            Parameter::builder()
+                                .name(format!("{APPROVALS}/monthly/{family}"))
                                 .value(*v)
                                 .build()
                         })
@@ -364,21 +398,23 @@ fn described_stack(parameters: &'static [(&'static str, &'static str)]) -> Rule 
 
 #[tokio::test]
 async fn find_stack_reads_the_targets_the_state_machine_and_the_schedule_from_the_stack() {
-    for (parameters, schedule) in [
+    for (parameters, schedule, zone) in [
         (
             &[
                 ("ScheduleTimezone", "Europe/Paris"),
                 ("ScheduleState", "ENABLED"),
             ][..],
             "cron(0 8 1 * ? *) Europe/Paris",
+            "Europe/Paris",
         ),
-        (&[][..], "cron(0 8 1 * ? *) UTC"),
+        (&[][..], "cron(0 8 1 * ? *) UTC", "UTC"),
         (
             &[
                 ("ScheduleTimezone", "Europe/Paris"),
                 ("ScheduleState", "DISABLED"),
             ][..],
             "disabled (ScheduleState)",
+            "Europe/Paris",
         ),
     ] {
         let described = described_stack(parameters);
@@ -396,6 +432,7 @@ async fn find_stack_reads_the_targets_the_state_machine_and_the_schedule_from_th
                 targets_parameter: TARGETS_PARAMETER.into(),
                 state_machine_arn: Some(MACHINE.into()),
                 schedule: Some(schedule.into()),
+                timezone: Some(zone.into()),
             }
         );
         assert_eq!(found.pins_path(), PINS);
@@ -422,6 +459,7 @@ async fn find_stack_with_the_targets_given_does_not_read_the_stack() {
             targets_parameter: "/t".into(),
             state_machine_arn: Some(MACHINE.into()),
             schedule: None,
+            timezone: None,
         }
     );
     assert_eq!(described.num_calls(), 0);
@@ -557,8 +595,9 @@ async fn status_shows_pointers_pins_runs_and_the_run_in_progress() {
             entered("WaitForBake", "{}"),
         ],
     );
+    let waiting = approvals_rule(&[]);
     let aws = Rules {
-        ssm: vec![&current, &arm, &pins],
+        ssm: vec![&current, &arm, &pins, &waiting],
         sfn: vec![&list, &running, &done, &history],
         ..Default::default()
     }
@@ -631,7 +670,7 @@ async fn status_shows_pointers_pins_runs_and_the_run_in_progress() {
     );
     assert_eq!(
         status.next_run.as_deref(),
-        Some("2027-01-01 08:00 (cron(0 8 1 * ? *) Europe/Paris)")
+        Some("2027-01-01 08:00 CET (2027-01-01 07:00 UTC) (cron(0 8 1 * ? *) Europe/Paris)")
     );
     assert_eq!(
         (
@@ -648,8 +687,9 @@ async fn status_shows_pointers_pins_runs_and_the_run_in_progress() {
 #[tokio::test]
 async fn status_without_a_state_machine_says_why_there_are_no_runs() {
     let (current, pins) = (pointer(POINTER, CURRENT), pins_rule(&[]));
+    let waiting = approvals_rule(&[WAITING]);
     let aws = Rules {
-        ssm: vec![&current, &pins],
+        ssm: vec![&current, &pins, &waiting],
         ..Default::default()
     }
     .aws();
@@ -671,6 +711,9 @@ async fn status_without_a_state_machine_says_why_there_are_no_runs() {
     );
     assert_eq!(status.running, None);
     assert_eq!(status.next_run.as_deref(), Some("disabled (ScheduleState)"));
+    assert_eq!(status.approvals.len(), 1);
+    assert_eq!(status.approvals[0].execution, "monthly");
+    assert_eq!(status.approvals[0].request.family, "default");
 }
 
 #[tokio::test]
@@ -693,17 +736,72 @@ async fn a_pin_that_is_not_a_pin_says_how_to_remove_it() {
 }
 
 #[test]
-fn the_next_run_is_the_next_first_of_a_month_at_eight() {
-    for (now, next) in [
-        (datetime!(2026-12-01 07:59:59 UTC), "2026-12-01 08:00"),
-        (datetime!(2026-03-01 00:00:00 UTC), "2026-03-01 08:00"),
-        (datetime!(2026-03-01 08:00:00 UTC), "2026-04-01 08:00"),
-        (datetime!(2026-11-23 12:00:00 UTC), "2026-12-01 08:00"),
-        (datetime!(2026-12-01 08:00:00 UTC), "2027-01-01 08:00"),
-        (datetime!(2026-12-31 23:59:00 UTC), "2027-01-01 08:00"),
+fn the_next_run_is_the_next_first_of_a_month_at_eight_in_the_schedule_s_zone() {
+    for (now, zone, next) in [
+        (
+            datetime!(2026-12-01 07:59:59 UTC),
+            "UTC",
+            "2026-12-01 08:00 UTC",
+        ),
+        (
+            datetime!(2026-03-01 00:00:00 UTC),
+            "UTC",
+            "2026-03-01 08:00 UTC",
+        ),
+        (
+            datetime!(2026-03-01 08:00:00 UTC),
+            "UTC",
+            "2026-04-01 08:00 UTC",
+        ),
+        (
+            datetime!(2026-11-23 12:00:00 UTC),
+            "UTC",
+            "2026-12-01 08:00 UTC",
+        ),
+        (
+            datetime!(2026-12-01 08:00:00 UTC),
+            "UTC",
+            "2027-01-01 08:00 UTC",
+        ),
+        (
+            datetime!(2026-12-31 23:59:00 UTC),
+            "UTC",
+            "2027-01-01 08:00 UTC",
+        ),
+        // 07:30 UTC on the 1st is 08:30 in Paris: this month's run has passed there.
+        (
+            datetime!(2026-12-01 07:30:00 UTC),
+            "Europe/Paris",
+            "2027-01-01 08:00 CET (2027-01-01 07:00 UTC)",
+        ),
+        // 23:30 UTC on the 31st is already the 1st, 01:30, in Paris: the run is today.
+        (
+            datetime!(2026-12-31 23:30:00 UTC),
+            "Europe/Paris",
+            "2027-01-01 08:00 CET (2027-01-01 07:00 UTC)",
+        ),
+        // Summer time: 08:00 CEST is 06:00 UTC.
+        (
+            datetime!(2026-06-15 12:00:00 UTC),
+            "Europe/Paris",
+            "2026-07-01 08:00 CEST (2026-07-01 06:00 UTC)",
+        ),
+        // West of UTC: 03:00 UTC on the 1st is still the 30th in Los Angeles.
+        (
+            datetime!(2026-12-01 03:00:00 UTC),
+            "America/Los_Angeles",
+            "2026-12-01 08:00 PST (2026-12-01 16:00 UTC)",
+        ),
     ] {
-        assert_eq!(cli::next_first_of_month(now), next, "at {now}");
+        assert_eq!(
+            cli::next_first_of_month(now, zone).as_deref(),
+            Ok(next),
+            "at {now} in {zone}"
+        );
     }
+    let unknown =
+        cli::next_first_of_month(datetime!(2026-12-01 07:30:00 UTC), "Mars/Olympus").unwrap_err();
+    assert!(unknown.contains("Mars/Olympus"), "{unknown}");
 }
 
 #[tokio::test]
@@ -1487,4 +1585,239 @@ async fn a_family_failure_is_reported_once_not_again_by_family_failed() {
     .unwrap();
     let states: Vec<&str> = why.failures.iter().map(|f| f.state.as_str()).collect();
     assert_eq!(states, ["StartBake"]);
+}
+
+// ---- approve, deny ---------------------------------------------------------------------------
+
+const ARM_WAITING: &str = r#"{"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:monthly",
+    "family": "arm64", "taskToken": "arm-token", "requestedAt": "2026-12-03T08:00:00Z",
+    "deadline": "2026-12-04T08:00:00Z", "images": [{"region": "eu-west-1", "amiId": "ami-0dddddddddddddddd0"}]}"#;
+
+fn withdrawn(family: &'static str) -> Rule {
+    mock!(aws_sdk_ssm::Client::delete_parameter)
+        .match_requests(move |r| r.name() == Some(format!("{APPROVALS}/monthly/{family}").as_str()))
+        .then_output(|| DeleteParameterOutput::builder().build())
+}
+
+#[tokio::test]
+async fn approve_answers_the_token_with_who_approved_and_withdraws_the_request() {
+    let (waiting, who, removed) = (approvals_rule(&[WAITING]), caller(), withdrawn("default"));
+    let success = mock!(aws_sdk_sfn::Client::send_task_success)
+        .match_requests(|r| {
+            let decision: serde_json::Value =
+                serde_json::from_str(r.output().unwrap_or_default()).unwrap();
+            r.task_token() == Some(TOKEN)
+                && decision
+                    == serde_json::json!({"approvedBy": CALLER, "approvedAt": "2026-12-03T09:00:00Z", "reason": "CAB-7"})
+        })
+        .then_output(|| aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput::builder().build());
+    let aws = Rules {
+        ssm: vec![&waiting, &removed],
+        sfn: vec![&success],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    // The execution by its ARN or its name; the family is the only one waiting.
+    let chosen = cli::pick_waiting(&aws, &stack(None), Some(EXECUTION), None)
+        .await
+        .unwrap();
+    assert_eq!(chosen.len(), 1);
+    let answered = cli::approve(&aws, &chosen[0], Some("CAB-7".into()), NOW)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            answered.decision.as_str(),
+            answered.by.as_str(),
+            answered.images.as_slice()
+        ),
+        (
+            "approved",
+            CALLER,
+            &["eu-west-1 ami-0ccccccccccccccc0".to_string()][..]
+        )
+    );
+    assert_eq!((success.num_calls(), removed.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn deny_fails_the_task_with_approval_denied_and_a_readable_cause() {
+    let (waiting, who, removed) = (approvals_rule(&[WAITING]), caller(), withdrawn("default"));
+    let failure = mock!(aws_sdk_sfn::Client::send_task_failure)
+        .match_requests(|r| {
+            let cause: serde_json::Value =
+                serde_json::from_str(r.cause().unwrap_or_default()).unwrap();
+            r.task_token() == Some(TOKEN)
+                && r.error() == Some("ApprovalDenied")
+                && cause["errorMessage"]
+                    == format!("denied by {CALLER} at 2026-12-03T09:00:00Z: kernel regression")
+        })
+        .then_output(|| {
+            aws_sdk_sfn::operation::send_task_failure::SendTaskFailureOutput::builder().build()
+        });
+    let aws = Rules {
+        ssm: vec![&waiting, &removed],
+        sfn: vec![&failure],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    let chosen = cli::pick_waiting(&aws, &stack(None), Some("monthly"), Some("default"))
+        .await
+        .unwrap();
+    let answered = cli::deny(&aws, &chosen[0], "kernel regression", NOW)
+        .await
+        .unwrap();
+    assert_eq!(answered.decision, "denied");
+    assert_eq!((failure.num_calls(), removed.num_calls()), (1, 1));
+}
+
+#[tokio::test]
+async fn an_expired_or_answered_approval_fails_clearly_and_its_request_is_removed() {
+    use aws_sdk_sfn::operation::send_task_success::SendTaskSuccessError;
+    use aws_sdk_sfn::types::error::{TaskDoesNotExist, TaskTimedOut};
+    for (timed_out, expected) in [
+        (
+            true,
+            "the approval of default can no longer be answered (TaskTimedOut): its deadline 2026-12-04T08:00:00Z passed",
+        ),
+        (
+            false,
+            "the approval of default in monthly was already answered or its run ended",
+        ),
+    ] {
+        let (waiting, who, removed) = (approvals_rule(&[WAITING]), caller(), withdrawn("default"));
+        let refused = mock!(aws_sdk_sfn::Client::send_task_success).then_error(move || {
+            if timed_out {
+                SendTaskSuccessError::TaskTimedOut(TaskTimedOut::builder().build())
+            } else {
+                SendTaskSuccessError::TaskDoesNotExist(TaskDoesNotExist::builder().build())
+            }
+        });
+        let aws = Rules {
+            ssm: vec![&waiting, &removed],
+            sfn: vec![&refused],
+            sts: vec![&who],
+            ..Default::default()
+        }
+        .aws();
+        let chosen = cli::pick_waiting(&aws, &stack(None), None, None)
+            .await
+            .unwrap();
+        let error = cli::approve(&aws, &chosen[0], None, NOW).await.unwrap_err();
+        assert_eq!(error.code, 1);
+        assert!(error.message.starts_with(expected), "{error}");
+        assert_eq!(removed.num_calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn approve_refuses_without_a_call_when_the_choice_is_not_clear() {
+    let both = approvals_rule(&[WAITING, ARM_WAITING]);
+    let none = approvals_rule(&[]);
+    let aws = Rules {
+        ssm: vec![&both],
+        ..Default::default()
+    }
+    .aws();
+    let several = cli::pick_waiting(&aws, &stack(None), None, None)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (several.code, several.message.as_str()),
+        (
+            2,
+            "several families wait (arm64 in monthly, default in monthly): give --family"
+        )
+    );
+    let unknown = cli::pick_waiting(&aws, &stack(None), None, Some("x"))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown
+            .message
+            .starts_with("family x does not wait for approval"),
+        "{unknown}"
+    );
+    let picked = cli::pick_waiting(&aws, &stack(None), Some("monthly"), Some("arm64"))
+        .await
+        .unwrap();
+    assert_eq!(picked[0].request.task_token, "arm-token");
+    let aws = Rules {
+        ssm: vec![&none],
+        ..Default::default()
+    }
+    .aws();
+    let nothing = cli::pick_waiting(&aws, &stack(None), Some("monthly"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        nothing
+            .message
+            .starts_with("nothing of execution monthly waits for approval"),
+        "{nothing}"
+    );
+}
+
+#[tokio::test]
+async fn why_with_a_full_execution_arn_needs_no_state_machine() {
+    let (execution, history) = (
+        described(EXECUTION, ExecutionStatus::Failed, None),
+        events_of(EXECUTION, vec![entered("PlanRun", "{}")]),
+    );
+    let aws = Rules {
+        sfn: vec![&execution, &history],
+        ..Default::default()
+    }
+    .aws();
+    let why = cli::why(&aws, &stack(None), Some(EXECUTION.into()), &[], NOW)
+        .await
+        .unwrap();
+    assert_eq!(why.execution, EXECUTION);
+    let by_name = cli::why(&aws, &stack(None), Some("monthly".into()), &[], NOW)
+        .await
+        .unwrap_err();
+    assert!(by_name.message.starts_with("no state machine"), "{by_name}");
+}
+
+#[tokio::test]
+async fn status_still_reports_a_running_run_whose_history_is_denied() {
+    let (current, pins, waiting) = (
+        pointer(POINTER, CURRENT),
+        pins_rule(&[]),
+        approvals_rule(&[]),
+    );
+    let list = listed(
+        3,
+        vec![listing(
+            RUNNING,
+            "manual-20261203T085000",
+            ExecutionStatus::Running,
+        )],
+    );
+    let running = described(RUNNING, ExecutionStatus::Running, None);
+    let denied = mock!(aws_sdk_sfn::Client::get_execution_history).then_error(|| {
+        aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryError::generic(error(
+            "AccessDeniedException",
+            "not authorized to perform states:GetExecutionHistory",
+        ))
+    });
+    let aws = Rules {
+        ssm: vec![&current, &pins, &waiting],
+        sfn: vec![&list, &running, &denied],
+        ..Default::default()
+    }
+    .aws();
+    let status = cli::status(&aws, &stack(Some(MACHINE)), &[default_family()], NOW)
+        .await
+        .unwrap();
+    let (name, state) = status.running.unwrap();
+    assert_eq!(name, "manual-20261203T085000");
+    assert!(
+        state.starts_with(
+            "(its state is not available: states:GetExecutionHistory failed (AccessDeniedException"
+        ),
+        "{state}"
+    );
 }

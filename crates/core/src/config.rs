@@ -122,6 +122,9 @@ pub struct Config {
     /// PINS_PATH: the parameter path of the pins (`golden-ami pin`), one parameter per family
     /// (default /PIPELINE_NAME/pins).
     pub pins_path: String,
+    /// APPROVALS_PATH: where a gated family's approval request (its task token) waits,
+    /// APPROVALS_PATH/<execution name>/<family> (default /PIPELINE_NAME/approvals).
+    pub approvals_path: String,
 }
 
 impl Config {
@@ -198,16 +201,21 @@ impl Config {
         let pipeline_name = env
             .optional("PIPELINE_NAME")
             .unwrap_or_else(|| "golden-ami-pipeline".to_string());
-        let pins_path = env
-            .optional("PINS_PATH")
-            .unwrap_or_else(|| format!("/{pipeline_name}/pins"));
-        if !pins_path.starts_with('/') || pins_path.ends_with('/') {
-            return Err(env.malformed(
-                "PINS_PATH",
-                &pins_path,
-                "a parameter path such as /golden-ami-pipeline/pins (leading slash, no trailing slash)",
-            ));
-        }
+        let path = |name: &str, leaf: &str| {
+            let path = env
+                .optional(name)
+                .unwrap_or_else(|| format!("/{pipeline_name}/{leaf}"));
+            if !path.starts_with('/') || path.ends_with('/') {
+                return Err(env.malformed(
+                    name,
+                    &path,
+                    &format!("a parameter path such as /golden-ami-pipeline/{leaf} (leading slash, no trailing slash)"),
+                ));
+            }
+            Ok(path)
+        };
+        let pins_path = path("PINS_PATH", "pins")?;
+        let approvals_path = path("APPROVALS_PATH", "approvals")?;
         Ok(Self {
             home_region,
             targets_parameter_name: env.required("TARGETS_PARAMETER_NAME")?,
@@ -242,6 +250,7 @@ impl Config {
             pipeline_name,
             retention: env.retention()?,
             pins_path,
+            approvals_path,
         })
     }
 }

@@ -19,6 +19,14 @@ pub const DEFAULT_MAX_CONCURRENCY: u32 = 2;
 /// Past this many families an inline Map holds too much state; distributed Map is the way.
 pub const MAX_FAMILIES: usize = 40;
 
+/// The approval gate's deadline bounds, in minutes. The upper bound is the stack's
+/// ApprovalTimeoutMinutes MaxValue: the state machine's TimeoutSeconds leaves room for it
+/// (tests/tests/contract.rs holds the two together).
+pub const MIN_APPROVAL_MINUTES: u32 = 10;
+pub const MAX_APPROVAL_MINUTES: u32 = 4320;
+/// A family that asks for approval (`"approval": true`) when the targets set no deadline.
+pub const DEFAULT_APPROVAL_MINUTES: u32 = 1440;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Architecture {
     #[serde(rename = "x86_64")]
@@ -59,6 +67,19 @@ pub struct FamilySpec {
     /// pointer exists it is the source; this is never read again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_image: Option<String>,
+    /// Overrides the targets' `approval` for this family: true gates it (with the targets'
+    /// deadline, or DEFAULT_APPROVAL_MINUTES), false publishes it without asking.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<bool>,
+}
+
+/// The approval gate of the targets document (the stack's RequireApproval and
+/// ApprovalTimeoutMinutes): every family waits for a person between its boot test and its
+/// publication, at most this long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ApprovalSpec {
+    pub timeout_minutes: u32,
 }
 
 /// A target region as the targets document lists it. Without `kmsKeyArn`, the region's copy
@@ -89,6 +110,9 @@ pub struct Targets {
     /// How many families are patched at once (the family Map's MaxConcurrency).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: u32,
+    /// Present: families wait for an approval before they publish (see ApprovalSpec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
 }
 
 fn default_concurrency() -> u32 {
@@ -111,6 +135,16 @@ pub struct FamilyTarget {
     pub regions: Vec<RegionSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base_image: Option<String>,
+    /// Present: the family waits at AwaitApproval (the state machine's Choice tests it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalGate>,
+}
+
+/// A gated family's approval deadline, as AwaitApproval's TimeoutSecondsPath reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalGate {
+    pub timeout_seconds: u64,
 }
 
 impl FamilyTarget {
@@ -202,6 +236,17 @@ impl Targets {
             return Err(bad(
                 "maxConcurrency".into(),
                 format!("{} is not from 1 to 40", targets.max_concurrency),
+            ));
+        }
+        if let Some(approval) = targets.approval
+            && !(MIN_APPROVAL_MINUTES..=MAX_APPROVAL_MINUTES).contains(&approval.timeout_minutes)
+        {
+            return Err(bad(
+                "approval.timeoutMinutes".into(),
+                format!(
+                    "{} is not from {MIN_APPROVAL_MINUTES} to {MAX_APPROVAL_MINUTES} (3 days, what the state machine's timeout leaves room for)",
+                    approval.timeout_minutes
+                ),
             ));
         }
         if targets.regions.is_empty() {
@@ -385,9 +430,32 @@ impl Targets {
                     home_region: home_region.to_string(),
                     regions,
                     base_image: family.base_image.clone(),
+                    approval: self.approval_of(family),
                 }
             })
             .collect())
+    }
+
+    /// A family's gate: its own `approval` flag wins over the targets' `approval`.
+    fn approval_of(&self, family: &FamilySpec) -> Option<ApprovalGate> {
+        let minutes = match (family.approval, self.approval) {
+            (Some(false), _) | (None, None) => return None,
+            (_, Some(spec)) => spec.timeout_minutes,
+            (Some(true), None) => DEFAULT_APPROVAL_MINUTES,
+        };
+        Some(ApprovalGate {
+            timeout_seconds: u64::from(minutes) * 60,
+        })
+    }
+
+    /// The longest approval deadline of the run, which the run's lock must outlast.
+    pub fn longest_approval(families: &[FamilyTarget]) -> std::time::Duration {
+        let seconds = families
+            .iter()
+            .filter_map(|family| family.approval.map(|gate| gate.timeout_seconds))
+            .max()
+            .unwrap_or(0);
+        std::time::Duration::from_secs(seconds)
     }
 }
 
@@ -626,6 +694,64 @@ mod tests {
             error.contains("families[0] (al2023-x86_64): baseImage \"latest\""),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_approval_gate_is_the_targets_default_and_a_family_may_opt_out_or_in() {
+        let mut doc = two_by_two();
+        let plan = parse(&doc).unwrap().plan(&STACK, "subnet-1", "p").unwrap();
+        assert!(plan.iter().all(|family| family.approval.is_none()));
+        assert_eq!(Targets::longest_approval(&plan), std::time::Duration::ZERO);
+
+        doc["families"][1]["approval"] = true.into();
+        let plan = parse(&doc).unwrap().plan(&STACK, "subnet-1", "p").unwrap();
+        assert_eq!(plan[0].approval, None);
+        assert_eq!(
+            plan[1].approval,
+            Some(ApprovalGate {
+                timeout_seconds: u64::from(DEFAULT_APPROVAL_MINUTES) * 60
+            })
+        );
+
+        doc["approval"] = serde_json::json!({"timeoutMinutes": 120});
+        doc["families"][1]["approval"] = false.into();
+        let plan = parse(&doc).unwrap().plan(&STACK, "subnet-1", "p").unwrap();
+        assert_eq!(
+            plan[0].approval,
+            Some(ApprovalGate {
+                timeout_seconds: 7200
+            })
+        );
+        assert_eq!(plan[1].approval, None);
+        assert_eq!(
+            Targets::longest_approval(&plan),
+            std::time::Duration::from_secs(7200)
+        );
+        // The gate reaches the state machine as {"approval": {"timeoutSeconds": N}}.
+        let json = serde_json::to_value(&plan[0]).unwrap();
+        assert_eq!(
+            json["approval"],
+            serde_json::json!({"timeoutSeconds": 7200})
+        );
+    }
+
+    #[test]
+    fn an_approval_deadline_out_of_bounds_is_refused_by_name() {
+        for minutes in [0, 9, MAX_APPROVAL_MINUTES + 1] {
+            let mut doc = two_by_two();
+            doc["approval"] = serde_json::json!({"timeoutMinutes": minutes});
+            let error = parse(&doc).unwrap_err().to_string();
+            assert!(
+                error.contains(&format!(
+                    "approval.timeoutMinutes: {minutes} is not from 10 to 4320"
+                )),
+                "{error}"
+            );
+        }
+        let mut doc = two_by_two();
+        doc["approval"] = serde_json::json!({"timeout": 60});
+        let error = parse(&doc).unwrap_err().to_string();
+        assert!(error.contains("unknown field `timeout`"), "{error}");
     }
 
     #[test]

@@ -213,5 +213,6 @@ pub fn family() -> crate::FamilyTarget {
             kms_key_arn: GOLDEN_KEY_ARN.to_string(),
         }],
         base_image: None,
+        approval: None,
     }
 }

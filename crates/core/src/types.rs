@@ -109,6 +109,14 @@ pub struct PipelineState {
     /// A region's publication result: its pointer moved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published: Option<bool>,
+    /// A gated family: who approved its publication (AwaitApproval's result, the output
+    /// `golden-ami approve` sends); an ungated family's is `{}` (NoApprovalNeeded).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "no_decision_is_empty"
+    )]
+    pub approval: Option<ApprovalDecision>,
     /// A family: one publication result per region ({target, publish, published: true} or
     /// {target, failure, published: false}).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -600,6 +608,9 @@ pub struct CleanupResult {
     /// Images kept on purpose (published, or held by the pointer), with the reason.
     #[serde(default)]
     pub kept: Vec<String>,
+    /// A gated family's approval requests (APPROVALS_PATH/<execution>/<family>) still stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withdrawn_approvals: Vec<String>,
 }
 
 /// Retain: what it did (or, in a dry run, would do) to a family's golden images per region.
@@ -693,6 +704,81 @@ impl CaughtError {
     }
 }
 
+/// The error a denied approval fails AwaitApproval with (SendTaskFailure's `error`).
+pub const APPROVAL_DENIED: &str = "ApprovalDenied";
+
+/// The input of RequestApproval: AwaitApproval's Payload, the family's state and the task
+/// token Step Functions waits on (`$$.Task.Token`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalInput {
+    pub context: ExecutionContext,
+    pub task_token: String,
+    #[serde(default)]
+    pub state: PipelineState,
+}
+
+impl EventShape for ApprovalInput {
+    const SHAPE: &'static str = concat!(
+        "{",
+        context_shape!(),
+        r#", "taskToken": "<$$.Task.Token>", "state": {<the family's state after its boot test>}}"#
+    );
+}
+
+/// A golden copy waiting for approval in one region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegionImage {
+    pub region: String,
+    pub ami_id: String,
+}
+
+/// A family waiting for a person: stored as JSON at APPROVALS_PATH/<execution name>/<family>
+/// by RequestApproval, read by `golden-ami approve` / `deny`, removed by them or by cleanup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    pub execution_id: String,
+    pub family: String,
+    /// What SendTaskSuccess / SendTaskFailure answer.
+    pub task_token: String,
+    pub requested_at: String,
+    /// Past this AwaitApproval fails with States.Timeout and nothing is published.
+    pub deadline: String,
+    /// What approving publishes: the verified, booted golden copy of every region.
+    pub images: Vec<RegionImage>,
+    /// The update's headline ("12 packages, 3 advisories: ..."), when the bake reported one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<String>,
+}
+
+/// `{}` (or null) is no decision: the family was not gated.
+fn no_decision_is_empty<'de, D>(deserializer: D) -> Result<Option<ApprovalDecision>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    match value {
+        None => Ok(None),
+        Some(serde_json::Value::Object(map)) if map.is_empty() => Ok(None),
+        Some(value) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
+}
+
+/// What `golden-ami approve` sends with SendTaskSuccess: AwaitApproval's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalDecision {
+    /// The caller's ARN (STS GetCallerIdentity) and when (RFC 3339).
+    pub approved_by: String,
+    pub approved_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// Which path cleanup is on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -737,6 +823,8 @@ pub enum NotifyEvent {
     Skipped,
     /// The families' Map ended: the notice is SUCCEEDED, SKIPPED or FAILED, from their results.
     Finished,
+    /// A gated family waits for `golden-ami approve` (sent by RequestApproval, not Notify).
+    ApprovalRequested,
 }
 
 impl NotifyEvent {
@@ -747,6 +835,7 @@ impl NotifyEvent {
             Self::Failed => "FAILED",
             Self::Skipped => "SKIPPED",
             Self::Finished => "FINISHED",
+            Self::ApprovalRequested => "APPROVAL_REQUESTED",
         }
     }
 }
@@ -781,6 +870,25 @@ pub struct NotifyResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ungated_family_s_empty_approval_is_no_decision_and_a_decision_parses() {
+        let state: PipelineState =
+            serde_json::from_value(serde_json::json!({"approval": {}})).unwrap();
+        assert_eq!(state.approval, None);
+        let state: PipelineState = serde_json::from_value(serde_json::json!({
+            "approval": {"approvedBy": "arn:aws:iam::111122223333:user/alice", "approvedAt": "2026-12-01T09:00:00Z"}
+        }))
+        .unwrap();
+        assert_eq!(
+            state.approval.unwrap().approved_by,
+            "arn:aws:iam::111122223333:user/alice"
+        );
+        let error =
+            serde_json::from_value::<PipelineState>(serde_json::json!({"approval": {"by": "x"}}))
+                .unwrap_err();
+        assert!(error.to_string().contains("approvedBy"), "{error}");
+    }
 
     #[test]
     fn state_round_trips_in_camel_case_and_keeps_step_functions_error_keys() {

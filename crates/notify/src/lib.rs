@@ -27,6 +27,17 @@ const SUBJECT_MAX: usize = 99;
 pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, StepError> {
     let pointers = read_pointers(deps, &input).await?;
     let message = compose(deps, &input, deps.now(), &pointers)?;
+    let message_id = publish(deps, &message).await?;
+    Ok(NotifyResult {
+        message_id,
+        subject: message.subject,
+        event: message.event,
+    })
+}
+
+/// Publish a notice to the stack's topic, with its `event` and `pipeline` attributes; answers
+/// the message id.
+pub async fn publish(deps: &Deps, message: &Message) -> Result<String, StepError> {
     let output = deps
         .clients
         .sns
@@ -56,11 +67,7 @@ pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, St
             }
             _ => classify_sdk_error("sns:Publish", error),
         })?;
-    Ok(NotifyResult {
-        message_id: output.message_id().unwrap_or_default().to_string(),
-        subject: message.subject,
-        event: message.event,
-    })
+    Ok(output.message_id().unwrap_or_default().to_string())
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, StepError> {
@@ -113,7 +120,10 @@ async fn read_pointers(deps: &Deps, input: &NotifyInput) -> Result<Pointers, Ste
                 wanted.push((family, result));
             }
         }
-        NotifyEvent::Started | NotifyEvent::Succeeded | NotifyEvent::Skipped => {}
+        NotifyEvent::Started
+        | NotifyEvent::Succeeded
+        | NotifyEvent::Skipped
+        | NotifyEvent::ApprovalRequested => {}
     }
     let mut pointers = Pointers::new();
     for (family, result) in wanted {
@@ -219,6 +229,11 @@ pub fn compose(
     let state = &input.state;
     let mut lines = Vec::new();
     let (event, detail) = match input.event {
+        NotifyEvent::ApprovalRequested => {
+            return Err(StepError::invalid_input(
+                "event APPROVAL_REQUESTED is RequestApproval's notice (AwaitApproval), not Notify's: use STARTED, FINISHED, FAILED or SKIPPED",
+            ));
+        }
         NotifyEvent::Started => {
             let plan = state.require_plan()?;
             let regions: Vec<&str> = plan
@@ -385,6 +400,14 @@ pub fn compose(
         body: lines.join("\n"),
         event,
     })
+}
+
+/// "90 minutes", "24 hours".
+fn minutes(seconds: u64) -> String {
+    match seconds / 60 {
+        m if m % 60 == 0 => count((m / 60) as usize, "hour", "hours"),
+        m => count(m as usize, "minute", "minutes"),
+    }
 }
 
 fn count(n: usize, one: &str, many: &str) -> String {
@@ -574,6 +597,18 @@ fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<String> {
             if let Some(test) = &result.test_status {
                 lines.push(test_line(test));
             }
+            if let Some(approval) = &result.approval {
+                lines.push(format!(
+                    "Approved by {} at {}{}.",
+                    approval.approved_by,
+                    approval.approved_at,
+                    approval
+                        .reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ));
+            }
             if let Some(cleanup) = &result.cleanup {
                 lines.push(cleanup_line(cleanup));
             }
@@ -629,6 +664,16 @@ fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<String> {
                                 region_failure.error.error
                             ));
                         }
+                    } else if failure.state == "AwaitApproval"
+                        && failure.error.error == "States.Timeout"
+                    {
+                        lines.push(format!(
+                            "Cause: nobody approved or denied it within its {} deadline; nothing was published.",
+                            family
+                                .approval
+                                .map(|gate| minutes(gate.timeout_seconds))
+                                .unwrap_or_else(|| "approval".into())
+                        ));
                     } else {
                         lines.push(format!("Cause: {}", failure.error.readable_cause()));
                     }
@@ -833,6 +878,76 @@ fn cleanup_line(cleanup: &golden_ami_core::CleanupResult) -> String {
 }
 
 /// A pinned family: what it holds, since when and why, and how to let runs patch it again.
+/// The approval request of a gated family (sent by RequestApproval): what approving
+/// publishes, what changed, the boot test, the deadline, and the exact commands.
+pub fn approval_message(
+    config: &golden_ami_core::Config,
+    request: &golden_ami_core::ApprovalRequest,
+    state: &PipelineState,
+) -> Message {
+    let execution = request
+        .execution_id
+        .rsplit(':')
+        .next()
+        .unwrap_or(&request.execution_id);
+    let home = state.family.as_ref().map(|f| f.home_region.as_str());
+    let pointer = state
+        .family
+        .as_ref()
+        .map(|f| f.pointer.as_str())
+        .unwrap_or("the pointer");
+    let mut lines = vec![format!(
+        "Family {} has a new golden image, verified in every region and booted, and waits for your approval until {}.",
+        request.family, request.deadline
+    )];
+    lines.push(format!("Approving moves {pointer} in:"));
+    for image in &request.images {
+        let from = match (&state.current, home) {
+            (Some(current), Some(home)) if home == image.region => {
+                format!(" (now {})", current.ami_id)
+            }
+            _ => String::new(),
+        };
+        lines.push(format!("- {}: {}{from}", image.region, image.ami_id));
+    }
+    lines.extend(change_lines(state));
+    if let Some(test) = &state.test_status {
+        lines.push(test_line(test));
+    }
+    let flags = format!(
+        "--family {} --stack {} --stack-region {}",
+        request.family,
+        config.pipeline_name,
+        home.unwrap_or(config.home_region.as_str())
+    );
+    lines.push(String::new());
+    lines.push(format!(
+        "To publish: golden-ami approve {execution} {flags}"
+    ));
+    lines.push(format!(
+        "To refuse:  golden-ami deny {execution} {flags} --reason \"...\""
+    ));
+    lines.push(format!(
+        "Without a decision by {}, nothing is published, the new copies are removed and the run reports the family FAILED (States.Timeout at AwaitApproval); the pointers keep their images either way until approved.",
+        request.deadline
+    ));
+    lines.push(format!("Execution: {}", request.execution_id));
+    let detail = format!(
+        "APPROVAL NEEDED: {} {}",
+        request.family,
+        request
+            .images
+            .first()
+            .map(|image| image.ami_id.as_str())
+            .unwrap_or_default()
+    );
+    Message {
+        subject: subject_line(&config.pipeline_name, &detail),
+        body: lines.join("\n"),
+        event: NotifyEvent::ApprovalRequested,
+    }
+}
+
 fn pin_line(pin: &golden_ami_core::Pin) -> String {
     format!(
         "Family {}: pinned to {} in {} by {} since {}{}; this run leaves it alone (golden-ami unpin --family {} lets the next run patch it).",
@@ -1523,6 +1638,77 @@ mod tests {
         }
         let message = compose_now(&input);
         assert!(message.body.contains("the bake reported no change summary"));
+    }
+
+    #[test]
+    fn an_approved_family_says_who_approved_it() {
+        let mut input: NotifyInput = testing::event(SUCCEEDED);
+        input.state.families[0].approval = Some(golden_ami_core::ApprovalDecision {
+            approved_by: "arn:aws:sts::111122223333:assumed-role/oncall/alice".into(),
+            approved_at: "2026-12-01T09:10:00Z".into(),
+            reason: Some("CAB-1234".into()),
+        });
+        let message = compose_now(&input);
+        assert_contains(
+            &message.body,
+            &[
+                "Approved by arn:aws:sts::111122223333:assumed-role/oncall/alice at 2026-12-01T09:10:00Z (CAB-1234).",
+            ],
+        );
+    }
+
+    #[test]
+    fn a_denied_or_expired_approval_fails_the_family_with_a_readable_cause() {
+        let mut input: NotifyInput = testing::event(FAILED_BEFORE);
+        let family = &mut input.state.families[0];
+        family.family.as_mut().expect("a family").approval =
+            Some(golden_ami_core::targets::ApprovalGate {
+                timeout_seconds: 86400,
+            });
+        family.failure = Some(golden_ami_core::Failure {
+            state: "AwaitApproval".into(),
+            region: None,
+            error: golden_ami_core::CaughtError {
+                error: "States.Timeout".into(),
+                cause: None,
+            },
+        });
+        let message = compose_now(&input);
+        assert_contains(
+            &message.body,
+            &[
+                "FAILED at AwaitApproval with States.Timeout",
+                "Cause: nobody approved or denied it within its 24 hours deadline; nothing was published.",
+            ],
+        );
+        input.state.families[0].failure = Some(golden_ami_core::Failure {
+            state: "AwaitApproval".into(),
+            region: None,
+            error: golden_ami_core::CaughtError {
+                error: golden_ami_core::APPROVAL_DENIED.into(),
+                cause: Some(
+                    r#"{"errorType":"ApprovalDenied","errorMessage":"denied by arn:aws:iam::111122223333:user/bob: kernel regression"}"#
+                        .into(),
+                ),
+            },
+        });
+        let message = compose_now(&input);
+        assert_contains(
+            &message.body,
+            &["Cause: denied by arn:aws:iam::111122223333:user/bob: kernel regression"],
+        );
+    }
+
+    #[test]
+    fn an_approval_request_is_not_a_notify_event() {
+        let mut input: NotifyInput = testing::event(SUCCEEDED);
+        input.event = NotifyEvent::ApprovalRequested;
+        let deps = MockClients::default().deps();
+        let error = compose(&deps, &input, testing::fixed_now(), &Pointers::new()).unwrap_err();
+        assert!(
+            error.to_string().contains("RequestApproval's notice"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
         .filter(|pin| pinned.iter().any(|family| family.name == pin.family))
         .collect();
     let version = plan.targets_version;
-    match take_lock(deps, &input.context, version).await? {
+    // A gated family may wait for its approval on top of everything else the run does.
+    let ttl = deps.config.lock_ttl + Targets::longest_approval(&plan.families);
+    match take_lock(deps, &input.context, version, ttl).await? {
         Lock::Taken(ours) => plan.lock = Some(ours),
         Lock::Broke { ours, stale } => {
             tracing::warn!(stale = ?stale, "broke a stale run lock");
@@ -164,10 +166,11 @@ async fn take_lock(
     deps: &Deps,
     context: &ExecutionContext,
     targets_version: i64,
+    ttl: std::time::Duration,
 ) -> Result<Lock, StepError> {
     let ours = LockHolder {
         execution_id: context.execution_id.clone(),
-        expires: format_timestamp(deps.now() + deps.config.lock_ttl),
+        expires: format_timestamp(deps.now() + ttl),
         targets_version: Some(targets_version),
     };
     if create_lock(deps, &ours).await? {
@@ -482,6 +485,24 @@ mod tests {
         assert_eq!(lock.expires, "2026-12-01T17:05:00Z");
         assert_eq!(plan.held_by, None);
         assert_eq!(put.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_gated_run_holds_its_lock_through_the_longest_approval() {
+        const GATED: &str = r#"{"families": [
+            {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64", "instanceType": "t3.small"},
+            {"name": "al2023-arm64", "pointer": "/golden-ami/al2023-arm64", "architecture": "arm64", "instanceType": "t4g.small", "approval": false}],
+          "regions": [{"region": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"}],
+          "approval": {"timeoutMinutes": 1440}}"#;
+        let (get, put) = (targets(GATED), created());
+        let plan = run(vec![&get, &put]).await.unwrap();
+        assert_eq!(
+            plan.families[0].approval.map(|gate| gate.timeout_seconds),
+            Some(86400)
+        );
+        assert_eq!(plan.families[1].approval, None);
+        // 08:05 + nine hours + the 24-hour approval deadline.
+        assert_eq!(plan.lock.unwrap().expires, "2026-12-02T17:05:00Z");
     }
 
     #[tokio::test]

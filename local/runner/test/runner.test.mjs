@@ -10,7 +10,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startFakeLambda, happyScript, fnError, FAMILY } from '../lib/fake-lambda.mjs';
-import { runStateMachine, fillPlaceholders, placeholderToFunctionName, RunnerError } from '../run.mjs';
+import {
+  runStateMachine,
+  fillPlaceholders,
+  placeholderToFunctionName,
+  analyseDefinition,
+  parseArgs,
+  RunnerError,
+  TASK_TOKEN_PLACEHOLDER,
+} from '../run.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const RUNNER = path.resolve(here, '..', 'run.mjs');
@@ -74,6 +82,8 @@ const HAPPY_PATH = [
   'StartTest',
   ...['WaitForTest', 'CheckTest', 'TestDone?'],
   ...['WaitForTest', 'CheckTest', 'TestDone?'],
+  'ApprovalRequired?',
+  'NoApprovalNeeded',
   'PublishPointers',
   'PublishPointer',
   'PointerPublished',
@@ -102,6 +112,7 @@ const FUNCTIONS = [
   'publish-pointer',
   'read-current-ami',
   'release-lock',
+  'request-approval',
   'retain',
   'share-image',
   'start-bake',
@@ -451,4 +462,218 @@ test('--on-enter: POSTs once, before the first invocation of the Task, and is pa
   } finally {
     await new Promise((resolve) => server.close(resolve));
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Callback Tasks (lambda:invoke.waitForTaskToken) against a fake of local/moto_ext's token API
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A stand-in for local/moto_ext's task token admin API (local/moto_ext/tasktokens.py): POST
+ * /_golden/task-tokens, /_golden/task-tokens/poll, /_golden/task-tokens/expire, all {"token"}.
+ * `answer(token, outcome)` is what SendTaskSuccess / SendTaskFailure do to a WAITING token.
+ */
+async function startFakeMoto() {
+  const tokens = new Map();
+  const requests = [];
+  const view = (t) => {
+    const v = { token: t.token, status: t.status, heartbeats: t.heartbeats };
+    if (t.status === 'SUCCEEDED') v.output = t.output;
+    if (t.status === 'FAILED') Object.assign(v, { error: t.error, cause: t.cause });
+    return v;
+  };
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => (body += d));
+    req.on('end', () => {
+      const send = (status, payload) => {
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(payload));
+      };
+      const what = req.url.replace(/^\/_golden\//, '');
+      const { token } = JSON.parse(body || '{}');
+      requests.push({ what, token });
+      const known = tokens.get(token);
+      if (what === 'task-tokens') {
+        if (known) return send(400, { error: `task token ${token} is registered already` });
+        const t = { token, status: 'WAITING', heartbeats: 0 };
+        tokens.set(token, t);
+        return send(200, view(t));
+      }
+      if (!['task-tokens/poll', 'task-tokens/expire'].includes(what)) return send(404, { error: `no POST ${req.url}` });
+      if (!known) return send(404, { error: `unknown task token ${token}` });
+      if (what === 'task-tokens/expire' && known.status === 'WAITING') known.status = 'TIMED_OUT';
+      return send(200, view(known));
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    tokens,
+    requests,
+    answer(token, outcome) {
+      const t = tokens.get(token);
+      assert.ok(t, `the runner registered ${token} before invoking the function`);
+      if (t.status === 'WAITING') Object.assign(t, outcome);
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+let moto;
+before(async () => {
+  moto = await startFakeMoto();
+});
+after(async () => {
+  await moto.close();
+});
+
+/** The approval gate on its own: AwaitApproval, then Approved or (Catch States.ALL) Rejected. */
+const CALLBACK_DEFINITION = {
+  StartAt: 'AwaitApproval',
+  States: {
+    AwaitApproval: {
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke.waitForTaskToken',
+      Parameters: {
+        FunctionName: '${RequestApprovalFunctionArn}',
+        Payload: { context: { 'executionId.$': '$$.Execution.Id' }, 'taskToken.$': '$$.Task.Token', 'state.$': '$' },
+      },
+      TimeoutSecondsPath: '$.family.approval.timeoutSeconds',
+      ResultPath: '$.approval',
+      Retry: [{ ErrorEquals: ['Lambda.ServiceException'], IntervalSeconds: 2, MaxAttempts: 2 }],
+      Catch: [{ ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: 'Rejected' }],
+      Next: 'Approved',
+    },
+    Approved: { Type: 'Pass', End: true },
+    Rejected: { Type: 'Pass', End: true },
+  },
+};
+const GATED = { family: { name: 'default', approval: { timeoutSeconds: 3600 } } };
+
+/** Runs the gate; `approver(payload, n)` is the request-approval function (it may answer the token). */
+function runGate(name, approver, extra = {}) {
+  return run(name, { 'request-approval': approver }, { definition: CALLBACK_DEFINITION, input: GATED, motoEndpoint: moto.url, ...extra });
+}
+
+const tokenOf = (execution) => callsOf(execution, 'request-approval').map((c) => c.payload.taskToken);
+
+test('callback Task: the function gets a fresh registered token, and SendTaskSuccess output lands at ResultPath', async () => {
+  const decision = { approved: true, by: 'ops@example.com' };
+  const r = await runGate('cb-ok', (payload) => {
+    // The operator answers later, while the runner polls.
+    setTimeout(() => moto.answer(payload.taskToken, { status: 'SUCCEEDED', output: JSON.stringify(decision) }), 250);
+    return { requested: true }; // ignored: the token's answer is the task result
+  });
+  assert.equal(r.status, 'SUCCEEDED', r.cause);
+  assert.deepEqual(r.path, ['AwaitApproval', 'Approved']);
+  assert.deepEqual(r.output, { ...GATED, approval: decision });
+  const [token] = tokenOf('cb-ok');
+  assert.match(token, /^local-cb-ok-AwaitApproval-1-[0-9a-f]{8}$/);
+  assert.ok(!JSON.stringify(callsOf('cb-ok')).includes(TASK_TOKEN_PLACEHOLDER));
+  assert.deepEqual(callsOf('cb-ok', 'request-approval')[0].payload.state, GATED);
+  assert.equal(moto.requests.find((q) => q.token === token).what, 'task-tokens', 'registered first');
+  assert.ok(moto.requests.filter((q) => q.token === token && q.what === 'task-tokens/poll').length >= 2, 'polled');
+  // Recorded like other Tasks, plus the token.
+  assert.deepEqual(r.invocations.map((i) => [i.state, i.functionName, i.taskToken]), [['AwaitApproval', 'request-approval', token]]);
+  const { ts, ...issued } = r.records.find((e) => e.type === 'TaskTokenIssued');
+  assert.deepEqual(issued, { type: 'TaskTokenIssued', state: 'AwaitApproval', stateType: 'Task', token, execution: 'cb-ok' });
+  const exited = r.records.find((e) => e.type === 'StateExited' && e.state === 'AwaitApproval');
+  assert.ok(exited.durationMs >= 200, `waited for the answer (${exited.durationMs} ms)`);
+});
+
+test('callback Task: SendTaskFailure fails the task with its error and cause, which Catch takes', async () => {
+  const r = await runGate('cb-rejected', (payload) => {
+    moto.answer(payload.taskToken, { status: 'FAILED', error: 'Rejected', cause: 'change freeze until Monday' });
+    return {};
+  });
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.deepEqual(r.path, ['AwaitApproval', 'Rejected']);
+  assert.deepEqual(r.output.error, { Error: 'Rejected', Cause: 'change freeze until Monday' });
+  const caught = r.records.find((e) => e.type === 'StateCaught');
+  assert.deepEqual([caught.state, caught.error, caught.next], ['AwaitApproval', 'Rejected', 'Rejected']);
+});
+
+test('callback Task: no answer within --callback-timeout-ms expires the token and fails with States.Timeout', async () => {
+  const started = Date.now();
+  const r = await runGate('cb-timeout', () => ({}), { callbackTimeoutMs: 300 });
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.deepEqual(r.path, ['AwaitApproval', 'Rejected']);
+  assert.equal(r.output.error.Error, 'States.Timeout');
+  assert.match(r.output.error.Cause, /within 300 ms/);
+  assert.ok(Date.now() - started >= 300);
+  const [token] = tokenOf('cb-timeout');
+  assert.equal(moto.tokens.get(token).status, 'TIMED_OUT');
+  assert.ok(moto.requests.some((q) => q.token === token && q.what === 'task-tokens/expire'));
+});
+
+test('callback Task: a function error closes the attempt\'s token; the retry gets a fresh one', async () => {
+  const r = await runGate('cb-retry', (payload, n) => {
+    if (n === 1) return fnError('Lambda.ServiceException', 'try again');
+    moto.answer(payload.taskToken, { status: 'SUCCEEDED', output: '{"approved":true}' });
+    return {};
+  });
+  assert.equal(r.status, 'SUCCEEDED');
+  assert.deepEqual(r.output.approval, { approved: true });
+  const [first, second] = tokenOf('cb-retry');
+  assert.match(first, /-AwaitApproval-1-/);
+  assert.match(second, /-AwaitApproval-2-/);
+  assert.equal(moto.tokens.get(first).status, 'TIMED_OUT', 'a late answer to the failed attempt is refused');
+  assert.equal(moto.tokens.get(second).status, 'SUCCEEDED');
+});
+
+test('callback Task without --moto-endpoint: States.Runtime naming the flag, not caught, function not invoked', async () => {
+  const r = await run('cb-no-moto', { 'request-approval': {} }, { definition: CALLBACK_DEFINITION, input: GATED });
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.error, 'States.Runtime');
+  assert.match(r.cause, /--moto-endpoint/);
+  assert.deepEqual(r.path, ['AwaitApproval']);
+  assert.equal(callsOf('cb-no-moto').length, 0);
+});
+
+test('callback Task: a TimeoutSecondsPath that resolves to nothing fails the execution (States.Runtime)', async () => {
+  const r = await run('cb-no-timeout', { 'request-approval': {} }, { definition: CALLBACK_DEFINITION, input: { family: { name: 'x' } }, motoEndpoint: moto.url });
+  assert.equal(r.status, 'FAILED');
+  assert.equal(r.error, 'States.Runtime');
+  assert.match(r.cause, /\$\.family\.approval\.timeoutSeconds/);
+});
+
+test('callback Task: only lambda:invoke.waitForTaskToken with a Lambda ARN; other Resources still fail; the flags parse', () => {
+  const { definition } = fillPlaceholders(CALLBACK_DEFINITION);
+  const info = analyseDefinition(definition);
+  assert.equal(info.tasks.get('AwaitApproval'), 'request-approval');
+  assert.ok(info.callbacks.has('AwaitApproval'));
+  const withTask = (task) => ({ ...definition, States: { ...definition.States, AwaitApproval: { ...definition.States.AwaitApproval, ...task } } });
+  assert.throws(() => analyseDefinition(withTask({ Parameters: { FunctionName: 'request-approval' } })), /needs Parameters\.FunctionName to be a Lambda function ARN/);
+  assert.throws(() => analyseDefinition(withTask({ Resource: 'arn:aws:states:::sns:publish.waitForTaskToken' })), /is not a Lambda function ARN/);
+  assert.throws(() => analyseDefinition(withTask({ Resource: 'arn:aws:states:::lambda:invoke' })), /is not a Lambda function ARN/);
+  const opts = parseArgs(['--definition', 'x.asl.json', '--moto-endpoint', 'http://127.0.0.1:5000', '--callback-timeout-ms=1500']);
+  assert.deepEqual([opts.motoEndpoint, opts.callbackTimeoutMs], ['http://127.0.0.1:5000', 1500]);
+  assert.throws(() => parseArgs(['--definition', 'x', '--callback-timeout-ms', 'soon']), /--callback-timeout-ms must be an integer/);
+});
+
+test('the real ASL: a family with an approval waits at AwaitApproval and publishes once approved', async () => {
+  const gated = { ...FAMILY, approval: { timeoutSeconds: 86400 } };
+  const r = await run(
+    'cb-real',
+    happyScript({
+      'plan-run': (payload) => ({ families: [gated], maxConcurrency: 2, targetsVersion: 1, lock: { executionId: payload.context.executionId, expires: '2026-12-01T17:00:00Z' } }),
+      'request-approval': (payload) => {
+        moto.answer(payload.taskToken, { status: 'SUCCEEDED', output: '{"approved":true,"by":"ops@example.com"}' });
+        return {};
+      },
+    }),
+    { motoEndpoint: moto.url },
+  );
+  assert.equal(r.status, 'SUCCEEDED', r.cause);
+  assert.deepEqual(r.path, HAPPY_PATH.map((s) => (s === 'NoApprovalNeeded' ? 'AwaitApproval' : s)));
+  const [call] = callsOf('cb-real', 'request-approval');
+  assert.match(call.payload.taskToken, /^local-cb-real-AwaitApproval-1-/);
+  assert.equal(call.payload.state.family.approval.timeoutSeconds, 86400);
+  assert.equal(callsOf('cb-real', 'publish-pointer').length, 1);
 });

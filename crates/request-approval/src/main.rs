@@ -1,0 +1,4 @@
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    golden_ami_core::runtime::run(request_approval::handler).await
+}
