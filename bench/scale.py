@@ -93,7 +93,7 @@ def section(rows: list[dict]) -> str:
         "",
         f"They follow transitions = {a:g} + {b:g} F + {c:g} F R and invocations = {ia:g} + {ib:g} F + "
         f"{ic:g} F R (F families, R regions each): {a:g} for the run (plan, notices, lock), {b:g} per",
-        f"family (bake, boot test, cleanup, retention, with the local stack's polls), {c:g} per family and region",
+        f"family (bake, boot test, the approval gate's choice, cleanup, retention, with the local stack's polls), {c:g} per family and region",
         "(copy, share, verify, publish). Each extra poll of a loop is 3 transitions (Wait, Check, Choice).",
         f"On AWS, with a 40-minute bake at the 120 s poll ({AWS_POLLS['bake']} polls), a 15-minute copy at 60 s "
         f"({AWS_POLLS['copy']}) and a 10-minute boot test at 60 s ({AWS_POLLS['test']}), that is about "

@@ -255,6 +255,13 @@ def approval_gate(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
         for line in asked[-1]["message"].splitlines():
             if line.startswith(("Family ", "- ", "To publish", "To refuse")):
                 say(f"    {line}")
+    status = stack.golden_ami("status")
+    waiting = [line for line in status.stdout.splitlines() if line.startswith("waiting for approval")]
+    say("[cli] golden-ami status   (only its approval line)")
+    for line in waiting:
+        say(f"  {line}")
+    if len(waiting) != 1:
+        problems.append(f"golden-ami status shows {len(waiting)} approval(s) waiting, not 1")
     say("[cli] golden-ami approve demo-approval --family default --reason CAB-1234")
     approved = stack.golden_ami("approve", "demo-approval", "--family", "default", "--reason", "CAB-1234")
     for line in (approved.stdout + approved.stderr).splitlines():

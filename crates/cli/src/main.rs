@@ -321,6 +321,10 @@ async fn follow_run(
         let current = new.last().cloned().unwrap_or_default();
         bar.set_message(match step {
             Some(step) if current.contains("Bake") => format!("{current} (automation step {step})"),
+            _ if current == "AwaitApproval" => format!(
+                "{current} (a gated family waits: golden-ami approve {} --family FAMILY, or deny)",
+                execution.rsplit(':').next().unwrap_or(execution)
+            ),
             _ => current,
         });
         if status != "RUNNING" {
