@@ -70,6 +70,7 @@ TARGETS_PARAMETER_NAME = f"/{STACK_NAME}/targets"
 LOCK_PARAMETER_NAME = f"/{STACK_NAME}/run-lock"
 PINS_PATH = f"/{STACK_NAME}/pins"
 APPROVALS_PATH = f"/{STACK_NAME}/approvals"
+DURATIONS_PATH = f"/{STACK_NAME}/durations"
 POINTER_SHARE_NAME = f"{STACK_NAME}-pointers"
 IMAGE_NAME_PREFIX = "golden-ami"
 BAKE_DOCUMENT_NAME = "golden-ami-bake"
@@ -722,6 +723,7 @@ class LocalStack:
             "LOCK_PARAMETER_NAME": LOCK_PARAMETER_NAME,
             "PINS_PATH": PINS_PATH,
             "APPROVALS_PATH": APPROVALS_PATH,
+            "DURATIONS_PATH": DURATIONS_PATH,
             "LOCK_TTL_MINUTES": "540",
             # The tests stop a run where only read-only polls can be in flight (CheckBake,
             # CheckCopy): nothing can start after the reaper's sweep, so it need not wait.

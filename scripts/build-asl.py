@@ -115,11 +115,19 @@ class Level:
             "Next": self.failure_target,
         }
 
-    def poll(self, wait: str, check: str, done: str, *, function: str, seconds_path: str,
-             result_path: str, comment: str, next_state: str,
+    def poll(self, first_wait: str, wait: str, check: str, done: str, *, function: str,
+             started_path: str, result_path: str, comment: str, next_state: str,
              extra_choices: list[dict[str, Any]] | None = None) -> None:
-        """Wait -> Task -> Choice: loop until `<result_path>.done` is true."""
-        self.add(wait, {"Type": "Wait", "SecondsPath": seconds_path, "Next": check})
+        """Wait (most of the expected duration) -> Task -> Choice, then Wait (the short
+        interval) -> Task -> Choice until `<result_path>.done` is true. Both durations come from
+        the step that started the work (crates/core/src/pacing.rs)."""
+        self.add(first_wait, {
+            "Type": "Wait",
+            "Comment": "Most of what this loop took in the family's last runs (or one interval without history).",
+            "SecondsPath": f"{started_path}.firstWaitSeconds",
+            "Next": check,
+        })
+        self.add(wait, {"Type": "Wait", "SecondsPath": f"{started_path}.pollSeconds", "Next": check})
         self.task(check, function, result_path, done, comment=comment)
         choices = list(extra_choices or [])
         choices.append({"Variable": f"{result_path}.done", "BooleanEquals": True, "Next": next_state})
@@ -176,10 +184,10 @@ def region_copy() -> Level:
     verify. The result is {target, copy, share, verify, verified: true}, or {target, failure,
     verified: false}."""
     r = Level("$.context", "RegionNotVerified", region=True)
-    r.task("CopyImage", "CopyImage", "$.copy", "WaitForCopy",
+    r.task("CopyImage", "CopyImage", "$.copy", "ExpectCopy",
            comment="Copy the intermediate image into this region, re-encrypted under the region's golden key.")
-    r.poll("WaitForCopy", "CheckCopy", "CopyDone?", function="CheckCopy",
-           seconds_path="$.copy.pollSeconds", result_path="$.copyStatus",
+    r.poll("ExpectCopy", "WaitForCopy", "CheckCopy", "CopyDone?", function="CheckCopy",
+           started_path="$.copy", result_path="$.copyStatus",
            comment="One poll; fails with CopyFailed, or CopyTimedOut past the deadline.",
            next_state="ShareImage")
     r.task("ShareImage", "ShareImage", "$.share", "VerifyImage")
@@ -187,8 +195,8 @@ def region_copy() -> Level:
            comment="Nothing is tested or published unless every check passes.")
     r.add("RegionVerified", {
         "Type": "Pass",
-        "Parameters": {"target.$": "$.target", "copy.$": "$.copy", "share.$": "$.share",
-                       "verify.$": "$.verify", "verified": True},
+        "Parameters": {"target.$": "$.target", "copy.$": "$.copy", "copyStatus.$": "$.copyStatus",
+                       "share.$": "$.share", "verify.$": "$.verify", "verified": True},
         "End": True,
     })
     r.add("RegionNotVerified", {
@@ -224,10 +232,10 @@ def family() -> Level:
     f = Level("$.context", "FamilyCleanupAfterFailure")
     f.task("ReadCurrentAmi", "ReadCurrentAmi", "$.current", "StartBake",
            comment="The family's pointer in every target region, and the image it holds at home (the bake's source).")
-    f.task("StartBake", "StartBake", "$.bake", "WaitForBake",
+    f.task("StartBake", "StartBake", "$.bake", "ExpectBake",
            comment="Start the bake Automation document (idempotent: the token derives from the execution and the family).")
-    f.poll("WaitForBake", "CheckBake", "BakeDone?", function="CheckBake",
-           seconds_path="$.bake.pollSeconds", result_path="$.bakeStatus",
+    f.poll("ExpectBake", "WaitForBake", "CheckBake", "BakeDone?", function="CheckBake",
+           started_path="$.bake", result_path="$.bakeStatus",
            comment="One poll; fails with BakeFailed, or BakeTimedOut past the deadline (after stopping the automation).",
            next_state="CopyToRegions",
            extra_choices=[{"Variable": "$.bakeStatus.upToDate", "BooleanEquals": True,
@@ -239,10 +247,10 @@ def family() -> Level:
         region_copy(), "CopyImage", "$.regions", "verified",
         "Copy, share and verify the golden image in every target region of the family.",
         "StartTest", "CopyToRegions")
-    f.task("StartTest", "StartTest", "$.test", "WaitForTest",
+    f.task("StartTest", "StartTest", "$.test", "ExpectTest",
            comment="The boot test: an instance launched FROM the home region's golden copy runs the baseline check.")
-    f.poll("WaitForTest", "CheckTest", "TestDone?", function="CheckTest",
-           seconds_path="$.test.pollSeconds", result_path="$.testStatus",
+    f.poll("ExpectTest", "WaitForTest", "CheckTest", "TestDone?", function="CheckTest",
+           started_path="$.test", result_path="$.testStatus",
            comment="One poll; fails with TestFailed naming each failed control, or TestTimedOut past the deadline.",
            next_state="ApprovalRequired?")
     approval_gate(f)

@@ -788,14 +788,15 @@ export async function runStateMachine(options = {}) {
           const ms = ev.timestamp - o.enteredTs;
           let summary = '';
           let caught = false;
+          let output; // a Task's result, for the events file
           if (st.type === 'Task') {
             if (o.caught) {
               caught = true;
               summary = ` -> caught ${o.caught.Error}`;
             } else {
               const q = taskResults.get(st.name);
-              const result = q && q.length ? q.shift() : undefined;
-              summary = ` -> ${result === undefined ? '?' : summariseResult(result)}`;
+              output = q && q.length ? q.shift() : undefined;
+              summary = ` -> ${output === undefined ? '?' : summariseResult(output)}`;
             }
           } else if (st.type === 'Pass' && o.caught === undefined) {
             const def = info.all.get(st.name) ?? {};
@@ -812,6 +813,7 @@ export async function runStateMachine(options = {}) {
             endTs: ev.timestamp,
             durationMs: ms,
             ...(caught ? { error: o.caught.Error, cause: o.caught.Cause } : {}),
+            ...(output !== undefined ? { output } : {}),
           });
           break;
         }

@@ -9,7 +9,8 @@
 
 use aws_sdk_ssm::types::AutomationExecution;
 use golden_ami_core::automation::{
-    Progress, command_output_location, current_step, failure_message, output, progress, status_name,
+    Progress, command_output_location, current_step, failure_message, output, progress, ran_for,
+    status_name,
 };
 use golden_ami_core::naming::{is_ami_id, parse_timestamp};
 use golden_ami_core::{
@@ -64,6 +65,7 @@ pub fn evaluate(
         Progress::Ended => Err(StepError::BakeFailed(failure_message(execution, id))),
         Progress::Succeeded => {
             status.done = true;
+            status.duration_seconds = ran_for(execution);
             let image = output(execution, IMAGE_OUTPUT).filter(|value| is_ami_id(value));
             let updates = update_summary(execution, bake, report_bucket);
             match (image, updates) {

@@ -61,9 +61,16 @@ pub fn copy_status(
     let state = match observed {
         Observed::Image(image) => match image.state() {
             Some(ImageState::Available) => {
+                // Up to one poll late: the copy's end is seen, not reported.
+                let duration_seconds = copy
+                    .started_at
+                    .as_deref()
+                    .and_then(|at| parse_timestamp("state.copy.startedAt", at).ok())
+                    .and_then(|started| u64::try_from((now - started).whole_seconds()).ok());
                 return Ok(CopyStatus {
                     done: true,
                     state: ImageState::Available.as_str().to_string(),
+                    duration_seconds,
                 });
             }
             Some(
@@ -104,7 +111,11 @@ pub fn copy_status(
             copy.deadline
         )));
     }
-    Ok(CopyStatus { done: false, state })
+    Ok(CopyStatus {
+        done: false,
+        state,
+        duration_seconds: None,
+    })
 }
 
 #[cfg(test)]
@@ -173,7 +184,8 @@ mod tests {
             status,
             CopyStatus {
                 done: false,
-                state: "pending".into()
+                state: "pending".into(),
+                duration_seconds: None,
             }
         );
         assert_eq!(describe.num_calls(), 1);
@@ -188,7 +200,9 @@ mod tests {
                 status,
                 CopyStatus {
                     done: true,
-                    state: "available".into()
+                    state: "available".into(),
+                    // From the event's startedAt (07:50) to the fixed clock (08:05).
+                    duration_seconds: Some(900),
                 }
             );
         }

@@ -10,7 +10,7 @@
 use aws_sdk_ssm::types::AutomationExecution;
 use golden_ami_core::automation::{
     Progress, WAIT_FOR_SSM_STEP, command_output_location, current_step, failed_step,
-    failure_message, output, progress, status_name,
+    failure_message, output, progress, ran_for, status_name,
 };
 use golden_ami_core::naming::parse_timestamp;
 use golden_ami_core::report::Outcome;
@@ -90,6 +90,7 @@ pub fn evaluate(
                 passed: true,
                 controls_passed: check.count(Outcome::Pass),
                 controls_skipped: check.count(Outcome::Skip),
+                duration_seconds: ran_for(execution),
                 ..running
             })
         }

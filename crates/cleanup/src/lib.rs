@@ -23,6 +23,7 @@ use golden_ami_core::naming::{
     TAG_AUTOMATION_EXECUTION, TAG_TYPE, TYPE_GOLDEN, TYPE_INTERMEDIATE, golden_image_name,
     run_suffix,
 };
+use golden_ami_core::pacing;
 use golden_ami_core::targets::DEFAULT_FAMILY;
 use golden_ami_core::{
     CleanupInput, CleanupMode, CleanupResult, Deps, ExecutionContext, FamilyTarget, PipelineState,
@@ -45,6 +46,7 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
             let home = deps.clients.region(&family.home_region);
             remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
             withdraw_approval(deps, &input.context, family, &mut result).await?;
+            record_durations(deps, family, state, &mut result).await;
         }
         CleanupMode::Failure => {
             let family = state.require_family()?;
@@ -94,6 +96,56 @@ async fn withdraw_approval(
         Err(error) => return Err(classify_sdk_error("ssm:DeleteParameter", error)),
     }
     Ok(())
+}
+
+/// A published family's bake, slowest copy and boot test join its history, so its next runs
+/// wait about as long as they take (crates/core/src/pacing.rs). Best effort: a failure is
+/// reported in the result and never fails the published family.
+async fn record_durations(
+    deps: &Deps,
+    family: &FamilyTarget,
+    state: &PipelineState,
+    result: &mut CleanupResult,
+) {
+    let bake = state.bake_status.as_ref().and_then(|s| s.duration_seconds);
+    let copy = state
+        .regions
+        .iter()
+        .filter_map(|r| r.copy_status.as_ref().and_then(|s| s.duration_seconds))
+        .max();
+    let test = state.test_status.as_ref().and_then(|s| s.duration_seconds);
+    if bake.is_none() && copy.is_none() && test.is_none() {
+        return;
+    }
+    let name = pacing::parameter_name(&deps.config.durations_path, &family.name);
+    let mut durations = pacing::read(&deps.clients.ssm, &name).await;
+    durations.record(bake, copy, test);
+    let written = match serde_json::to_string(&durations) {
+        Ok(value) => deps
+            .clients
+            .ssm
+            .put_parameter()
+            .name(&name)
+            .description(format!(
+                "What family {}'s last runs took (bake, slowest copy, boot test, in seconds): its next runs pace their polls by it",
+                family.name
+            ))
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .value(value)
+            .overwrite(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| classify_sdk_error("ssm:PutParameter", error).to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    match written {
+        Ok(()) => result.durations = Some(durations),
+        Err(error) => {
+            tracing::warn!(%name, %error, "the durations were not recorded");
+            result.durations_not_recorded = Some(format!("{name}: {error}"));
+        }
+    }
 }
 
 /// Everything this execution created for `family`, wherever it is, removed unless protected.
@@ -609,6 +661,7 @@ mod tests {
     use aws_sdk_ssm::operation::describe_automation_executions::DescribeAutomationExecutionsOutput;
     use aws_sdk_ssm::operation::get_automation_execution::GetAutomationExecutionOutput;
     use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+    use aws_sdk_ssm::operation::put_parameter::{PutParameterError, PutParameterOutput};
     use aws_sdk_ssm::operation::stop_automation_execution::StopAutomationExecutionOutput;
     use aws_sdk_ssm::types::StopType;
     use aws_sdk_ssm::types::error::ParameterNotFound;
@@ -705,6 +758,15 @@ mod tests {
 
     #[tokio::test]
     async fn success_removes_only_the_intermediate_image_and_its_snapshot() {
+        let result = succeed(testing::event(SUCCESS), &[]).await;
+        assert_eq!(result.deleted_snapshots, ["snap-0bbbbbbbbbbbbbbbb"]);
+        // Nothing to record: the event's steps reported no durations.
+        assert_eq!(result.durations, None);
+    }
+
+    /// A SUCCESS cleanup that removes the intermediate image, with `ssm` rules tried before
+    /// the pointer's (which answers any GetParameter).
+    async fn succeed(input: CleanupInput, ssm: &[&Rule]) -> CleanupResult {
         let (get, desc, dereg, left, del) = (
             pointer(GOLDEN),
             describe(BAKED),
@@ -712,16 +774,17 @@ mod tests {
             no_leftovers(),
             delete(),
         );
+        let mut rules = ssm.to_vec();
+        rules.push(&get);
         let deps = MockClients {
-            ssm: vec![&get],
+            ssm: rules,
             ec2: vec![&desc, &dereg, &left, &del],
             ..Default::default()
         }
         .deps();
-        let result = handler(&deps, testing::event(SUCCESS)).await.unwrap();
+        let result = handler(&deps, input).await.unwrap();
         assert_eq!(result.deregistered_images, [BAKED]);
-        assert_eq!(result.deleted_snapshots, ["snap-0bbbbbbbbbbbbbbbb"]);
-        assert_eq!((dereg.num_calls(), del.num_calls()), (1, 1));
+        result
     }
 
     #[tokio::test]
@@ -735,37 +798,71 @@ mod tests {
             "/golden-ami-pipeline/approvals/{}/default",
             input.context.execution_name()
         );
-        for gone in [false, true] {
-            let (get, desc, dereg, left, del) = (
-                pointer(GOLDEN),
-                describe(BAKED),
-                deregister(),
-                no_leftovers(),
-                delete(),
-            );
-            let expected = name.clone();
-            let withdraw = mock!(Ssm::delete_parameter)
-                .match_requests(move |r| r.name() == Some(expected.as_str()))
-                .then_output(|| DeleteParameterOutput::builder().build());
-            let already_gone = mock!(Ssm::delete_parameter).then_error(|| {
-                DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        let expected = name.clone();
+        let withdraw = mock!(Ssm::delete_parameter)
+            .match_requests(move |r| r.name() == Some(expected.as_str()))
+            .then_output(|| DeleteParameterOutput::builder().build());
+        let result = succeed(input.clone(), &[&withdraw]).await;
+        assert_eq!(withdraw.num_calls(), 1);
+        assert_eq!(result.withdrawn_approvals, std::slice::from_ref(&name));
+
+        let already_gone = mock!(Ssm::delete_parameter).then_error(|| {
+            DeleteParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let result = succeed(input, &[&already_gone]).await;
+        assert_eq!(already_gone.num_calls(), 1);
+        assert!(result.withdrawn_approvals.is_empty());
+    }
+
+    #[tokio::test]
+    async fn success_records_what_the_run_took_for_the_next_runs_and_never_fails_on_it() {
+        let mut input: CleanupInput = testing::event(SUCCESS);
+        let state = &mut input.state;
+        state.bake_status.get_or_insert_default().duration_seconds = Some(2400);
+        state.test_status.get_or_insert_default().duration_seconds = Some(600);
+        // A second region whose copy was slower.
+        let other = state.regions[0].clone();
+        state.regions.push(other);
+        for (region, seconds) in state.regions.iter_mut().zip([900, 1200]) {
+            region.copy_status = Some(golden_ami_core::CopyStatus {
+                done: true,
+                state: "available".into(),
+                duration_seconds: Some(seconds),
             });
-            let deps = MockClients {
-                ssm: vec![&get, if gone { &already_gone } else { &withdraw }],
-                ec2: vec![&desc, &dereg, &left, &del],
-                ..Default::default()
-            }
-            .deps();
-            let result = handler(&deps, input.clone()).await.unwrap();
-            assert_eq!(result.deregistered_images, [BAKED]);
-            if gone {
-                assert_eq!(already_gone.num_calls(), 1);
-                assert!(result.withdrawn_approvals.is_empty());
-            } else {
-                assert_eq!(withdraw.num_calls(), 1);
-                assert_eq!(result.withdrawn_approvals, std::slice::from_ref(&name));
-            }
         }
+        let history = testing::durations(Some(
+            r#"{"bake": [1, 2, 3, 4, 5], "copy": [], "test": [7]}"#,
+        ));
+        let recorded = mock!(Ssm::put_parameter)
+            .match_requests(|r| {
+                r.name() == Some("/golden-ami-pipeline/durations/default")
+                    && r.overwrite() == Some(true)
+            })
+            .then_output(|| PutParameterOutput::builder().version(2).build());
+        let result = succeed(input.clone(), &[&history, &recorded]).await;
+        assert_eq!(recorded.num_calls(), 1);
+        let durations = result.durations.unwrap();
+        // The last five bakes, the slowest region's copy, the test.
+        assert_eq!(durations.bake, [2, 3, 4, 5, 2400]);
+        assert_eq!(durations.copy, [1200]);
+        assert_eq!(durations.test, [7, 600]);
+
+        // Not allowed to write it: reported, and the published family's cleanup still succeeds.
+        let refused = mock!(Ssm::put_parameter).then_error(|| {
+            PutParameterError::generic(testing::service_error(
+                "AccessDeniedException",
+                "not authorized to perform ssm:PutParameter",
+            ))
+        });
+        let result = succeed(input, &[&history, &refused]).await;
+        assert_eq!(result.durations, None);
+        assert!(
+            result
+                .durations_not_recorded
+                .as_deref()
+                .is_some_and(|e| e.contains("AccessDeniedException")),
+            "{result:?}"
+        );
     }
 
     #[tokio::test]

@@ -12,6 +12,7 @@ use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsag
 use golden_ami_core::naming::{
     format_timestamp, golden_image_name, golden_image_tags, target_token,
 };
+use golden_ami_core::pacing;
 use golden_ami_core::{
     CopyStarted, Deps, ExecutionContext, StepError, StepInput, UpdateSummary, classify_sdk_error,
     error_code,
@@ -97,12 +98,21 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         })?
         .to_string();
     tracing::info!(%golden_ami_id, %intermediate_id, %name, region = %target.region, "copy started");
+    // The history lives with the stack, in its own region.
+    let history = pacing::read(
+        &deps.clients.ssm,
+        &pacing::parameter_name(&config.durations_path, &family.name),
+    )
+    .await;
+    let pace = pacing::pace(&history.copy, config.copy_poll_seconds, config.copy_timeout);
     Ok(CopyStarted {
         golden_ami_id,
         golden_ami_name: name,
         kms_key_arn: key_arn.clone(),
         deadline,
-        poll_seconds: config.copy_poll_seconds,
+        started_at: Some(format_timestamp(deps.now())),
+        first_wait_seconds: pace.first_wait_seconds,
+        poll_seconds: pace.poll_seconds,
     })
 }
 
@@ -342,9 +352,11 @@ mod tests {
     }
 
     async fn run(kms: &[&Rule], ec2: &[&Rule], event: &str) -> Result<CopyStarted, StepError> {
+        let history = testing::durations(None);
         let deps = MockClients {
             kms: kms.to_vec(),
             ec2: ec2.to_vec(),
+            ssm: vec![&history],
             ..Default::default()
         }
         .deps();
@@ -401,6 +413,9 @@ mod tests {
                 kms_key_arn: testing::GOLDEN_KEY_ARN.into(),
                 // The fixed clock (08:05) plus COPY_TIMEOUT_MINUTES=90.
                 deadline: "2026-12-01T09:35:00Z".into(),
+                started_at: Some("2026-12-01T08:05:00Z".into()),
+                // No history yet: the stack's interval from the start.
+                first_wait_seconds: 60,
                 poll_seconds: 60,
             }
         );
@@ -627,6 +642,7 @@ mod tests {
         let deps = MockClients {
             kms: vec![&describe],
             ec2: vec![&copy],
+            ssm: vec![&testing::durations(None)],
             ..Default::default()
         }
         .deps();

@@ -113,6 +113,13 @@ pub fn failure_message(execution: &AutomationExecution, id: &str) -> String {
     }
 }
 
+/// How long an automation ran, from its start to its end (None while it runs).
+pub fn ran_for(execution: &AutomationExecution) -> Option<u64> {
+    let start = execution.execution_start_time()?.secs();
+    let end = execution.execution_end_time()?.secs();
+    u64::try_from(end - start).ok()
+}
+
 /// GetAutomationExecution; `None` if the execution does not exist (any more).
 pub async fn get_automation(
     ssm: &aws_sdk_ssm::Client,

@@ -125,6 +125,9 @@ pub struct Config {
     /// APPROVALS_PATH: where a gated family's approval request (its task token) waits,
     /// APPROVALS_PATH/<execution name>/<family> (default /PIPELINE_NAME/approvals).
     pub approvals_path: String,
+    /// DURATIONS_PATH: per family, what its last runs' bake, copy and boot test took
+    /// (crates/core/src/pacing.rs; default /PIPELINE_NAME/durations).
+    pub durations_path: String,
 }
 
 impl Config {
@@ -216,6 +219,7 @@ impl Config {
         };
         let pins_path = path("PINS_PATH", "pins")?;
         let approvals_path = path("APPROVALS_PATH", "approvals")?;
+        let durations_path = path("DURATIONS_PATH", "durations")?;
         Ok(Self {
             home_region,
             targets_parameter_name: env.required("TARGETS_PARAMETER_NAME")?,
@@ -251,6 +255,7 @@ impl Config {
             retention: env.retention()?,
             pins_path,
             approvals_path,
+            durations_path,
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod naming;
+pub mod pacing;
 pub mod pointer;
 pub mod report;
 pub mod runtime;

@@ -21,6 +21,8 @@ pub const REGION: &str = "eu-west-1";
 pub const POINTER: &str = "/golden-ami/current";
 pub const TARGETS_PARAMETER: &str = "/golden-ami-pipeline/targets";
 pub const LOCK_PARAMETER: &str = "/golden-ami-pipeline/lock";
+/// The default DURATIONS_PATH (PIPELINE_NAME golden-ami-pipeline).
+pub const DURATIONS_PATH: &str = "/golden-ami-pipeline/durations";
 pub const BAKE_DOCUMENT: &str = "golden-ami-bake";
 pub const TEST_DOCUMENT: &str = "golden-ami-test";
 pub const UPDATE_REPORT_DOCUMENT: &str = "golden-ami-update-report";
@@ -99,6 +101,30 @@ pub fn event<T: DeserializeOwned>(json: &str) -> T {
     match serde_json::from_str(json) {
         Ok(value) => value,
         Err(error) => panic!("the event file does not parse as the handler's input: {error}"),
+    }
+}
+
+/// GetParameter of a family's durations (pacing.rs) answering `value`, or, with None, that
+/// the family has none yet (its first run).
+pub fn durations(value: Option<&'static str>) -> Rule {
+    let rule = aws_smithy_mocks::mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name().is_some_and(|n| n.starts_with(DURATIONS_PATH)));
+    match value {
+        Some(value) => rule.then_output(move || {
+            aws_sdk_ssm::operation::get_parameter::GetParameterOutput::builder()
+                .parameter(
+                    aws_sdk_ssm::types::Parameter::builder()
+                        .value(value)
+                        .version(3)
+                        .build(),
+                )
+                .build()
+        }),
+        None => rule.then_error(|| {
+            aws_sdk_ssm::operation::get_parameter::GetParameterError::ParameterNotFound(
+                aws_sdk_ssm::types::error::ParameterNotFound::builder().build(),
+            )
+        }),
     }
 }
 

@@ -399,6 +399,10 @@ pub struct BakeStarted {
     pub target_ami_name: String,
     /// RFC 3339: past this, CheckBake stops the automation and fails with BakeTimedOut.
     pub deadline: String,
+    /// How long the state machine waits before the first poll: most of the family's usual
+    /// bake (crates/core/src/pacing.rs), or poll_seconds without history.
+    #[serde(default)]
+    pub first_wait_seconds: u64,
     /// How long the state machine waits between two polls (its Wait state reads this).
     pub poll_seconds: u64,
 }
@@ -422,6 +426,9 @@ pub struct BakeStatus {
     /// What the update changed (from the bake's update report), once the bake is done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updates: Option<UpdateSummary>,
+    /// How long the automation ran (its start to its end), once it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 /// CopyImage: the re-encrypted golden copy being made.
@@ -433,6 +440,12 @@ pub struct CopyStarted {
     pub kms_key_arn: String,
     /// RFC 3339: past this, CheckCopy fails with CopyTimedOut.
     pub deadline: String,
+    /// When CopyImage was called (RFC 3339), for the copy's duration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    /// How long the state machine waits before the first poll (see BakeStarted).
+    #[serde(default)]
+    pub first_wait_seconds: u64,
     /// How long the state machine waits between two polls (its Wait state reads this).
     pub poll_seconds: u64,
 }
@@ -444,6 +457,9 @@ pub struct CopyStatus {
     pub done: bool,
     /// The image state as EC2 reports it (pending, available, ...).
     pub state: String,
+    /// From CopyImage to the poll that found the copy available, once it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 /// StartTest: the boot test of the golden copy.
@@ -456,6 +472,9 @@ pub struct TestStarted {
     pub golden_ami_id: String,
     /// RFC 3339: past this, CheckTest stops the automation and fails with TestTimedOut.
     pub deadline: String,
+    /// How long the state machine waits before the first poll (see BakeStarted).
+    #[serde(default)]
+    pub first_wait_seconds: u64,
     /// How long the state machine waits between two polls (its Wait state reads this).
     pub poll_seconds: u64,
 }
@@ -486,6 +505,9 @@ pub struct TestStatus {
     /// Where the check's full output is (S3 URI of the key prefix).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// How long the test automation ran, once it passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u64>,
 }
 
 /// Who may launch the golden image.
@@ -611,6 +633,12 @@ pub struct CleanupResult {
     /// A gated family's approval requests (APPROVALS_PATH/<execution>/<family>) still stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub withdrawn_approvals: Vec<String>,
+    /// A published family: the history its next runs pace their polls by (pacing.rs), or why
+    /// it could not be written (that never fails the family).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations: Option<crate::pacing::Durations>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durations_not_recorded: Option<String>,
 }
 
 /// Retain: what it did (or, in a dry run, would do) to a family's golden images per region.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
+use golden_ami_core::pacing;
 use golden_ami_core::{
     BakeStarted, Config, Deps, ExecutionContext, FamilyTarget, StepError, StepInput,
 };
@@ -31,13 +32,20 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
     )
     .await?;
     tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
+    let history = pacing::read(
+        &deps.clients.ssm,
+        &pacing::parameter_name(&config.durations_path, &family.name),
+    )
+    .await;
+    let pace = pacing::pace(&history.bake, config.bake_poll_seconds, config.bake_timeout);
     Ok(BakeStarted {
         automation_execution_id,
         document_name: config.bake_document_name.clone(),
         source_ami_id: current.ami_id.clone(),
         target_ami_name,
         deadline: format_timestamp(deps.now() + config.bake_timeout),
-        poll_seconds: config.bake_poll_seconds,
+        first_wait_seconds: pace.first_wait_seconds,
+        poll_seconds: pace.poll_seconds,
     })
 }
 
@@ -129,13 +137,14 @@ mod tests {
                     .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
                     .build()
             });
+        let history = testing::durations(None);
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &history],
             ..Default::default()
         }
         .deps();
         let bake = handler(&deps, input).await.unwrap();
-        assert_eq!(start.num_calls(), 1);
+        assert_eq!((start.num_calls(), history.num_calls()), (1, 1));
         assert_eq!(
             bake.automation_execution_id,
             "4c5d6e7f-1111-4222-8333-944455556666"
@@ -148,7 +157,38 @@ mod tests {
         );
         // Fixed clock 08:05 + 120 minutes.
         assert_eq!(bake.deadline, "2026-12-01T10:05:00Z");
-        assert_eq!(bake.poll_seconds, 120);
+        // The family's first run: the stack's interval from the start.
+        assert_eq!((bake.first_wait_seconds, bake.poll_seconds), (120, 120));
+    }
+
+    #[tokio::test]
+    async fn the_family_s_last_bakes_size_the_waits() {
+        let start = mock!(Ssm::start_automation_execution).then_output(|| {
+            StartAutomationExecutionOutput::builder()
+                .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
+                .build()
+        });
+        let history = testing::durations(Some(
+            r#"{"bake": [2300, 2400, 2500], "copy": [900], "test": [600]}"#,
+        ));
+        let deps = MockClients {
+            ssm: vec![&start, &history],
+            ..Default::default()
+        }
+        .deps();
+        let bake = handler(&deps, testing::event(EVENT)).await.unwrap();
+        // 85% of the 2400 s median, then every 60 s (2400 / 40).
+        assert_eq!((bake.first_wait_seconds, bake.poll_seconds), (2040, 60));
+
+        // A history nobody can read is no history: the run goes on at the stack's interval.
+        let broken = testing::durations(Some("not json"));
+        let deps = MockClients {
+            ssm: vec![&start, &broken],
+            ..Default::default()
+        }
+        .deps();
+        let bake = handler(&deps, testing::event(EVENT)).await.unwrap();
+        assert_eq!((bake.first_wait_seconds, bake.poll_seconds), (120, 120));
     }
 
     #[test]
@@ -224,7 +264,7 @@ mod tests {
                     .build()
             });
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();

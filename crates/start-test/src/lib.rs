@@ -9,6 +9,7 @@ use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
+use golden_ami_core::pacing;
 use golden_ami_core::{
     Config, Deps, ExecutionContext, FamilyTarget, StepError, StepInput, TestStarted,
 };
@@ -29,12 +30,19 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepE
     )
     .await?;
     tracing::info!(%automation_execution_id, %golden_ami_id, "boot test started");
+    let history = pacing::read(
+        &deps.clients.ssm,
+        &pacing::parameter_name(&config.durations_path, &family.name),
+    )
+    .await;
+    let pace = pacing::pace(&history.test, config.test_poll_seconds, config.test_timeout);
     Ok(TestStarted {
         automation_execution_id,
         document_name: config.test_document_name.clone(),
         golden_ami_id: golden_ami_id.to_string(),
         deadline: format_timestamp(deps.now() + config.test_timeout),
-        poll_seconds: config.test_poll_seconds,
+        first_wait_seconds: pace.first_wait_seconds,
+        poll_seconds: pace.poll_seconds,
     })
 }
 
@@ -107,7 +115,7 @@ mod tests {
                     .build()
             });
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();
@@ -148,7 +156,7 @@ mod tests {
         let start = mock!(Ssm::start_automation_execution)
             .then_output(|| StartAutomationExecutionOutput::builder().build());
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();
@@ -168,7 +176,7 @@ mod tests {
             )
         });
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();
@@ -182,7 +190,7 @@ mod tests {
         let start =
             mock!(Ssm::start_automation_execution).then_http_response(|| testing::http_status(503));
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();
@@ -197,7 +205,7 @@ mod tests {
         let start = mock!(Ssm::start_automation_execution)
             .then_output(|| StartAutomationExecutionOutput::builder().build());
         let deps = MockClients {
-            ssm: vec![&start],
+            ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
         .deps();

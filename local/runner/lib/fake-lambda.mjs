@@ -57,6 +57,7 @@ export function happyScript(overrides = {}) {
       sourceAmiId: 'ami-12345678',
       targetAmiName: 'golden-ami-pipeline-default-happy',
       deadline: '2024-01-01T03:00:00Z',
+      firstWaitSeconds: 120,
       pollSeconds: 120,
     },
     'check-bake': [
@@ -69,6 +70,7 @@ export function happyScript(overrides = {}) {
       goldenAmiName: 'golden-ami-pipeline-default-happy',
       kmsKeyArn: KEY,
       deadline: '2024-01-01T04:00:00Z',
+      firstWaitSeconds: 30,
       pollSeconds: 30,
     },
     'check-copy': [
@@ -82,6 +84,7 @@ export function happyScript(overrides = {}) {
       documentName: 'golden-ami-pipeline-boot-test',
       goldenAmiId: 'ami-0c0py000000000001',
       deadline: '2024-01-01T05:00:00Z',
+      firstWaitSeconds: 60,
       pollSeconds: 60,
     },
     'check-test': [

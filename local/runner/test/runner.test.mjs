@@ -67,12 +67,12 @@ const HAPPY_PATH = [
   'ForEachFamily',
   'ReadCurrentAmi',
   'StartBake',
-  ...['WaitForBake', 'CheckBake', 'BakeDone?'],
+  ...['ExpectBake', 'CheckBake', 'BakeDone?'],
   ...['WaitForBake', 'CheckBake', 'BakeDone?'],
   ...['WaitForBake', 'CheckBake', 'BakeDone?'],
   'CopyToRegions',
   'CopyImage',
-  ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
+  ...['ExpectCopy', 'CheckCopy', 'CopyDone?'],
   ...['WaitForCopy', 'CheckCopy', 'CopyDone?'],
   'ShareImage',
   'VerifyImage',
@@ -80,7 +80,7 @@ const HAPPY_PATH = [
   'CopyToRegionsChecked',
   'CopyToRegionsSucceeded?',
   'StartTest',
-  ...['WaitForTest', 'CheckTest', 'TestDone?'],
+  ...['ExpectTest', 'CheckTest', 'TestDone?'],
   ...['WaitForTest', 'CheckTest', 'TestDone?'],
   'ApprovalRequired?',
   'NoApprovalNeeded',
@@ -191,6 +191,10 @@ test('happy path: states in order through both Maps, polling loops loop, context
     [1, 2, 3],
   );
   for (const e of exited) assert.ok(e.endTs >= e.startTs && e.durationMs === e.endTs - e.startTs);
+  // A Task's record carries its result; other states' do not.
+  const started = exited.find((e) => e.state === 'StartBake');
+  assert.deepEqual(started.output, happyScript()['start-bake']);
+  assert.equal(exited.find((e) => e.state === 'BakeDone?').output, undefined);
 });
 
 test('Throttled is retried (MaxAttempts honoured, no delay) and the run succeeds', async () => {
@@ -365,12 +369,20 @@ test('an unreachable Lambda endpoint gives Lambda.SdkClientException, retried, t
 });
 
 test('a Wait SecondsPath that resolves to nothing fails the execution (States.Runtime) even though waits are overridden', async () => {
-  const { pollSeconds, ...noPoll } = happyScript()['start-bake'];
-  const r = await run('no-poll', happyScript({ 'start-bake': noPoll }));
+  const { firstWaitSeconds, ...noFirstWait } = happyScript()['start-bake'];
+  const r = await run('no-first-wait', happyScript({ 'start-bake': noFirstWait }));
   assert.equal(r.status, 'FAILED');
   assert.equal(r.error, 'States.Runtime');
-  assert.match(r.cause, /\$\.bake\.pollSeconds/);
-  assert.equal(callsOf('no-poll', 'check-bake').length, 0);
+  assert.match(r.cause, /\$\.bake\.firstWaitSeconds/);
+  assert.equal(callsOf('no-first-wait', 'check-bake').length, 0);
+
+  // The loop's own Wait, after the first poll.
+  const { pollSeconds, ...noPoll } = happyScript()['start-bake'];
+  const p = await run('no-poll', happyScript({ 'start-bake': noPoll }));
+  assert.equal(p.status, 'FAILED');
+  assert.equal(p.error, 'States.Runtime');
+  assert.match(p.cause, /\$\.bake\.pollSeconds/);
+  assert.equal(callsOf('no-poll', 'check-bake').length, 1);
 });
 
 test('CLI: --json and --events; exit 0 on success, 2 on a Fail state, 1 on runner errors', async () => {
