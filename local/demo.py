@@ -13,6 +13,7 @@ what a successful run must leave behind, and the stopped run left nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -23,7 +24,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `local` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from local.stack import (APPROVALS_PATH, LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME,  # noqa: E402
+from local.stack import (APPROVALS_PATH, DURATIONS_PATH, LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME,  # noqa: E402
                          REGION, LocalStack, RunResult, StackError, automation_outputs,
                          read_facts, read_notifications)
 
@@ -232,7 +233,12 @@ def approval_gate(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     default, arm = matrix["families"]
     stack.set_targets([{**default, "approval": True}, arm], [OTHER_REGION])
+    # A month's history for the default family, as its last runs on AWS would have recorded it.
+    history = {"bake": [2300, 2400, 2500], "copy": [900, 840], "test": [600]}
+    stack.client("ssm").put_parameter(Name=f"{DURATIONS_PATH}/default", Type="String", Overwrite=True,
+                                      Value=json.dumps(history))
     say("")
+    say(f"[pacing] {DURATIONS_PATH}/default seeded with the last runs' seconds: {json.dumps(history)}")
     say("[run] a third execution, with the default family gated (\"approval\": true):")
     running = stack.start_run(name="demo-approval")
     ssm = stack.client("ssm")
@@ -276,6 +282,26 @@ def approval_gate(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
             say(f"    {line}")
     if result.status != "SUCCEEDED" or "Approved by" not in end["message"]:
         problems.append(f"the approved run ended {result.status}: {end['subject']}")
+    problems += pacing(stack, result)
+    return problems
+
+
+def pacing(stack: LocalStack, result: RunResult) -> list[str]:
+    """Polling by expectation: the waits the gated run took from the seeded history (the local
+    stack's intervals are 0 and its waits are skipped), and the history it left."""
+    problems: list[str] = []
+    expected = {"StartBake": 2040, "CopyImage": 714, "StartTest": 510}  # 85% of each median
+    say("[pacing] what the gated run's steps told its Wait states (local Waits are skipped, local intervals are 0):")
+    for state, first in expected.items():
+        outputs = [e["output"] for e in result.events if e.get("type") == "StateExited"
+                   and e.get("state") == state and "firstWaitSeconds" in e.get("output", {})]
+        waits = sorted({o["firstWaitSeconds"] for o in outputs})
+        say(f"  {state}: default {max(waits)} s before the first poll, then every {outputs[0]['pollSeconds']} s "
+            f"(arm64, whose history is the local runs' 0 s: {min(waits)} s)")
+        if first not in waits:
+            problems.append(f"{state} did not wait {first} s first: {waits}")
+    name = f"{DURATIONS_PATH}/default"
+    say(f"  and recorded: {stack.client('ssm').get_parameter(Name=name)['Parameter']['Value']}")
     return problems
 
 
