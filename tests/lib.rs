@@ -423,41 +423,53 @@ pub const PUBLISH_GATES: &[&str] = &["VerifyImage", "CheckTest"];
 /// (leaving a gate through its Catch means it failed).
 pub fn check_gates_before_publish(definition: &Json, gates: &[&str]) -> Vec<String> {
     let edges = graph(definition);
-    let start = definition["StartAt"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let reachable = |blocked: Option<&str>| {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![start.clone()];
-        while let Some(name) = stack.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            if let Some((normal, catches)) = edges.get(&name) {
-                // Leaving a gate through a Catch means it failed: that passes nothing.
-                if Some(name.as_str()) != blocked {
-                    stack.extend(normal.iter().cloned());
-                }
-                stack.extend(catches.iter().cloned());
-            }
-        }
-        seen
-    };
+    let reach = |blocked: Option<&str>| reachable(&edges, vec![start(definition)], blocked);
     let mut violations = Vec::new();
-    if !reachable(None).contains("PublishPointer") {
+    if !reach(None).contains("PublishPointer") {
         violations.push("PublishPointer is not reachable from the start".into());
     }
     for gate in gates {
         if !edges.contains_key(*gate) {
             violations.push(format!("the gate {gate} is not a state of the definition"));
-        } else if reachable(Some(gate)).contains("PublishPointer") {
+        } else if reach(Some(gate)).contains("PublishPointer") {
             violations.push(format!(
                 "PublishPointer is reachable without passing {gate}"
             ));
         }
     }
     violations
+}
+
+/// The definition's StartAt.
+fn start(definition: &Json) -> String {
+    definition["StartAt"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Every state reachable from `starts` in the flattened machine, every transition followed
+/// except the success transitions of `blocked`: leaving a gate through its Catch means it
+/// failed, and that passes nothing.
+fn reachable(
+    edges: &BTreeMap<String, (Vec<String>, Vec<String>)>,
+    starts: Vec<String>,
+    blocked: Option<&str>,
+) -> BTreeSet<String> {
+    let mut seen = BTreeSet::new();
+    let mut stack = starts;
+    while let Some(name) = stack.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some((normal, catches)) = edges.get(&name) {
+            if Some(name.as_str()) != blocked {
+                stack.extend(normal.iter().cloned());
+            }
+            stack.extend(catches.iter().cloned());
+        }
+    }
+    seen
 }
 
 /// Rule: a Map whose iterations record a flag (`verified`, `published`) is followed by a Pass
@@ -1225,49 +1237,22 @@ pub fn check_approval_gate(definition: &Json) -> Vec<String> {
         }
     }
     // After every publish gate.
-    let start = definition["StartAt"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     for blocked in PUBLISH_GATES {
-        let mut seen = BTreeSet::new();
-        let mut todo = vec![start.clone()];
-        while let Some(name) = todo.pop() {
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            if let Some((normal, catches)) = edges.get(&name) {
-                if name != *blocked {
-                    todo.extend(normal.iter().cloned());
-                }
-                todo.extend(catches.iter().cloned());
-            }
-        }
-        if seen.contains(APPROVAL_STATE) {
+        if reachable(&edges, vec![start(definition)], Some(blocked)).contains(APPROVAL_STATE) {
             violations.push(format!(
                 "{APPROVAL_STATE} is reachable without passing {blocked}: approval is asked for a tested image only"
             ));
         }
     }
     // Denied or expired: never a pointer.
-    let mut seen = BTreeSet::new();
-    let mut todo: Vec<String> = edges
+    let caught = edges
         .get(APPROVAL_STATE)
         .map(|(_, catches)| catches.clone())
         .unwrap_or_default();
-    while let Some(name) = todo.pop() {
-        if !seen.insert(name.clone()) {
-            continue;
-        }
-        if name == "PublishPointer" {
-            violations.push(format!(
-                "PublishPointer is reachable from {APPROVAL_STATE}'s Catch: a denial would publish"
-            ));
-            break;
-        }
-        if let Some((normal, catches)) = edges.get(&name) {
-            todo.extend(normal.iter().chain(catches).cloned());
-        }
+    if reachable(&edges, caught, None).contains("PublishPointer") {
+        violations.push(format!(
+            "PublishPointer is reachable from {APPROVAL_STATE}'s Catch: a denial would publish"
+        ));
     }
     violations
 }
