@@ -504,13 +504,13 @@ pub async fn pin(
 
 /// `unpin`: remove the family's pin (its pointer keeps its value until the next run).
 pub async fn unpin(aws: &Aws, stack: &Stack, family: &Family) -> Result<bool, CliError> {
-    match aws
-        .ssm
-        .delete_parameter()
-        .name(format!("{}/{}", stack.pins_path(), family.name))
-        .send()
-        .await
-    {
+    let name = format!("{}/{}", stack.pins_path(), family.name);
+    delete_if_present(aws, &name, "ssm:DeleteParameter (the pin)").await
+}
+
+/// Delete a parameter; false when it was already gone.
+async fn delete_if_present(aws: &Aws, name: &str, operation: &str) -> Result<bool, CliError> {
+    match aws.ssm.delete_parameter().name(name).send().await {
         Ok(_) => Ok(true),
         Err(error)
             if error
@@ -519,7 +519,7 @@ pub async fn unpin(aws: &Aws, stack: &Stack, family: &Family) -> Result<bool, Cl
         {
             Ok(false)
         }
-        Err(error) => Err(sdk("ssm:DeleteParameter (the pin)")(error)),
+        Err(error) => Err(sdk(operation)(error)),
     }
 }
 
@@ -1240,21 +1240,11 @@ async fn answer_failed(
 }
 
 async fn withdraw(aws: &Aws, waiting: &Waiting) -> Result<(), CliError> {
-    match aws
-        .ssm
-        .delete_parameter()
-        .name(&waiting.parameter)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_parameter_not_found()) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(sdk("ssm:DeleteParameter (the approval request)")(error)),
-    }
+    delete_if_present(
+        aws,
+        &waiting.parameter,
+        "ssm:DeleteParameter (the approval request)",
+    )
+    .await
+    .map(|_| ())
 }

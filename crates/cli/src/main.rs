@@ -230,20 +230,7 @@ async fn run(args: Args) -> Result<ExitCode, CliError> {
             for waiting in &chosen {
                 answered.push(cli::approve(&aws, waiting, reason.clone(), now).await?);
             }
-            print(json, &answered, || {
-                answered
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} in {}: approved by {}; the run publishes {}\n",
-                            a.family,
-                            a.execution,
-                            a.by,
-                            a.images.join(", ")
-                        )
-                    })
-                    .collect()
-            })?;
+            print(json, &answered, || render_answered(&answered))?;
         }
         Command::Deny {
             execution,
@@ -261,20 +248,7 @@ async fn run(args: Args) -> Result<ExitCode, CliError> {
             for waiting in &chosen {
                 answered.push(cli::deny(&aws, waiting, &reason, now).await?);
             }
-            print(json, &answered, || {
-                answered
-                    .iter()
-                    .map(|a| {
-                        format!(
-                            "{} in {}: denied by {}; nothing is published and the run removes {}\n",
-                            a.family,
-                            a.execution,
-                            a.by,
-                            a.images.join(", ")
-                        )
-                    })
-                    .collect()
-            })?;
+            print(json, &answered, || render_answered(&answered))?;
         }
         Command::Unpin { family } => {
             let family = cli::pick(&families, family.as_deref())?;
@@ -333,6 +307,28 @@ async fn follow_run(
         }
         tokio::time::sleep(Duration::from_secs(poll)).await;
     }
+}
+
+/// What `approve` / `deny` did, a line per family.
+fn render_answered(answered: &[cli::Answered]) -> String {
+    answered
+        .iter()
+        .map(|a| {
+            let then = if a.decision == "approved" {
+                "the run publishes"
+            } else {
+                "nothing is published and the run removes"
+            };
+            format!(
+                "{} in {}: {} by {}; {then} {}\n",
+                a.family,
+                a.execution,
+                a.decision,
+                a.by,
+                a.images.join(", ")
+            )
+        })
+        .collect()
 }
 
 fn render_moved(m: &cli::Moved) -> String {
