@@ -26,8 +26,9 @@ use golden_ami_core::naming::{
 use golden_ami_core::pacing;
 use golden_ami_core::targets::DEFAULT_FAMILY;
 use golden_ami_core::{
-    CleanupInput, CleanupMode, CleanupResult, Deps, ExecutionContext, FamilyTarget, PipelineState,
-    StepError, classify_sdk_error, error_code, read_pointer, stop_automation,
+    ApprovalRequest, CleanupInput, CleanupMode, CleanupResult, Deps, ExecutionContext,
+    FamilyTarget, PipelineState, StepError, classify_sdk_error, error_code, read_pointer,
+    stop_automation,
 };
 
 pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, StepError> {
@@ -81,11 +82,10 @@ async fn withdraw_approval(
     if family.approval.is_none() {
         return Ok(());
     }
-    let name = format!(
-        "{}/{}/{}",
-        deps.config.approvals_path,
+    let name = ApprovalRequest::parameter_name(
+        &deps.config.approvals_path,
         context.execution_name(),
-        family.name
+        &family.name,
     );
     match deps.clients.ssm.delete_parameter().name(&name).send().await {
         Ok(_) => result.withdrawn_approvals.push(name),

@@ -796,6 +796,14 @@ where
     }
 }
 
+impl ApprovalRequest {
+    /// Where a family's request of an execution is stored (RequestApproval writes it, cleanup
+    /// withdraws it): APPROVALS_PATH/<execution name>/<family>.
+    pub fn parameter_name(approvals_path: &str, execution_name: &str, family: &str) -> String {
+        format!("{approvals_path}/{execution_name}/{family}")
+    }
+}
+
 /// What `golden-ami approve` sends with SendTaskSuccess: AwaitApproval's result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -27,11 +27,6 @@ pub struct ApprovalRequested {
     pub deadline: String,
 }
 
-/// Where a family's approval request of an execution is stored.
-pub fn parameter_name(approvals_path: &str, execution_name: &str, family: &str) -> String {
-    format!("{approvals_path}/{execution_name}/{family}")
-}
-
 pub async fn handler(deps: &Deps, input: ApprovalInput) -> Result<ApprovalRequested, StepError> {
     if input.task_token.trim().is_empty() {
         return Err(StepError::invalid_input(
@@ -39,7 +34,7 @@ pub async fn handler(deps: &Deps, input: ApprovalInput) -> Result<ApprovalReques
         ));
     }
     let request = request(deps, &input)?;
-    let name = parameter_name(
+    let name = ApprovalRequest::parameter_name(
         &deps.config.approvals_path,
         input.context.execution_name(),
         &request.family,
