@@ -99,11 +99,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         .to_string();
     tracing::info!(%golden_ami_id, %intermediate_id, %name, region = %target.region, "copy started");
     // The history lives with the stack, in its own region.
-    let history = pacing::read(
-        &deps.clients.ssm,
-        &pacing::parameter_name(&config.durations_path, &family.name),
-    )
-    .await;
+    let history = pacing::family_history(deps, &family.name).await;
     let pace = pacing::pace(&history.copy, config.copy_poll_seconds, config.copy_timeout);
     Ok(CopyStarted {
         golden_ami_id,

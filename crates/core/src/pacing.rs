@@ -95,6 +95,15 @@ pub fn parameter_name(durations_path: &str, family: &str) -> String {
     format!("{durations_path}/{family}")
 }
 
+/// The history of `family` at the stack's DURATIONS_PATH (see `read`).
+pub async fn family_history(deps: &crate::Deps, family: &str) -> Durations {
+    read(
+        &deps.clients.ssm,
+        &parameter_name(&deps.config.durations_path, family),
+    )
+    .await
+}
+
 /// The family's history, or none: a missing, unreadable or malformed parameter only means the
 /// loops poll at the stack's intervals (it is logged).
 pub async fn read(ssm: &aws_sdk_ssm::Client, name: &str) -> Durations {

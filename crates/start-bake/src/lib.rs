@@ -32,11 +32,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
     )
     .await?;
     tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
-    let history = pacing::read(
-        &deps.clients.ssm,
-        &pacing::parameter_name(&config.durations_path, &family.name),
-    )
-    .await;
+    let history = pacing::family_history(deps, &family.name).await;
     let pace = pacing::pace(&history.bake, config.bake_poll_seconds, config.bake_timeout);
     Ok(BakeStarted {
         automation_execution_id,

@@ -30,11 +30,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepE
     )
     .await?;
     tracing::info!(%automation_execution_id, %golden_ami_id, "boot test started");
-    let history = pacing::read(
-        &deps.clients.ssm,
-        &pacing::parameter_name(&config.durations_path, &family.name),
-    )
-    .await;
+    let history = pacing::family_history(deps, &family.name).await;
     let pace = pacing::pace(&history.test, config.test_poll_seconds, config.test_timeout);
     Ok(TestStarted {
         automation_execution_id,
