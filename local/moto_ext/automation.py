@@ -4,8 +4,10 @@ Scope: exactly what infra/bake-document.yaml and infra/test-document.yaml need, 
 moto's EC2 backend.
 - API: StartAutomationExecution, GetAutomationExecution, StopAutomationExecution (Type Cancel),
   DescribeAutomationExecutions (filters DocumentNamePrefix, ExecutionStatus, ExecutionId).
-- Step actions: aws:executeAwsApi (ec2 RunInstances, ec2 CreateImage with image and snapshot
-  TagSpecifications), aws:waitForAwsResourceProperty (ssm DescribeInstanceInformation, ec2
+- Parameter types: String, StringList, MapList (one JSON object per value).
+- Step actions: aws:executeAwsApi (ec2 RunInstances, with BlockDeviceMappings checked and
+  their KmsKeyId honoured (images.py); ec2 CreateImage with image and snapshot
+  TagSpecifications, its snapshot under the root volume's key), aws:waitForAwsResourceProperty (ssm DescribeInstanceInformation, ec2
   DescribeImages), aws:runCommand (AWS-RunShellScript is recorded; the stack's own Command
   documents run through commands.py), aws:branch (And/Or/Not of StringEquals, StartsWith,
   EndsWith, Contains, BooleanEquals), aws:changeInstanceState (stopped / running / terminated),
@@ -34,6 +36,7 @@ from moto.ssm.models import ssm_backends
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from . import commands as command_documents
+from .images import carry_root_volume_encryption, launch_block_device_mappings
 from .state import LOCK, STATE
 
 NOT_SUPPORTED = "is not supported by the local stand-in (local/moto_ext)"
@@ -287,6 +290,7 @@ class Execution:
             instance_id, inputs.get("Name"), inputs.get("Description", ""),
             tag_specifications=[{"ResourceType": "image", "Tags": by_type.get("image", [])}]
             if by_type.get("image") else [])
+        carry_root_volume_encryption(self.ec2, instance_id, image)
         if by_type.get("snapshot"):
             self.ec2.create_tags([image.ebs_snapshot.id],
                                  {t["Key"]: t["Value"] for t in by_type["snapshot"]})
@@ -310,7 +314,7 @@ class Execution:
     _RUN_INSTANCES_INPUTS = {
         "Service", "Api", "ImageId", "InstanceType", "MinCount", "MaxCount", "IamInstanceProfile",
         "MetadataOptions", "NetworkInterfaces", "TagSpecifications", "SubnetId",
-        "SecurityGroupIds", "ClientToken",
+        "SecurityGroupIds", "ClientToken", "BlockDeviceMappings",
     }
 
     def _run_instances(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -327,6 +331,13 @@ class Execution:
         if profile:
             # Same check as moto's RunInstances response: the profile must exist.
             filter_iam_instance_profiles(self.account, "aws", profile.get("Arn"), profile.get("Name"))
+        mappings = inputs.get("BlockDeviceMappings") or []
+        if not isinstance(mappings, list):
+            raise StepFailure("InvalidParameterValue: BlockDeviceMappings must be a list of maps")
+        extra: dict[str, Any] = {}
+        if mappings:  # without any, moto gives the instance its default root volume
+            extra["block_device_mappings"] = launch_block_device_mappings(
+                self.ec2, self.account, self.region, image_id, mappings)
         reservation = self.ec2.run_instances(
             image_id, 1, None, [],
             instance_type=inputs.get("InstanceType", "m1.small"),
@@ -340,6 +351,7 @@ class Execution:
             iam_instance_profile_name=profile.get("Name"),
             iam_instance_profile_arn=profile.get("Arn"),
             client_token=inputs.get("ClientToken", ""),
+            **extra,
         )
         instance = reservation.instances[0]
         if profile:
@@ -431,6 +443,7 @@ class Execution:
         self.ec2.get_instance(instance_id)  # InvalidInstanceID.NotFound like AWS
         image = self.ec2.create_image(instance_id, inputs.get("ImageName"),
                                       inputs.get("ImageDescription", ""), tag_specifications=[])
+        carry_root_volume_encryption(self.ec2, instance_id, image)
         # aws:createImage waits until the image is available, so no "pending" here.
         return {"ImageId": [image.id], "ImageState": [image.state]}
 
@@ -495,8 +508,14 @@ class Execution:
 
 # ---- helpers -------------------------------------------------------------------------------
 
+class MapList(list):
+    """A MapList parameter's value: a list of maps, substituted as a list even with one map."""
+
+
 def _scalar(value: Any) -> Any:
     # Step outputs are stored as lists (AWS shape); a String output substitutes as its value.
+    if isinstance(value, MapList):
+        return list(value)
     if isinstance(value, list) and len(value) == 1:
         return value[0]
     return value
@@ -597,9 +616,24 @@ def _typed_params(document: Any, given: dict[str, list[str]]) -> tuple[dict[str,
             raise SSMError("InvalidAutomationExecutionParametersException",
                            f"Parameter {name} is required by document {document.name}")
         kind = spec.get("type", "String")
-        if kind not in ("String", "StringList"):
+        if kind not in ("String", "StringList", "MapList"):
             raise SSMError("InvalidAutomationExecutionParametersException",
                            f"parameter type {kind} (of {name}) {NOT_SUPPORTED}")
+        if kind == "MapList":
+            given_default = name not in given
+            maps = MapList(spec["default"] if given_default else [])
+            for v in ([] if given_default else values):
+                try:
+                    item = json.loads(v)
+                except ValueError:
+                    item = None
+                if not isinstance(item, dict):
+                    raise SSMError("InvalidAutomationExecutionParametersException",
+                                   f"Parameter {name} value {v!r} is not a JSON object (a MapList "
+                                   f"takes one JSON object per value)")
+                maps.append(item)
+            typed[name], raw[name] = maps, values
+            continue
         pattern = spec.get("allowedPattern")
         for v in values:
             if pattern and not re.search(pattern, v):

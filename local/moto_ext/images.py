@@ -11,6 +11,12 @@ What moto does on its own (read from its source):
   CopyImage API calls) "pending" for that many DescribeImages calls that return them.
 - DeregisterImage then DeleteSnapshot works; DeleteSnapshot while the image exists answers
   InvalidSnapshot.InUse, as AWS does. Nothing to patch there.
+- RunInstances' BlockDeviceMappings (the bake's direct encryption mode): moto makes a volume
+  per mapping and keeps its KmsKeyId as given, but neither checks the key nor takes the
+  snapshot of the image's root device. `launch_block_device_mappings` does both, as EC2 does.
+- CreateImage gives the image a new, unencrypted snapshot whatever the instance's volumes are;
+  `carry_root_volume_encryption` puts the root volume's encryption and key on it (EC2 snapshots
+  an encrypted volume under the volume's key).
 
 KMS errors: a real CopyImage with a bad key is often accepted and the copy then turns "failed"
 asynchronously. Locally we reject it synchronously, which is easier to test and to act on:
@@ -129,8 +135,78 @@ def _tag_copy(self: AmisResponse, copy: Ami, source: Ami | None,
 
 def create_image(self: AmisResponse) -> ActionResult:
     result = _orig_create_image(self)
-    _hold_pending(self.ec2_backend.amis[result.result["ImageId"]])
+    image = self.ec2_backend.amis[result.result["ImageId"]]
+    carry_root_volume_encryption(self.ec2_backend, self._get_param("InstanceId"), image)
+    _hold_pending(image)
     return result
+
+
+def _true(value: Any) -> bool:
+    return value in (True, "true", "True")
+
+
+def launch_block_device_mappings(ec2_backend: Any, account: str, region: str, image_id: str,
+                                 mappings: list[Any]) -> list[dict[str, Any]]:
+    """RunInstances' BlockDeviceMappings as moto's run_instances takes them, checked like EC2:
+    a KmsKeyId needs Encrypted, the key must exist and be enabled (its ARN is kept, as EC2
+    reports it), an encrypted snapshot cannot launch unencrypted, and a mapping of the image's
+    root device launches from the image's snapshot. The image's root device is launched as the
+    image has it when no mapping names it."""
+    ami = ec2_backend.amis.get(image_id)
+    snapshot = ami.ebs_snapshot if ami is not None else None
+    root = ami.root_device_name if ami is not None else None
+    launched: list[dict[str, Any]] = []
+    for i, mapping in enumerate(mappings):
+        where = f"BlockDeviceMappings[{i}]"
+        if not isinstance(mapping, dict) or not mapping.get("DeviceName"):
+            raise EC2ClientError("InvalidBlockDeviceMapping", f"{where} has no DeviceName")
+        if not isinstance(mapping.get("Ebs"), dict):
+            raise EC2ClientError("InvalidBlockDeviceMapping",
+                                 f"{where} ({mapping['DeviceName']}): only EBS mappings are "
+                                 f"supported by the local stand-in (local/moto_ext)")
+        ebs = dict(mapping["Ebs"])
+        encrypted = _true(ebs.get("Encrypted"))
+        if ebs.get("KmsKeyId") and not encrypted:
+            raise EC2ClientError("InvalidParameterDependency",
+                                 "The parameter KmsKeyId requires the parameter Encrypted to be set.")
+        if mapping["DeviceName"] == root and snapshot is not None and not ebs.get("SnapshotId"):
+            ebs["SnapshotId"] = snapshot.id
+            ebs.setdefault("VolumeSize", snapshot.volume.size)
+            if snapshot.encrypted and "Encrypted" in ebs and not encrypted:
+                raise EC2ClientError("InvalidBlockDeviceMapping",
+                                     f"{where} ({root}): the image's snapshot {snapshot.id} is "
+                                     f"encrypted; its volume cannot be launched unencrypted")
+            if snapshot.encrypted and not ebs.get("KmsKeyId"):
+                encrypted, ebs["KmsKeyId"] = True, snapshot.kms_key_id
+        elif not ebs.get("SnapshotId") and not ebs.get("VolumeSize"):
+            raise EC2ClientError("InvalidBlockDeviceMapping",
+                                 f"{where} ({mapping['DeviceName']}) is not a device of image "
+                                 f"{image_id}: give it a VolumeSize or a SnapshotId")
+        if encrypted:
+            # Without KmsKeyId EC2 uses the account's default EBS key (alias aws/ebs).
+            ebs["KmsKeyId"] = _resolve_kms_key(account, region, ebs.get("KmsKeyId") or "alias/aws/ebs")
+        ebs["Encrypted"] = encrypted
+        ebs["DeleteOnTermination"] = _true(ebs.get("DeleteOnTermination"))
+        launched.append({"DeviceName": mapping["DeviceName"], "Ebs": ebs})
+    if root is not None and snapshot is not None and launched \
+            and root not in {m["DeviceName"] for m in launched}:
+        launched.insert(0, {"DeviceName": root, "Ebs": {
+            "SnapshotId": snapshot.id, "VolumeSize": snapshot.volume.size,
+            "DeleteOnTermination": True, "Encrypted": bool(snapshot.encrypted),
+            "KmsKeyId": snapshot.kms_key_id}})
+    return launched
+
+
+def carry_root_volume_encryption(ec2_backend: Any, instance_id: str, image: Ami) -> None:
+    """The new image's snapshot is under the key of the instance's root volume, as on EC2."""
+    instance = ec2_backend.get_instance(instance_id)
+    device = instance.block_device_mapping.get(instance.root_device_name)
+    if device is None or not device.volume_id:
+        return
+    volume = ec2_backend.get_volume(device.volume_id)
+    if volume.encrypted:
+        image.ebs_snapshot.encrypted = True
+        image.ebs_snapshot.kms_key_id = volume.kms_key_id
 
 
 def describe_images(self: AmisResponse) -> ActionResult:

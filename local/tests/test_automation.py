@@ -1,5 +1,7 @@
 """SSM Automation executions of the real bake document (infra/bake-document.yaml)."""
 
+import json
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -247,3 +249,96 @@ def test_a_fault_scoped_to_one_image_name_hits_only_that_family(client, bake_env
     failed, _ = poll_until_done(ssm, arm)
     assert failed["AutomationExecutionStatus"] == "Failed"
     assert "dnf failed on arm64" in failed["FailureMessage"]
+
+
+def _direct(ssm, ec2, kms, env, key_id=None, mappings=None, name="golden-2026-12"):
+    """A direct bake, as StartBake starts it: every EBS device of the source under the key."""
+    key_arn = key_id or kms.create_key(Description="golden key")["KeyMetadata"]["Arn"]
+    root = ec2.describe_images(ImageIds=[env["base_ami"]])["Images"][0]["RootDeviceName"]
+    params = bake_parameters(env, name, ImageType="golden-ami")
+    params["BlockDeviceMappings"] = mappings if mappings is not None else [json.dumps(
+        {"DeviceName": root, "Ebs": {"Encrypted": True, "KmsKeyId": key_arn,
+                                     "DeleteOnTermination": True}})]
+    exec_id = ssm.start_automation_execution(DocumentName=env["document"],
+                                             Parameters=params)["AutomationExecutionId"]
+    return exec_id, key_arn, root
+
+
+def test_a_direct_bake_launches_under_the_key_and_its_image_is_golden(client, bake_env):
+    ssm, ec2, kms = client("ssm"), client("ec2"), client("kms")
+    exec_id, key_arn, root = _direct(ssm, ec2, kms, bake_env)
+    ssm.get_automation_execution(AutomationExecutionId=exec_id)  # launchInstance
+    running = instance_of(ec2, exec_id)
+    # One mapping (a MapList of one) reached RunInstances as a list: the root volume is under
+    # the key, from the source's snapshot, and goes with the instance.
+    [device] = running["BlockDeviceMappings"]
+    assert device["DeviceName"] == root and device["Ebs"]["DeleteOnTermination"] is True
+    volume = ec2.describe_volumes(VolumeIds=[device["Ebs"]["VolumeId"]])["Volumes"][0]
+    assert (volume["Encrypted"], volume["KmsKeyId"]) == (True, key_arn)
+    source_snapshot = ec2.describe_images(ImageIds=[bake_env["base_ami"]])["Images"][0][
+        "BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert volume["SnapshotId"] == source_snapshot
+
+    exe, _ = poll_until_done(ssm, exec_id)
+    assert exe["AutomationExecutionStatus"] == "Success", exe.get("FailureMessage")
+    image = ec2.describe_images(ImageIds=[exe["Outputs"]["createImage.ImageId"][0]])["Images"][0]
+    ebs = image["BlockDeviceMappings"][0]["Ebs"]
+    # CreateImage snapshotted the volume under its key: the image needs no re-encrypting copy.
+    assert (ebs["Encrypted"], ebs["KmsKeyId"]) == (True, key_arn)
+    snapshot = ec2.describe_snapshots(SnapshotIds=[ebs["SnapshotId"]])["Snapshots"][0]
+    assert (snapshot["Encrypted"], snapshot["KmsKeyId"]) == (True, key_arn)
+    assert {t["Key"]: t["Value"] for t in image["Tags"]}["Type"] == "golden-ami"
+    assert {t["Key"]: t["Value"] for t in snapshot["Tags"]}["Type"] == "golden-ami"
+    assert instance_of(ec2, exec_id)["State"]["Name"] == "terminated"
+    # The volume went with the instance (DeleteOnTermination).
+    assert not ec2.describe_volumes(Filters=[{"Name": "volume-id",
+                                              "Values": [volume["VolumeId"]]}])["Volumes"]
+
+
+def test_a_copy_mode_bake_stays_as_the_source_has_it(client, bake_env):
+    ssm, ec2 = client("ssm"), client("ec2")
+    exe, _ = poll_until_done(ssm, start(ssm, bake_env))
+    ebs = ec2.describe_images(ImageIds=[exe["Outputs"]["createImage.ImageId"][0]])["Images"][0][
+        "BlockDeviceMappings"][0]["Ebs"]
+    assert ebs["Encrypted"] is False and "KmsKeyId" not in ebs
+
+
+@pytest.mark.parametrize("problem,words", [
+    ("unknown", "InvalidParameterValue: The specified KMS key is not accessible"),
+    ("disabled", "InvalidKMSKey.InvalidState"),
+    ("no-encrypted", "InvalidParameterDependency: The parameter KmsKeyId requires the parameter Encrypted"),
+    ("unknown-device", "InvalidBlockDeviceMapping: BlockDeviceMappings[0] (/dev/sdz) is not a device of image"),
+])
+def test_a_launch_under_an_unusable_key_fails_and_leaves_nothing(client, bake_env, problem, words):
+    ssm, ec2, kms = client("ssm"), client("ec2"), client("kms")
+    key = kms.create_key()["KeyMetadata"]
+    key_arn = key["Arn"]
+    ebs = {"Encrypted": True, "KmsKeyId": key_arn}
+    device = ec2.describe_images(ImageIds=[bake_env["base_ami"]])["Images"][0]["RootDeviceName"]
+    if problem == "unknown":
+        ebs["KmsKeyId"] = key_arn.rsplit("/", 1)[0] + "/00000000-0000-0000-0000-000000000000"
+    elif problem == "disabled":
+        kms.disable_key(KeyId=key["KeyId"])
+    elif problem == "no-encrypted":
+        del ebs["Encrypted"]
+    else:
+        device = "/dev/sdz"
+    exec_id, _, _ = _direct(ssm, ec2, kms, bake_env, key_id=key_arn,
+                            mappings=[json.dumps({"DeviceName": device, "Ebs": ebs})])
+    exe, _ = poll_until_done(ssm, exec_id)
+    assert exe["AutomationExecutionStatus"] == "Failed"
+    assert words in exe["FailureMessage"], exe["FailureMessage"]
+    assert steps(exe)[0] == ("launchInstance", "Failed")
+    running = ec2.describe_instances(Filters=[
+        {"Name": "tag:golden-ami:automation-execution", "Values": [exec_id]}])["Reservations"]
+    assert running == []
+
+
+def test_a_map_list_value_must_be_a_json_object(client, bake_env):
+    ssm = client("ssm")
+    params = bake_parameters(bake_env)
+    params["BlockDeviceMappings"] = ["/dev/xvda"]
+    with pytest.raises(ClientError) as error:
+        ssm.start_automation_execution(DocumentName=bake_env["document"], Parameters=params)
+    assert error.value.response["Error"]["Code"] == "InvalidAutomationExecutionParametersException"
+    assert "is not a JSON object (a MapList takes one JSON object per value)" in str(error.value)

@@ -115,3 +115,21 @@ def test_copy_is_tagged_from_its_tag_specifications_and_copy_image_tags(client, 
         ec2.copy_image(SourceImageId=baked_image, SourceRegion=REGION, Name="bad",
                        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "a", "Value": "b"}]}])
     assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_create_image_snapshots_the_root_volume_under_its_key(client):
+    ec2, kms = client("ec2"), client("kms")
+    key_arn = kms.create_key()["KeyMetadata"]["Arn"]
+    base = client("ssm").get_parameter(
+        Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    root = ec2.describe_images(ImageIds=[base])["Images"][0]["RootDeviceName"]
+    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": root, "Ebs": {"Encrypted": True, "KmsKeyId": key_arn, "VolumeSize": 8}}])
+    image_id = ec2.create_image(InstanceId=instance["Instances"][0]["InstanceId"],
+                                Name="direct")["ImageId"]
+    _, [ebs] = snapshots_of(ec2, image_id)
+    assert (ebs["Encrypted"], ebs["KmsKeyId"]) == (True, key_arn)
+    # Without a mapping the root volume is moto's unencrypted default, and so is the image.
+    plain = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    _, [ebs] = snapshots_of(ec2, ec2.create_image(InstanceId=plain, Name="plain")["ImageId"])
+    assert ebs["Encrypted"] is False
