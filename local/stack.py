@@ -187,10 +187,11 @@ def resolve_intrinsics(value: Any, refs: dict[str, Any],
 
 
 def targets_document(image_families: str = "", target_regions: Iterable[str] = (),
-                     family_concurrency: int = 2, approval_minutes: int | None = None) -> str:
+                     family_concurrency: int = 2, approval_minutes: int | None = None,
+                     encryption: str = "copy") -> str:
     """The value the template's TargetsParameter gets for these stack parameters (its defaults
     for the default family's pointer, instance type and architecture); approval_minutes:
-    RequireApproval=true with that ApprovalTimeoutMinutes."""
+    RequireApproval=true with that ApprovalTimeoutMinutes; encryption: EncryptionMode."""
     template = load_template()
     regions = [r for r in target_regions if r]
     refs = {"AWS::Region": REGION, "AWS::StackName": STACK_NAME,
@@ -200,9 +201,10 @@ def targets_document(image_families: str = "", target_regions: Iterable[str] = (
             "ImageFamilies": image_families, "TargetRegions": regions,
             "FamilyConcurrency": family_concurrency,
             "RequireApproval": "true" if approval_minutes else "false",
-            "ApprovalTimeoutMinutes": approval_minutes or 0}
+            "ApprovalTimeoutMinutes": approval_minutes or 0, "EncryptionMode": encryption}
     conditions = {"HasImageFamilies": image_families != "", "HasTargetRegions": bool(regions),
-                  "ApprovalRequired": bool(approval_minutes)}
+                  "ApprovalRequired": bool(approval_minutes),
+                  "DirectEncryption": encryption == "direct"}
     value = template["Resources"]["TargetsParameter"]["Properties"]["Value"]
     return resolve_intrinsics(value, refs, conditions)
 
@@ -701,12 +703,14 @@ class LocalStack:
 
     def set_targets(self, families: list[dict[str, Any]] | None = None,
                     regions: Iterable[str] = (), concurrency: int = 2,
-                    approval_minutes: int | None = None) -> str:
+                    approval_minutes: int | None = None, encryption: str = "copy") -> str:
         """Rewrite the targets parameter as a stack update with these ImageFamilies (None: the
-        default family), TargetRegions and RequireApproval / ApprovalTimeoutMinutes would."""
+        default family), TargetRegions, RequireApproval / ApprovalTimeoutMinutes and
+        EncryptionMode would."""
         image_families = "" if families is None else json.dumps(
             [{k: v for k, v in f.items() if k != "seededImage"} for f in families])
-        value = targets_document(image_families, list(regions), concurrency, approval_minutes)
+        value = targets_document(image_families, list(regions), concurrency, approval_minutes,
+                                 encryption)
         self.client("ssm").put_parameter(Name=TARGETS_PARAMETER_NAME, Type="String", Overwrite=True,
                                           Value=value)
         return value

@@ -185,7 +185,7 @@ def region_copy() -> Level:
     verified: false}."""
     r = Level("$.context", "RegionNotVerified", region=True)
     r.task("CopyImage", "CopyImage", "$.copy", "ExpectCopy",
-           comment="Copy the intermediate image into this region, re-encrypted under the region's golden key.")
+           comment="Copy the bake's image into this region under the region's golden key (a direct bake already is the home region's golden image: tagged, not copied).")
     r.poll("ExpectCopy", "WaitForCopy", "CheckCopy", "CopyDone?", function="CheckCopy",
            started_path="$.copy", result_path="$.copyStatus",
            comment="One poll; fails with CopyFailed, or CopyTimedOut past the deadline.",
@@ -264,7 +264,7 @@ def family() -> Level:
         "Move the family's pointer in every region: all of them were verified and the copy booted.",
         "Cleanup", "PublishPointers")
     f.task("Cleanup", "Cleanup", "$.cleanup", "Retain", params={"mode": "SUCCESS"},
-           comment="Remove the intermediate (account-key) image and its snapshots.")
+           comment="Remove the intermediate (account-key) image and its snapshots (a direct bake made none).")
     f.task("Retain", "Retain", "$.retention", "FamilyPublished", catch_path="$.retentionError",
            on_catch="RetainFailed",
            comment="Older golden images: protect the current one and the rollback target, deprecate the superseded, remove the old and unused.")

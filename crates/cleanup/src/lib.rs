@@ -1,7 +1,8 @@
 //! Cleanup: remove what a run created and did not publish.
 //!
 //! - SUCCESS (a family published): deregister its intermediate (baked, account-key) image and
-//!   delete its snapshots.
+//!   delete its snapshots. A family of the direct encryption mode has none: its bake's image is
+//!   the home region's golden image.
 //! - FAILURE (a family failed): stop its bake or boot test if still running (the documents'
 //!   onCancel routes terminate their instances), terminate an instance a document left behind,
 //!   and remove its intermediate image and its golden copies in every region of the family.
@@ -26,7 +27,7 @@ use golden_ami_core::naming::{
 use golden_ami_core::pacing;
 use golden_ami_core::targets::DEFAULT_FAMILY;
 use golden_ami_core::{
-    ApprovalRequest, CleanupInput, CleanupMode, CleanupResult, Deps, ExecutionContext,
+    ApprovalRequest, CleanupInput, CleanupMode, CleanupResult, Deps, Encryption, ExecutionContext,
     FamilyTarget, PipelineState, StepError, classify_sdk_error, error_code, read_pointer,
     stop_automation,
 };
@@ -38,14 +39,16 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
         CleanupMode::Success => {
             let family = state.require_family()?;
             let baked = state.require_baked_ami_id()?;
-            let protected = Protected::read(deps, family, Some(state)).await?;
-            if let Some(reason) = protected.reason(baked) {
-                return Err(StepError::CleanupRefused(format!(
-                    "the intermediate image {baked} is {reason}: refusing to remove it; check the run's state"
-                )));
+            if family.encryption == Encryption::Copy {
+                let protected = Protected::read(deps, family, Some(state)).await?;
+                if let Some(reason) = protected.reason(baked) {
+                    return Err(StepError::CleanupRefused(format!(
+                        "the intermediate image {baked} is {reason}: refusing to remove it; check the run's state"
+                    )));
+                }
+                let home = deps.clients.region(&family.home_region);
+                remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
             }
-            let home = deps.clients.region(&family.home_region);
-            remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
             withdraw_approval(deps, &input.context, family, &mut result).await?;
             record_durations(deps, family, state, &mut result).await;
         }
@@ -184,7 +187,12 @@ async fn sweep_family(
     // A document whose own terminate step failed leaves its instance behind.
     terminate_leftover_instances(&home.ec2, &automations, &names, result).await?;
 
-    // The intermediate image, at home.
+    // The bake's image, at home: the intermediate image, or (direct encryption) the home
+    // region's golden image, which the golden name finds below as well.
+    let baked_kind = match family.encryption {
+        Encryption::Copy => TYPE_INTERMEDIATE,
+        Encryption::Direct => TYPE_GOLDEN,
+    };
     let mut intermediate: Vec<String> = state
         .and_then(PipelineState::baked_ami_id)
         .map(str::to_string)
@@ -192,7 +200,7 @@ async fn sweep_family(
         .collect();
     intermediate.extend(find_by_name(&home.ec2, &names.intermediate_pattern).await?);
     for id in dedup(intermediate) {
-        remove_unless_protected(&home.ec2, &id, TYPE_INTERMEDIATE, &protected, result).await?;
+        remove_unless_protected(&home.ec2, &id, baked_kind, &protected, result).await?;
     }
     // The golden copies, in every region of the family.
     for region in &family.regions {
@@ -313,7 +321,9 @@ async fn running_automations(deps: &Deps, names: &RunNames) -> Result<Vec<String
                     .cloned()
                     .unwrap_or_default()
             };
+            // A bake names its image as intermediate, or as golden in the direct mode.
             if names.is_intermediate(&parameter("TargetAmiName"))
+                || parameter("TargetAmiName") == names.golden
                 || parameter("TestName") == names.golden
             {
                 found.push(id.to_string());
@@ -468,6 +478,7 @@ async fn terminate_leftover_instances(
         Filter::builder()
             .name("tag:Name")
             .values(format!("golden-ami-bake {}", names.intermediate_pattern))
+            .values(format!("golden-ami-bake {}", names.golden))
             .values(format!("golden-ami-test {}", names.golden))
             .build(),
     ];
@@ -866,6 +877,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn success_of_a_direct_family_removes_nothing_its_bake_made() {
+        // The bake's image is the published home golden image: no EC2 call at all (the mocked
+        // client fails on any).
+        let mut input: CleanupInput = testing::event(SUCCESS);
+        input.state.family.as_mut().expect("a family").encryption = Encryption::Direct;
+        let deps = MockClients::default().deps();
+        let result = handler(&deps, input).await.unwrap();
+        assert!(result.deregistered_images.is_empty() && result.deleted_snapshots.is_empty());
+    }
+
+    #[tokio::test]
     async fn success_refuses_to_remove_an_image_the_pointer_holds() {
         let (get, dereg) = (pointer(BAKED), deregister());
         let deps = MockClients {
@@ -1257,9 +1279,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_sweep_finds_every_planned_familys_leftovers_by_name_alone() {
-        // This execution's bake of the default family is still running; its golden copy of
-        // arm64-minimal exists. Another execution's bake is running too and is not ours.
-        let ours = "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d";
+        sweep_with_our_bake_running(
+            "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d",
+            Encryption::Copy,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_sweep_finds_a_direct_bake_by_the_golden_name_it_gives_its_image() {
+        sweep_with_our_bake_running("golden-ami-2026-12-01-0420140d", Encryption::Direct).await;
+    }
+
+    /// This execution's bake of the default family (its image named `ours`) is still running;
+    /// its golden copy of arm64-minimal exists. Another execution's bake is running too and is
+    /// not ours.
+    async fn sweep_with_our_bake_running(ours: &'static str, encryption: Encryption) {
         let (list, get_ours) = running_bake(AUTOMATION, ours);
         let (_, get_theirs) = running_bake(
             THEIRS,
@@ -1304,7 +1339,11 @@ mod tests {
             ..Default::default()
         }
         .deps();
-        let result = handler(&deps, testing::event(SWEEP)).await.unwrap();
+        let mut input: CleanupInput = testing::event(SWEEP);
+        if let Some(plan) = input.state.plan.as_mut() {
+            plan.families[0].encryption = encryption;
+        }
+        let result = handler(&deps, input).await.unwrap();
         assert_eq!(result.stopped_automations, [AUTOMATION]);
         assert_eq!(stop.num_calls(), 1);
         assert!(get_theirs.num_calls() > 0, "the other bake was looked at");

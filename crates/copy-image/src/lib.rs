@@ -5,17 +5,23 @@
 //! disabled or wrong key fails here with what to do instead of as a "failed" copy an hour later.
 //! The copy carries a ClientToken derived from the execution, so a retried invocation returns the
 //! same image instead of making a second one.
+//!
+//! A family in the `direct` encryption mode (targets::Encryption) has no intermediate image: its
+//! bake launched under the home region's golden key and named its image as the golden image. In
+//! the home region this step makes no copy: it checks that the bake's image is that image, under
+//! that key, and gives it and its snapshots the golden tags. The other regions copy from it.
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use golden_ami_core::naming::TAG_EXECUTION;
 use golden_ami_core::naming::{
     format_timestamp, golden_image_name, golden_image_tags, target_token,
 };
 use golden_ami_core::pacing;
 use golden_ami_core::{
-    CopyStarted, Deps, ExecutionContext, StepError, StepInput, UpdateSummary, classify_sdk_error,
-    error_code,
+    CopyStarted, Deps, Encryption, ExecutionContext, RegionClients, StepError, StepInput,
+    UpdateSummary, classify_sdk_error, error_code,
 };
 use time::OffsetDateTime;
 
@@ -39,6 +45,26 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
 
     let name = golden_image_name(&config.image_name_prefix, &family.name, context)?;
     let deadline = deadline(deps.now(), config.copy_timeout)?;
+    let updates = input
+        .state
+        .bake_status
+        .as_ref()
+        .and_then(|status| status.updates.as_ref());
+    let tags = golden_tags(&name, context, &family.name, source_ami_id, updates)?;
+    if family.encryption == Encryption::Direct && target.region == family.home_region {
+        adopt_baked_image(&region, intermediate_id, &name, key_arn, context, tags).await?;
+        tracing::info!(golden_ami_id = %intermediate_id, %name, region = %target.region, "the direct bake is the golden image");
+        return Ok(CopyStarted {
+            golden_ami_id: intermediate_id.to_string(),
+            golden_ami_name: name,
+            kms_key_arn: key_arn.clone(),
+            deadline,
+            // No copy: nothing to time, nothing to wait for.
+            started_at: None,
+            first_wait_seconds: 0,
+            poll_seconds: config.copy_poll_seconds,
+        });
+    }
     let output = region
         .ec2
         .copy_image()
@@ -63,17 +89,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         .copy_image_tags(false)
         // Tagging on create (one call, no untagged image if this function dies in between);
         // the role needs ec2:CreateTags with ec2:CreateAction = CopyImage for it.
-        .set_tag_specifications(Some(golden_tag_specifications(
-            &name,
-            context,
-            &family.name,
-            source_ami_id,
-            input
-                .state
-                .bake_status
-                .as_ref()
-                .and_then(|status| status.updates.as_ref()),
-        )?))
+        .set_tag_specifications(Some(tag_specifications(tags)))
         .send()
         .await
         .map_err(|error| {
@@ -245,19 +261,23 @@ pub fn golden_image_description(
     text.chars().take(MAX_DESCRIPTION).collect()
 }
 
-/// The tags of the new image and of its snapshots: the golden tags plus a Name.
-pub fn golden_tag_specifications(
+/// The tags of the golden image and of its snapshots: the golden tags plus a Name.
+pub fn golden_tags(
     name: &str,
     context: &ExecutionContext,
     family: &str,
     source_ami_id: &str,
     updates: Option<&UpdateSummary>,
-) -> Result<Vec<TagSpecification>, StepError> {
-    let tags: Vec<Tag> = std::iter::once(("Name", name.to_string()))
+) -> Result<Vec<Tag>, StepError> {
+    Ok(std::iter::once(("Name", name.to_string()))
         .chain(golden_image_tags(context, family, source_ami_id, updates)?)
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
-        .collect();
-    Ok([ResourceType::Image, ResourceType::Snapshot]
+        .collect())
+}
+
+/// The same tags on the new image and on its snapshots, as CopyImage's TagSpecifications.
+pub fn tag_specifications(tags: Vec<Tag>) -> Vec<TagSpecification> {
+    [ResourceType::Image, ResourceType::Snapshot]
         .into_iter()
         .map(|resource| {
             TagSpecification::builder()
@@ -265,7 +285,106 @@ pub fn golden_tag_specifications(
                 .set_tags(Some(tags.clone()))
                 .build()
         })
-        .collect())
+        .collect()
+}
+
+/// A direct bake's image becomes the home region's golden image: it must be the image the bake
+/// was asked for (the golden name) with every snapshot under the golden key, or nothing is
+/// tagged (ShareImage shares only golden-tagged images). Tagging again on a retry is skipped:
+/// the role may tag only images no run has claimed yet.
+async fn adopt_baked_image(
+    region: &RegionClients,
+    baked: &str,
+    name: &str,
+    key_arn: &str,
+    context: &ExecutionContext,
+    tags: Vec<Tag>,
+) -> Result<(), StepError> {
+    let image = region
+        .ec2
+        .describe_images()
+        .image_ids(baked)
+        .send()
+        .await
+        .map(|output| output.images().first().cloned())
+        .or_else(|error| match error_code(&error) {
+            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
+            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
+        })?
+        .ok_or_else(|| {
+            StepError::CopyFailed(format!(
+                "the direct bake's image {baked} is gone: re-run the pipeline to bake a new one"
+            ))
+        })?;
+    check_direct_bake(&image, baked, name, key_arn)?;
+    let claimed = image
+        .tags()
+        .iter()
+        .any(|tag| tag.key() == Some(TAG_EXECUTION) && tag.value() == Some(&context.execution_id));
+    if claimed {
+        return Ok(());
+    }
+    let snapshots = image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|mapping| mapping.ebs()?.snapshot_id().map(str::to_string));
+    region
+        .ec2
+        .create_tags()
+        .set_resources(Some(
+            std::iter::once(baked.to_string())
+                .chain(snapshots)
+                .collect(),
+        ))
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|error| classify_sdk_error("ec2:CreateTags", error))?;
+    Ok(())
+}
+
+/// The bake's image is the golden image only if it carries the golden name (a bake of the copy
+/// mode names an intermediate image) and every EBS snapshot is encrypted under the golden key.
+pub fn check_direct_bake(
+    image: &aws_sdk_ec2::types::Image,
+    baked: &str,
+    name: &str,
+    key_arn: &str,
+) -> Result<(), StepError> {
+    if image.name() != Some(name) {
+        return Err(StepError::CopyFailed(format!(
+            "the bake's image {baked} is named {:?}, not {name}: it was not baked in the direct encryption mode (was the family's encryption changed during the run?); re-run the pipeline",
+            image.name().unwrap_or_default()
+        )));
+    }
+    let wrong: Vec<String> = image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|mapping| {
+            let ebs = mapping.ebs()?;
+            let under = match (ebs.encrypted(), ebs.kms_key_id()) {
+                (Some(true), Some(key)) if key == key_arn => return None,
+                (Some(true), Some(key)) => format!("under {key}"),
+                _ => "unencrypted".to_string(),
+            };
+            Some(format!(
+                "{} ({}) is {under}",
+                mapping.device_name().unwrap_or("a device"),
+                ebs.snapshot_id().unwrap_or("no snapshot")
+            ))
+        })
+        .collect();
+    if image.block_device_mappings().is_empty() || !wrong.is_empty() {
+        return Err(StepError::CopyFailed(format!(
+            "the direct bake's image {baked} is not under the golden key {key_arn}: {}; the bake launches its instance with every EBS volume under that key (the bake document's BlockDeviceMappings): check that the automation role may use the key through EC2",
+            if wrong.is_empty() {
+                "it has no EBS snapshot".to_string()
+            } else {
+                wrong.join(", ")
+            }
+        )));
+    }
+    Ok(())
 }
 
 /// When CheckCopy gives up on the copy.
@@ -645,5 +764,166 @@ mod tests {
         let started = handler(&deps, input).await.unwrap();
         assert_eq!(started.kms_key_arn, REPLICA);
         assert_eq!((describe.num_calls(), copy.num_calls()), (1, 1));
+    }
+
+    /// The direct bake's image as DescribeImages shows it: named, one snapshot under `key`.
+    fn baked(name: &'static str, key: Option<&'static str>, tags: &[(&str, &str)]) -> Rule {
+        use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Image};
+        let tags: Vec<Tag> = tags
+            .iter()
+            .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
+            .collect();
+        mock!(Ec2::describe_images)
+            .match_requests(|request| request.image_ids() == [INTERMEDIATE])
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(
+                        Image::builder()
+                            .image_id(INTERMEDIATE)
+                            .name(name)
+                            .block_device_mappings(
+                                BlockDeviceMapping::builder()
+                                    .device_name("/dev/xvda")
+                                    .ebs(
+                                        EbsBlockDevice::builder()
+                                            .snapshot_id("snap-0123456789abcdef0")
+                                            .encrypted(key.is_some())
+                                            .set_kms_key_id(key.map(str::to_string))
+                                            .build(),
+                                    )
+                                    .build(),
+                            )
+                            .set_tags(Some(tags.clone()))
+                            .build(),
+                    )
+                    .build()
+            })
+    }
+
+    fn direct(event: &str) -> StepInput {
+        let mut input: StepInput = testing::event(event);
+        input.state.family.as_mut().unwrap().encryption = Encryption::Direct;
+        input
+    }
+
+    async fn run_direct(ec2: &[&Rule]) -> Result<CopyStarted, StepError> {
+        let describe = key(usable());
+        let deps = MockClients {
+            kms: vec![&describe],
+            ec2: ec2.to_vec(),
+            ..Default::default()
+        }
+        .deps();
+        handler(&deps, direct(EVENT)).await
+    }
+
+    #[tokio::test]
+    async fn a_direct_bake_is_the_home_golden_image_tagged_without_a_copy() {
+        use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
+        let image = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), &[]);
+        let tag = mock!(Ec2::create_tags)
+            .match_requests(|request| {
+                let has = |key: &str, value: &str| {
+                    request
+                        .tags()
+                        .iter()
+                        .any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+                };
+                request.resources() == [INTERMEDIATE, "snap-0123456789abcdef0"]
+                    && has("Name", GOLDEN_NAME)
+                    && has("Type", "golden-ami")
+                    && has(TAG_SOURCE_AMI, SOURCE)
+                    && has(TAG_EXECUTION, testing::EXECUTION_ID)
+                    && request.tags().len() == 6
+            })
+            .then_output(|| CreateTagsOutput::builder().build());
+        let copy = copy_ok();
+        let started = run_direct(&[&image, &tag, &copy]).await.unwrap();
+        assert_eq!(
+            started,
+            CopyStarted {
+                golden_ami_id: INTERMEDIATE.into(),
+                golden_ami_name: GOLDEN_NAME.into(),
+                kms_key_arn: testing::GOLDEN_KEY_ARN.into(),
+                deadline: "2026-12-01T09:35:00Z".into(),
+                started_at: None,
+                first_wait_seconds: 0,
+                poll_seconds: 60,
+            }
+        );
+        assert_eq!((tag.num_calls(), copy.num_calls()), (1, 0));
+
+        // A retry after the tags were written does not tag again (the role may not).
+        let claimed = baked(
+            GOLDEN_NAME,
+            Some(testing::GOLDEN_KEY_ARN),
+            &[(TAG_EXECUTION, testing::EXECUTION_ID)],
+        );
+        run_direct(&[&claimed, &tag, &copy]).await.unwrap();
+        assert_eq!((tag.num_calls(), copy.num_calls()), (1, 0));
+    }
+
+    #[tokio::test]
+    async fn a_direct_bake_under_another_key_or_name_is_never_tagged_golden() {
+        let cases = [
+            (
+                baked(GOLDEN_NAME, None, &[]),
+                "/dev/xvda (snap-0123456789abcdef0) is unencrypted",
+            ),
+            (
+                baked(
+                    GOLDEN_NAME,
+                    Some("arn:aws:kms:eu-west-1:111122223333:key/aws-ebs"),
+                    &[],
+                ),
+                "is under arn:aws:kms:eu-west-1:111122223333:key/aws-ebs",
+            ),
+            (
+                baked(
+                    "golden-ami-intermediate-2026-12-01-ami-0123456789abcdef0-0420140d",
+                    Some(testing::GOLDEN_KEY_ARN),
+                    &[],
+                ),
+                "was not baked in the direct encryption mode",
+            ),
+        ];
+        for (image, words) in cases {
+            let tag = mock!(Ec2::create_tags).then_output(|| {
+                aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()
+            });
+            let error = run_direct(&[&image, &tag]).await.unwrap_err();
+            assert_eq!(error.error_type(), "CopyFailed");
+            assert!(error.to_string().contains(words), "{error}");
+            assert_eq!(tag.num_calls(), 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_direct_family_copies_its_golden_image_to_the_other_regions() {
+        let mut input = direct(EVENT);
+        let target = input.state.target.as_mut().unwrap();
+        target.region = "us-east-1".into();
+        target.kms_key_arn = "arn:aws:kms:us-east-1:111122223333:key/mrk-1".into();
+        let describe = mock!(Kms::describe_key)
+            .then_output(|| DescribeKeyOutput::builder().key_metadata(usable()).build());
+        let copy = mock!(Ec2::copy_image)
+            .match_requests(|request| {
+                request.source_image_id() == Some(INTERMEDIATE)
+                    && request.source_region() == Some(testing::REGION)
+                    && request.kms_key_id() == Some("arn:aws:kms:us-east-1:111122223333:key/mrk-1")
+            })
+            .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
+        let deps = MockClients {
+            kms: vec![&describe],
+            ec2: vec![&copy],
+            ssm: vec![&testing::durations(None)],
+            ..Default::default()
+        }
+        .deps();
+        let started = handler(&deps, input).await.unwrap();
+        assert_eq!(started.golden_ami_id, GOLDEN);
+        assert!(started.started_at.is_some());
+        assert_eq!(copy.num_calls(), 1);
     }
 }

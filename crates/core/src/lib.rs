@@ -23,5 +23,5 @@ pub use error::{StepError, classify_sdk_error, error_code};
 pub use pointer::{PointerHistory, PointerValue, read_pointer, read_pointer_history};
 pub use report::{CheckReport, UpdateSummary};
 pub use runtime::{EventShape, parse_event};
-pub use targets::{FamilyTarget, RegionSpec, Targets};
+pub use targets::{Encryption, FamilyTarget, RegionSpec, Targets};
 pub use types::*;

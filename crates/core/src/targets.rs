@@ -35,6 +35,34 @@ pub enum Architecture {
     Arm64,
 }
 
+/// How a family's golden image gets under the golden key (the stack's EncryptionMode; a family's
+/// own `encryption` in ImageFamilies wins).
+/// - `copy` (the default): the bake makes an intermediate image, and CopyImage re-encrypts it
+///   under the region's golden key in every target region, the home region included.
+/// - `direct`: the bake launches its instance with every EBS volume under the home region's
+///   golden key, so its image already is the home region's golden image (no intermediate image,
+///   no home CopyImage); the other regions copy from it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    #[default]
+    Copy,
+    Direct,
+}
+
+impl Encryption {
+    pub fn is_copy(&self) -> bool {
+        *self == Self::Copy
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Copy => "copy",
+            Self::Direct => "direct",
+        }
+    }
+}
+
 impl Architecture {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +99,9 @@ pub struct FamilySpec {
     /// deadline, or DEFAULT_APPROVAL_MINUTES), false publishes it without asking.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<bool>,
+    /// Overrides the targets' `encryption` for this family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// The approval gate of the targets document (the stack's RequireApproval and
@@ -113,6 +144,9 @@ pub struct Targets {
     /// Present: families wait for an approval before they publish (see ApprovalSpec).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalSpec>,
+    /// The families' encryption mode (the stack's EncryptionMode; default copy).
+    #[serde(default, skip_serializing_if = "Encryption::is_copy")]
+    pub encryption: Encryption,
 }
 
 fn default_concurrency() -> u32 {
@@ -138,6 +172,9 @@ pub struct FamilyTarget {
     /// Present: the family waits at AwaitApproval (the state machine's Choice tests it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalGate>,
+    /// How the golden image gets under the golden key: StartBake, CopyImage and Cleanup read it.
+    #[serde(default, skip_serializing_if = "Encryption::is_copy")]
+    pub encryption: Encryption,
 }
 
 /// A gated family's approval deadline, as AwaitApproval's TimeoutSecondsPath reads it.
@@ -431,6 +468,7 @@ impl Targets {
                     regions,
                     base_image: family.base_image.clone(),
                     approval: self.approval_of(family),
+                    encryption: family.encryption.unwrap_or(self.encryption),
                 }
             })
             .collect())
@@ -752,6 +790,40 @@ mod tests {
         doc["approval"] = serde_json::json!({"timeout": 60});
         let error = parse(&doc).unwrap_err().to_string();
         assert!(error.contains("unknown field `timeout`"), "{error}");
+    }
+
+    #[test]
+    fn the_encryption_mode_is_the_targets_default_and_a_family_may_choose_its_own() {
+        let mut doc = two_by_two();
+        let plan = parse(&doc).unwrap().plan(&STACK, "subnet-1", "p").unwrap();
+        assert!(
+            plan.iter()
+                .all(|family| family.encryption == Encryption::Copy)
+        );
+        // The default mode is not written into the state: the seed's state is unchanged.
+        assert!(
+            serde_json::to_value(&plan[0])
+                .unwrap()
+                .get("encryption")
+                .is_none()
+        );
+
+        doc["encryption"] = "direct".into();
+        doc["families"][1]["encryption"] = "copy".into();
+        let plan = parse(&doc).unwrap().plan(&STACK, "subnet-1", "p").unwrap();
+        assert_eq!(plan[0].encryption, Encryption::Direct);
+        assert_eq!(plan[1].encryption, Encryption::Copy);
+        assert_eq!(
+            serde_json::to_value(&plan[0]).unwrap()["encryption"],
+            "direct"
+        );
+
+        doc["families"][1]["encryption"] = "inplace".into();
+        let error = parse(&doc).unwrap_err().to_string();
+        assert!(
+            error.contains("unknown variant `inplace`, expected `copy` or `direct`"),
+            "{error}"
+        );
     }
 
     #[test]

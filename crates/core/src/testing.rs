@@ -240,5 +240,6 @@ pub fn family() -> crate::FamilyTarget {
         }],
         base_image: None,
         approval: None,
+        encryption: crate::targets::Encryption::Copy,
     }
 }

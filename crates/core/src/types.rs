@@ -352,9 +352,20 @@ impl PipelineState {
             })
     }
 
-    /// The intermediate (baked, account-key) image id, once the bake has reported it.
+    /// The bake's image id (the intermediate image, or a direct bake's golden image), once the
+    /// bake has reported it.
     pub fn baked_ami_id(&self) -> Option<&str> {
         self.bake_status.as_ref()?.baked_ami_id.as_deref()
+    }
+
+    /// The intermediate image (under the account key, never shared), if the bake made one: a
+    /// direct bake (targets::Encryption) makes the home region's golden image instead.
+    pub fn intermediate_ami_id(&self) -> Option<&str> {
+        let direct = self
+            .family
+            .as_ref()
+            .is_some_and(|family| family.encryption == crate::targets::Encryption::Direct);
+        if direct { None } else { self.baked_ami_id() }
     }
 
     /// The intermediate image id, or InvalidInput if the bake has not produced one yet.
@@ -384,6 +395,10 @@ pub struct CurrentImage {
     pub base_image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ami_name: Option<String>,
+    /// The source image's EBS devices, its root device first: a direct bake (see
+    /// targets::Encryption) maps each to a volume under the golden key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ebs_devices: Vec<String>,
     /// Every target region of the family, home first: the items of the region Maps.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<RegionTarget>,
@@ -924,6 +939,23 @@ mod tests {
             serde_json::from_value::<PipelineState>(serde_json::json!({"approval": {"by": "x"}}))
                 .unwrap_err();
         assert!(error.to_string().contains("approvedBy"), "{error}");
+    }
+
+    #[test]
+    fn a_direct_bake_made_no_intermediate_image() {
+        let mut state: PipelineState = serde_json::from_value(serde_json::json!({
+            "family": {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64",
+                       "instanceType": "t3.small", "subnetId": "subnet-1", "instanceProfile": "p",
+                       "homeRegion": "eu-west-1", "regions": []},
+            "bakeStatus": {"done": true, "status": "Success", "bakedAmiId": "ami-0bbbbbbbbbbbbbbbb"}
+        }))
+        .unwrap();
+        assert_eq!(state.intermediate_ami_id(), Some("ami-0bbbbbbbbbbbbbbbb"));
+        if let Some(family) = state.family.as_mut() {
+            family.encryption = crate::targets::Encryption::Direct;
+        }
+        assert_eq!(state.intermediate_ami_id(), None);
+        assert_eq!(state.baked_ami_id(), Some("ami-0bbbbbbbbbbbbbbbb"));
     }
 
     #[test]

@@ -581,10 +581,19 @@ fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<String> {
                     ),
                 });
                 if let Some(copy) = &region.copy {
-                    lines.push(format!(
-                        "  Encrypted under {} as {}.",
-                        copy.kms_key_arn, copy.golden_ami_name
-                    ));
+                    let direct = family.encryption == golden_ami_core::Encryption::Direct
+                        && publish.region == family.home_region;
+                    lines.push(if direct {
+                        format!(
+                            "  Baked under {} as {} (direct encryption: no intermediate image, no copy).",
+                            copy.kms_key_arn, copy.golden_ami_name
+                        )
+                    } else {
+                        format!(
+                            "  Encrypted under {} as {}.",
+                            copy.kms_key_arn, copy.golden_ami_name
+                        )
+                    });
                 }
                 if let Some(share) = &region.share {
                     lines.push(format!(
@@ -1033,7 +1042,25 @@ fn leftovers(state: &PipelineState) -> String {
         ));
     }
     if let Some(id) = state.baked_ami_id() {
-        items.push(format!("intermediate image {id}"));
+        let direct = state
+            .family
+            .as_ref()
+            .is_some_and(|family| family.encryption == golden_ami_core::Encryption::Direct);
+        // A direct bake's image is the home region's golden image: listed with the regions
+        // below once CopyImage took it (and never if it was published).
+        let in_regions = state.regions.iter().any(|region| {
+            region
+                .copy
+                .as_ref()
+                .is_some_and(|copy| copy.golden_ami_id == id)
+        });
+        if !direct {
+            items.push(format!("intermediate image {id}"));
+        } else if !in_regions {
+            items.push(format!(
+                "baked image {id} (the home region's golden image of a direct bake)"
+            ));
+        }
     }
     if let Some(test) = &state.test {
         items.push(format!(
@@ -1441,6 +1468,24 @@ mod tests {
                 "deregistered ami-0bbbbbbbbbbbbbbbb, ami-0ccccccccccccccc0",
             ],
         );
+    }
+
+    #[test]
+    fn a_direct_bake_s_image_is_a_leftover_only_while_no_region_took_it() {
+        let mut input: NotifyInput = testing::event(FAILED_AFTER);
+        let mut state = input.state.families.pop().unwrap_or(input.state);
+        state.family.get_or_insert_with(testing::family).encryption =
+            golden_ami_core::Encryption::Direct;
+        let baked = state.baked_ami_id().unwrap().to_string();
+        state.regions.clear();
+        assert!(
+            leftovers(&state).contains(&format!(
+                "baked image {baked} (the home region's golden image of a direct bake)"
+            )),
+            "{}",
+            leftovers(&state)
+        );
+        assert!(!leftovers(&state).contains("intermediate image"));
     }
 
     #[tokio::test]

@@ -85,8 +85,23 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CurrentImage, Step
         ami_id: source.clone(),
         base_image,
         ami_name: image.name().map(str::to_string),
+        ebs_devices: ebs_devices(image),
         regions,
     })
+}
+
+/// The image's EBS devices, its root device first (a direct bake encrypts each of them).
+pub fn ebs_devices(image: &Image) -> Vec<String> {
+    let root = image.root_device_name();
+    let mut devices: Vec<String> = image
+        .block_device_mappings()
+        .iter()
+        .filter(|mapping| mapping.ebs().is_some())
+        .filter_map(|mapping| mapping.device_name().map(str::to_string))
+        .collect();
+    devices.sort_by_key(|device| Some(device.as_str()) != root);
+    devices.dedup();
+    devices
 }
 
 /// The image a baseImage names: an AMI id as is, or the value of a (public) parameter.
@@ -346,6 +361,30 @@ mod tests {
         .deps();
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "Throttled");
+    }
+
+    #[test]
+    fn the_source_s_ebs_devices_are_listed_root_first_without_instance_store() {
+        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice};
+        let ebs = |device: &str| {
+            BlockDeviceMapping::builder()
+                .device_name(device)
+                .ebs(EbsBlockDevice::builder().volume_size(8).build())
+                .build()
+        };
+        let image = Image::builder()
+            .root_device_name("/dev/xvda")
+            .block_device_mappings(ebs("/dev/sdf"))
+            .block_device_mappings(
+                BlockDeviceMapping::builder()
+                    .device_name("/dev/sdb")
+                    .virtual_name("ephemeral0")
+                    .build(),
+            )
+            .block_device_mappings(ebs("/dev/xvda"))
+            .build();
+        assert_eq!(ebs_devices(&image), ["/dev/xvda", "/dev/sdf"]);
+        assert!(ebs_devices(&Image::builder().build()).is_empty());
     }
 
     #[test]

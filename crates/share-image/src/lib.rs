@@ -18,7 +18,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
     check_golden_image(
         golden_ami_id,
         target.ami_id.as_deref(),
-        state.baked_ami_id(),
+        state.intermediate_ami_id(),
     )?;
     let region = deps.clients.region(&target.region);
 

@@ -3,35 +3,54 @@
 //! The ClientToken derives from the execution and the step, so a retried invocation (say the
 //! Lambda timed out after SSM accepted the call) gets the same automation back instead of a
 //! second bake.
+//!
+//! In the `copy` encryption mode the bake makes an intermediate image that CopyImage
+//! re-encrypts. In the `direct` mode it launches its instance with every EBS volume of the source
+//! under the home region's golden key and names and types its image as the golden image: the
+//! bake's image is the home region's golden image (targets::Encryption).
 
 use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
-use golden_ami_core::naming::{self, format_timestamp};
+use golden_ami_core::naming::{self, TYPE_GOLDEN, TYPE_INTERMEDIATE, format_timestamp};
 use golden_ami_core::pacing;
 use golden_ami_core::{
-    BakeStarted, Config, Deps, ExecutionContext, FamilyTarget, StepError, StepInput,
+    BakeStarted, Config, CurrentImage, Deps, Encryption, ExecutionContext, FamilyTarget, StepError,
+    StepInput,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
     let family = input.state.require_family()?;
     let current = input.state.require_current()?;
     let config = &deps.config;
-    let target_ami_name = naming::intermediate_image_name(
-        &config.image_name_prefix,
-        &family.name,
-        &input.context,
-        &current.ami_id,
-    )?;
+    let (target_ami_name, launch) = match family.encryption {
+        Encryption::Copy => (
+            naming::intermediate_image_name(
+                &config.image_name_prefix,
+                &family.name,
+                &input.context,
+                &current.ami_id,
+            )?,
+            None,
+        ),
+        Encryption::Direct => (
+            naming::golden_image_name(&config.image_name_prefix, &family.name, &input.context)?,
+            Some(direct_block_device_mappings(family, current)?),
+        ),
+    };
+    let mut parameters = bake_parameters(config, family, &current.ami_id, &target_ami_name);
+    if let Some(mappings) = launch {
+        parameters.insert("BlockDeviceMappings".to_string(), mappings);
+    }
     let automation_execution_id = start_automation(
         &deps.clients.ssm,
         &config.bake_document_name,
         "BAKE_DOCUMENT_NAME",
-        bake_parameters(config, family, &current.ami_id, &target_ami_name),
+        parameters,
         client_token(&input.context, family),
     )
     .await?;
-    tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, "bake started");
+    tracing::info!(%automation_execution_id, %target_ami_name, source = %current.ami_id, encryption = family.encryption.as_str(), "bake started");
     let history = pacing::family_history(deps, &family.name).await;
     let pace = pacing::pace(&history.bake, config.bake_poll_seconds, config.bake_timeout);
     Ok(BakeStarted {
@@ -43,6 +62,41 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
         first_wait_seconds: pace.first_wait_seconds,
         poll_seconds: pace.poll_seconds,
     })
+}
+
+/// The bake document's BlockDeviceMappings (a MapList: one JSON object per value) for a direct
+/// bake: every EBS device of the source, encrypted under the home region's golden key, deleted
+/// with the instance.
+pub fn direct_block_device_mappings(
+    family: &FamilyTarget,
+    current: &CurrentImage,
+) -> Result<Vec<String>, StepError> {
+    let key = family
+        .region(&family.home_region)
+        .map(|home| home.kms_key_arn.as_str())
+        .ok_or_else(|| {
+            StepError::invalid_input(format!(
+                "family {} has no golden key for its home region {}: PlanRun puts the home region first in state.family.regions",
+                family.name, family.home_region
+            ))
+        })?;
+    if current.ebs_devices.is_empty() {
+        return Err(StepError::invalid_input(format!(
+            "state.current.ebsDevices is empty: a direct bake puts each EBS volume of the source {} under the golden key and must know them (ReadCurrentAmi lists them)",
+            current.ami_id
+        )));
+    }
+    Ok(current
+        .ebs_devices
+        .iter()
+        .map(|device| {
+            serde_json::json!({
+                "DeviceName": device,
+                "Ebs": {"Encrypted": true, "KmsKeyId": key, "DeleteOnTermination": true},
+            })
+            .to_string()
+        })
+        .collect())
 }
 
 /// The same token on every retry of this step of this execution for this family.
@@ -64,6 +118,13 @@ pub fn bake_parameters(
         ("SecurityGroupId", config.bake_security_group_id.as_str()),
         ("IamInstanceProfileName", family.instance_profile.as_str()),
         ("TargetAmiName", target_ami_name),
+        (
+            "ImageType",
+            match family.encryption {
+                Encryption::Copy => TYPE_INTERMEDIATE,
+                Encryption::Direct => TYPE_GOLDEN,
+            },
+        ),
         (
             "UpdateReportDocumentName",
             config.update_report_document_name.as_str(),
@@ -206,6 +267,9 @@ mod tests {
         assert_eq!(parameters["SubnetId"], ["subnet-0a1b2c3d4e5f60718"]);
         assert_eq!(parameters["SecurityGroupId"], ["sg-0f1e2d3c4b5a69788"]);
         assert_eq!(parameters["RebuildWhenUpToDate"], ["false"]);
+        // The seed's copy mode: an intermediate image, volumes as the source has them.
+        assert_eq!(parameters["ImageType"], ["golden-ami-intermediate"]);
+        assert!(!parameters.contains_key("BlockDeviceMappings"));
         assert_eq!(
             parameters["ReportBucketName"],
             ["golden-ami-reports-111122223333"]
@@ -272,6 +336,68 @@ mod tests {
             "{}",
             bake.target_ami_name
         );
+    }
+
+    #[tokio::test]
+    async fn a_direct_bake_launches_every_volume_under_the_golden_key_and_names_the_golden_image() {
+        let mut input: StepInput = testing::event(EVENT);
+        let family = input.state.family.as_mut().unwrap();
+        family.encryption = Encryption::Direct;
+        let current = input.state.current.as_mut().unwrap();
+        current.ebs_devices = vec!["/dev/xvda".into(), "/dev/sdf".into()];
+        let golden = naming::golden_image_name("golden-ami", "default", &input.context).unwrap();
+        let expected_name = golden.clone();
+        let start = mock!(Ssm::start_automation_execution)
+            .match_requests(move |request| {
+                let parameters = request.parameters().cloned().unwrap_or_default();
+                parameters["TargetAmiName"] == [expected_name.as_str()]
+                    && parameters["ImageType"] == ["golden-ami"]
+            })
+            .then_output(|| {
+                StartAutomationExecutionOutput::builder()
+                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
+                    .build()
+            });
+        let deps = MockClients {
+            ssm: vec![&start, &testing::durations(None)],
+            ..Default::default()
+        }
+        .deps();
+        let bake = handler(&deps, input.clone()).await.unwrap();
+        assert_eq!(start.num_calls(), 1);
+        assert_eq!(bake.target_ami_name, golden);
+
+        let mappings = direct_block_device_mappings(
+            input.state.family.as_ref().unwrap(),
+            input.state.current.as_ref().unwrap(),
+        )
+        .unwrap();
+        let parsed: Vec<serde_json::Value> = mappings
+            .iter()
+            .map(|m| serde_json::from_str(m).unwrap())
+            .collect();
+        assert_eq!(
+            parsed,
+            [
+                serde_json::json!({"DeviceName": "/dev/xvda", "Ebs": {"Encrypted": true, "KmsKeyId": testing::GOLDEN_KEY_ARN, "DeleteOnTermination": true}}),
+                serde_json::json!({"DeviceName": "/dev/sdf", "Ebs": {"Encrypted": true, "KmsKeyId": testing::GOLDEN_KEY_ARN, "DeleteOnTermination": true}}),
+            ]
+        );
+        let document = include_str!("../../../infra/bake-document.yaml");
+        assert!(document.contains("\n  BlockDeviceMappings:\n    type: MapList\n"));
+
+        // Without the source's devices nothing is started: a volume left out would keep the
+        // source's key.
+        input.state.current.as_mut().unwrap().ebs_devices.clear();
+        let error = handler(&deps, input).await.unwrap_err();
+        assert_eq!(error.error_type(), "InvalidInput");
+        assert!(
+            error
+                .to_string()
+                .contains("state.current.ebsDevices is empty"),
+            "{error}"
+        );
+        assert_eq!(start.num_calls(), 1);
     }
 
     #[tokio::test]

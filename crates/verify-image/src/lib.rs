@@ -33,7 +33,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
         check_identity(
             golden_ami_id,
             target.ami_id.as_deref(),
-            state.baked_ami_id(),
+            state.intermediate_ami_id(),
         ),
         check_share_record(share, golden_ami_id),
     ];
