@@ -7,7 +7,8 @@ seeds the organization account as the SAM stack would, with two image families (
 and an arm64 one on its first run) published in two regions, runs ONE execution of
 statemachine/golden-ami-pipeline.asl.json (its progress streamed here), then prints a summary read
 from the emulator's own state. Then a second execution is stopped mid-bake, and the reaper cleans
-up after it. Stops every process it started. Exit 0 only if the run succeeded, the emulator shows
+up after it; the operator CLI; a third execution waits for approval; a fourth bakes in the direct
+encryption mode. Stops every process it started. Exit 0 only if the run succeeded, the emulator shows
 what a successful run must leave behind, and the stopped run left nothing.
 """
 
@@ -305,6 +306,50 @@ def pacing(stack: LocalStack, result: RunResult) -> list[str]:
     return problems
 
 
+def direct_encryption(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
+    """A fourth run with EncryptionMode=direct (the targets' "encryption"): each bake launches
+    its instance under the golden key, so its image is the home region's golden image; no
+    intermediate image is made, and the other region copies from it."""
+    problems: list[str] = []
+    default, arm = matrix["families"]
+    stack.set_targets([default, arm], [OTHER_REGION], encryption="direct")
+    say("")
+    say("[run] a fourth execution, EncryptionMode=direct:")
+    result = stack.run(name="demo-direct")
+    facts = read_facts(stack)
+    say(f"  [run] {result.status}; notice: {facts.notifications[-1]['subject']}")
+    if result.status != "SUCCEEDED":
+        return [f"the direct run ended {result.status}: {result.stderr[-1500:]}"]
+    bakes = [a for a in facts.automations if a["document"] == "golden-ami-bake"
+             and a["parameters"].get("ImageType") == "golden-ami"]
+    copies = {e["output"]["goldenAmiId"]: e["output"] for e in result.events
+              if e.get("type") == "StateExited" and e.get("state") == "CopyImage" and "output" in e}
+    removed = [i for e in result.events if e.get("type") == "StateExited" and e.get("state") == "Cleanup"
+               for i in e.get("output", {}).get("deregisteredImages", [])]
+    for bake in bakes:
+        image = automation_outputs(bake)["createImage.ImageId"]
+        family = "default" if "-arm64-" not in bake["parameters"]["TargetAmiName"] else ARM_FAMILY
+        [mapping, *_] = bake["parameters"]["BlockDeviceMappings"]
+        snapshot = facts.images.get(image, {}).get("snapshots", ["?"])[0]
+        say(f"  {family}: the bake launched {mapping['DeviceName']} under {mapping['Ebs']['KmsKeyId']} "
+            f"and made {image} ({bake['parameters']['TargetAmiName']}), snapshot {snapshot} under "
+            f"{facts.snapshots.get(snapshot, {}).get('kmsKeyId')}")
+        pointer = default["pointer"] if family == "default" else arm["pointer"]
+        home = facts.pointers.get((pointer, REGION), {}).get("value")
+        say(f"    {REGION} pointer -> {home} (the bake's image, tagged golden: "
+            f"{'no copy' if 'startedAt' not in copies.get(image, {'startedAt': 1}) else 'COPIED'})")
+        if home != image:
+            problems.append(f"{family}: the home pointer holds {home}, not the bake's image {image}")
+        other = facts.pointers.get((pointer, OTHER_REGION), {}).get("value")
+        say(f"    {OTHER_REGION} pointer -> {other} (copied from {image} under the replica)")
+    made = len(bakes) + sum(1 for o in copies.values() if o.get("startedAt"))
+    say(f"  images made by the run: {made} (copy mode: {made + len(bakes)}), intermediate images "
+        f"removed: {len(removed)}")
+    if len(bakes) != 2 or removed:
+        problems.append(f"the direct run made {len(bakes)} direct bakes and removed {removed}")
+    return problems
+
+
 def main() -> int:
     # SIGTERM behaves like Ctrl-C: unwind, so the stack stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -332,6 +377,7 @@ def main() -> int:
                 problems += stopped_run(stack)
                 problems += operator_cli(stack, matrix)
                 problems += approval_gate(stack, matrix)
+                problems += direct_encryption(stack, matrix)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1
