@@ -27,7 +27,7 @@ pub const INSTANCE_OUTPUT: &str = "launchInstance.InstanceId";
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStatus, StepError> {
     let bake = input.state.require_bake()?;
     let id = &bake.automation_execution_id;
-    let execution = get_automation(&deps.clients.ssm, id)
+    let execution = get_automation(deps.clients.ssm(), id)
         .await?
         .ok_or_else(|| StepError::BakeFailed(format!("automation {id} no longer exists")))?;
     let status = evaluate(&execution, bake, &deps.config.report_bucket_name)?;
@@ -36,7 +36,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStatus, StepEr
     }
     let deadline = parse_timestamp("state.bake.deadline", &bake.deadline)?;
     if deps.now() > deadline {
-        stop_automation(&deps.clients.ssm, id).await?;
+        stop_automation(deps.clients.ssm(), id).await?;
         return Err(StepError::BakeTimedOut(format!(
             "automation {id} was still {} at its deadline {} (BAKE_TIMEOUT_MINUTES={}); it has been stopped, and its document terminates the temporary instance",
             status.status,

@@ -28,7 +28,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStatus, StepEr
     let copy = input.state.require_copy()?;
     let region = deps.clients.region(&input.state.require_target()?.region);
     let result = region
-        .ec2
+        .ec2()
         .describe_images()
         .image_ids(&copy.golden_ami_id)
         .send()

@@ -34,7 +34,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStatus, StepEr
         .require_copy()?
         .golden_ami_name;
     let id = &test.automation_execution_id;
-    let execution = get_automation(&deps.clients.ssm, id)
+    let execution = get_automation(deps.clients.ssm(), id)
         .await?
         .ok_or_else(|| {
             StepError::TestFailed(vec![format!("test automation {id} no longer exists")])
@@ -52,7 +52,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStatus, StepEr
     }
     let deadline = parse_timestamp("state.test.deadline", &test.deadline)?;
     if deps.now() > deadline {
-        stop_automation(&deps.clients.ssm, id).await?;
+        stop_automation(deps.clients.ssm(), id).await?;
         return Err(StepError::TestTimedOut(format!(
             "test automation {id} was still {} (step {}) at its deadline {} (TEST_TIMEOUT_MINUTES={}); it has been stopped, and its document terminates the test instance",
             status.status,

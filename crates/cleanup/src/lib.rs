@@ -47,7 +47,7 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
                     )));
                 }
                 let home = deps.clients.region(&family.home_region);
-                remove_image(&home.ec2, baked, TYPE_INTERMEDIATE, &mut result).await?;
+                remove_image(home.ec2(), baked, TYPE_INTERMEDIATE, &mut result).await?;
             }
             withdraw_approval(deps, &input.context, family, &mut result).await?;
             record_durations(deps, family, state, &mut result).await;
@@ -90,7 +90,14 @@ async fn withdraw_approval(
         context.execution_name(),
         &family.name,
     );
-    match deps.clients.ssm.delete_parameter().name(&name).send().await {
+    match deps
+        .clients
+        .ssm()
+        .delete_parameter()
+        .name(&name)
+        .send()
+        .await
+    {
         Ok(_) => result.withdrawn_approvals.push(name),
         Err(error)
             if error
@@ -121,12 +128,12 @@ async fn record_durations(
         return;
     }
     let name = pacing::parameter_name(&deps.config.durations_path, &family.name);
-    let mut durations = pacing::read(&deps.clients.ssm, &name).await;
+    let mut durations = pacing::read(deps.clients.ssm(), &name).await;
     durations.record(bake, copy, test);
     let written = match serde_json::to_string(&durations) {
         Ok(value) => deps
             .clients
-            .ssm
+            .ssm()
             .put_parameter()
             .name(&name)
             .description(format!(
@@ -185,7 +192,7 @@ async fn sweep_family(
         stop_if_running(deps, automation, result).await?;
     }
     // A document whose own terminate step failed leaves its instance behind.
-    terminate_leftover_instances(&home.ec2, &automations, &names, result).await?;
+    terminate_leftover_instances(home.ec2(), &automations, &names, result).await?;
 
     // The bake's image, at home: the intermediate image, or (direct encryption) the home
     // region's golden image, which the golden name finds below as well.
@@ -198,9 +205,9 @@ async fn sweep_family(
         .map(str::to_string)
         .into_iter()
         .collect();
-    intermediate.extend(find_by_name(&home.ec2, &names.intermediate_pattern).await?);
+    intermediate.extend(find_by_name(home.ec2(), &names.intermediate_pattern).await?);
     for id in dedup(intermediate) {
-        remove_unless_protected(&home.ec2, &id, baked_kind, &protected, result).await?;
+        remove_unless_protected(home.ec2(), &id, baked_kind, &protected, result).await?;
     }
     // The golden copies, in every region of the family.
     for region in &family.regions {
@@ -211,9 +218,9 @@ async fn sweep_family(
             .filter(|r| r.target.as_ref().is_some_and(|t| t.region == region.region))
             .filter_map(|r| r.copy.as_ref().map(|c| c.golden_ami_id.clone()))
             .collect();
-        copies.extend(find_by_name(&clients.ec2, &names.golden).await?);
+        copies.extend(find_by_name(clients.ec2(), &names.golden).await?);
         for id in dedup(copies) {
-            remove_unless_protected(&clients.ec2, &id, TYPE_GOLDEN, &protected, result).await?;
+            remove_unless_protected(clients.ec2(), &id, TYPE_GOLDEN, &protected, result).await?;
         }
     }
     Ok(())
@@ -288,7 +295,7 @@ async fn running_automations(deps: &Deps, names: &RunNames) -> Result<Vec<String
     ] {
         let listed = deps
             .clients
-            .ssm
+            .ssm()
             .describe_automation_executions()
             .filters(automation_filter(
                 AutomationExecutionFilterKey::DocumentNamePrefix,
@@ -310,7 +317,7 @@ async fn running_automations(deps: &Deps, names: &RunNames) -> Result<Vec<String
             if listed.document_name() != Some(document.as_str()) {
                 continue;
             }
-            let Some(execution) = get_automation(&deps.clients.ssm, id).await? else {
+            let Some(execution) = get_automation(deps.clients.ssm(), id).await? else {
                 continue;
             };
             let parameter = |name: &str| {
@@ -358,7 +365,8 @@ impl Protected {
     ) -> Result<Self, StepError> {
         let mut images = Vec::new();
         for region in &family.regions {
-            let ssm = &deps.clients.region(&region.region).ssm;
+            let clients = deps.clients.region(&region.region);
+            let ssm = clients.ssm();
             match read_pointer(ssm, &family.pointer).await {
                 Ok(pointer) => images.push((
                     pointer.value,
@@ -424,7 +432,7 @@ async fn stop_if_running(
 ) -> Result<(), StepError> {
     let output = match deps
         .clients
-        .ssm
+        .ssm()
         .get_automation_execution()
         .automation_execution_id(id)
         .send()
@@ -446,7 +454,7 @@ async fn stop_if_running(
     if !status.is_some_and(is_active) {
         return Ok(());
     }
-    stop_automation(&deps.clients.ssm, id).await?;
+    stop_automation(deps.clients.ssm(), id).await?;
     result.stopped_automations.push(id.to_string());
     Ok(())
 }

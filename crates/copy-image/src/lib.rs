@@ -41,7 +41,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
     let key_arn = &target.kms_key_arn;
     let region = deps.clients.region(&target.region);
 
-    check_golden_key(key_arn, describe_key(&region.kms, key_arn).await?.as_ref())?;
+    check_golden_key(key_arn, describe_key(region.kms(), key_arn).await?.as_ref())?;
 
     let name = golden_image_name(&config.image_name_prefix, &family.name, context)?;
     let deadline = deadline(deps.now(), config.copy_timeout)?;
@@ -66,7 +66,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         });
     }
     let output = region
-        .ec2
+        .ec2()
         .copy_image()
         .source_image_id(intermediate_id)
         // The bake happens in the family's home region; every region copies from there.
@@ -301,7 +301,7 @@ async fn adopt_baked_image(
     tags: Vec<Tag>,
 ) -> Result<(), StepError> {
     let image = region
-        .ec2
+        .ec2()
         .describe_images()
         .image_ids(baked)
         .send()
@@ -329,7 +329,7 @@ async fn adopt_baked_image(
         .iter()
         .filter_map(|mapping| mapping.ebs()?.snapshot_id().map(str::to_string));
     region
-        .ec2
+        .ec2()
         .create_tags()
         .set_resources(Some(
             std::iter::once(baked.to_string())

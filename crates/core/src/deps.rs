@@ -1,7 +1,8 @@
-//! The configuration and AWS clients a step needs, built once per cold start.
+//! The configuration and AWS clients a step needs: the configuration once per cold start, each
+//! client the first time it is used.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use lambda_runtime::Diagnostic;
@@ -10,56 +11,98 @@ use time::OffsetDateTime;
 use crate::config::Config;
 use crate::error::StepError;
 
-/// The AWS clients of the pipeline, in the home region. Building a client does no I/O, so
-/// every step holds all of them; each function's IAM policy decides what it may actually call.
+/// One AWS client, built from the shared configuration the first time a handler asks for it.
+/// A function pays (at cold start, and in its package: code no handler reaches is left out by
+/// the linker) only for the clients it uses; tests give it a mocked client up front.
+#[derive(Debug, Clone)]
+struct Lazy<T>(OnceLock<T>);
+
+impl<T> Default for Lazy<T> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+impl<T> Lazy<T> {
+    fn ready(client: T) -> Self {
+        Self(OnceLock::from(client))
+    }
+
+    fn get(&self, config: &SdkConfig, build: fn(&SdkConfig) -> T) -> &T {
+        self.0.get_or_init(|| build(config))
+    }
+}
+
+/// The AWS clients of the pipeline, in the home region, each built on first use.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub ec2: aws_sdk_ec2::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub kms: aws_sdk_kms::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub organizations: aws_sdk_organizations::Client,
+    config: Arc<SdkConfig>,
+    ec2: Lazy<aws_sdk_ec2::Client>,
+    ssm: Lazy<aws_sdk_ssm::Client>,
+    kms: Lazy<aws_sdk_kms::Client>,
+    sns: Lazy<aws_sdk_sns::Client>,
+    organizations: Lazy<aws_sdk_organizations::Client>,
     regional: Regional,
 }
 
-/// The clients a step needs in one target region.
+/// The clients a step needs in one target region, each built on first use.
 #[derive(Debug, Clone)]
 pub struct RegionClients {
-    pub ec2: aws_sdk_ec2::Client,
-    pub ssm: aws_sdk_ssm::Client,
-    pub kms: aws_sdk_kms::Client,
+    config: Arc<SdkConfig>,
+    ec2: Lazy<aws_sdk_ec2::Client>,
+    ssm: Lazy<aws_sdk_ssm::Client>,
+    kms: Lazy<aws_sdk_kms::Client>,
     /// AWS RAM: a pointer the pipeline creates is added to the region's pointer share.
-    pub ram: aws_sdk_ram::Client,
+    ram: Lazy<aws_sdk_ram::Client>,
+}
+
+impl RegionClients {
+    pub fn ec2(&self) -> &aws_sdk_ec2::Client {
+        self.ec2.get(&self.config, aws_sdk_ec2::Client::new)
+    }
+
+    pub fn ssm(&self) -> &aws_sdk_ssm::Client {
+        self.ssm.get(&self.config, aws_sdk_ssm::Client::new)
+    }
+
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        self.kms.get(&self.config, aws_sdk_kms::Client::new)
+    }
+
+    pub fn ram(&self) -> &aws_sdk_ram::Client {
+        self.ram.get(&self.config, aws_sdk_ram::Client::new)
+    }
 }
 
 /// Where region clients come from: built from the shared configuration on first use and kept
 /// for the life of the process, or (tests) the home clients whatever the region.
 #[derive(Debug, Clone)]
 enum Regional {
-    Built {
-        shared: Box<SdkConfig>,
-        cache: Arc<Mutex<HashMap<String, RegionClients>>>,
-    },
-    Fixed(RegionClients),
+    Built(Arc<Mutex<HashMap<String, Arc<RegionClients>>>>),
+    Fixed(Arc<RegionClients>),
 }
 
 impl Clients {
-    /// Clients from the default chain (Lambda's role; AWS_ENDPOINT_URL when run locally).
+    /// Clients from the default chain (Lambda's role; AWS_ENDPOINT_URL when run locally), over
+    /// an HTTPS client that trusts the Amazon Trust Services roots only (see `https_client`).
     pub async fn from_env() -> Self {
-        let shared = aws_config::load_defaults(BehaviorVersion::latest()).await;
-        let mut clients = Self::fixed(
-            aws_sdk_ec2::Client::new(&shared),
-            aws_sdk_ssm::Client::new(&shared),
-            aws_sdk_kms::Client::new(&shared),
-            aws_sdk_sns::Client::new(&shared),
-            aws_sdk_organizations::Client::new(&shared),
-            aws_sdk_ram::Client::new(&shared),
-        );
-        clients.regional = Regional::Built {
-            shared: Box::new(shared),
-            cache: Arc::default(),
-        };
-        clients
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        match https_client() {
+            Ok(client) => loader = loader.http_client(client),
+            Err(error) => {
+                tracing::warn!(%error, "the Amazon roots did not load: the platform's root store is used")
+            }
+        }
+        let shared = loader.load().await;
+        Self {
+            config: Arc::new(shared),
+            ec2: Lazy::default(),
+            ssm: Lazy::default(),
+            kms: Lazy::default(),
+            sns: Lazy::default(),
+            organizations: Lazy::default(),
+            regional: Regional::Built(Arc::default()),
+        }
     }
 
     /// Clients whose region clients are these same clients (one region; tests).
@@ -71,48 +114,98 @@ impl Clients {
         organizations: aws_sdk_organizations::Client,
         ram: aws_sdk_ram::Client,
     ) -> Self {
-        let regional = Regional::Fixed(RegionClients {
-            ec2: ec2.clone(),
-            ssm: ssm.clone(),
-            kms: kms.clone(),
-            ram,
-        });
+        // Every client is given: the configuration is never used to build one.
+        let config = Arc::new(SdkConfig::builder().build());
+        let regional = Regional::Fixed(Arc::new(RegionClients {
+            config: config.clone(),
+            ec2: Lazy::ready(ec2.clone()),
+            ssm: Lazy::ready(ssm.clone()),
+            kms: Lazy::ready(kms.clone()),
+            ram: Lazy::ready(ram),
+        }));
         Self {
-            ec2,
-            ssm,
-            kms,
-            sns,
-            organizations,
+            config,
+            ec2: Lazy::ready(ec2),
+            ssm: Lazy::ready(ssm),
+            kms: Lazy::ready(kms),
+            sns: Lazy::ready(sns),
+            organizations: Lazy::ready(organizations),
             regional,
         }
     }
 
+    pub fn ec2(&self) -> &aws_sdk_ec2::Client {
+        self.ec2.get(&self.config, aws_sdk_ec2::Client::new)
+    }
+
+    pub fn ssm(&self) -> &aws_sdk_ssm::Client {
+        self.ssm.get(&self.config, aws_sdk_ssm::Client::new)
+    }
+
+    pub fn kms(&self) -> &aws_sdk_kms::Client {
+        self.kms.get(&self.config, aws_sdk_kms::Client::new)
+    }
+
+    pub fn sns(&self) -> &aws_sdk_sns::Client {
+        self.sns.get(&self.config, aws_sdk_sns::Client::new)
+    }
+
+    pub fn organizations(&self) -> &aws_sdk_organizations::Client {
+        self.organizations
+            .get(&self.config, aws_sdk_organizations::Client::new)
+    }
+
     /// The clients of a target region (the home region's are these same clients' kind).
-    pub fn region(&self, region: &str) -> RegionClients {
+    pub fn region(&self, region: &str) -> Arc<RegionClients> {
         match &self.regional {
             Regional::Fixed(clients) => clients.clone(),
-            Regional::Built { shared, cache } => {
+            Regional::Built(cache) => {
                 let mut cache = cache
                     .lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner());
                 cache
                     .entry(region.to_string())
                     .or_insert_with(|| {
-                        let config = shared
-                            .to_builder()
-                            .region(Region::new(region.to_string()))
-                            .build();
-                        RegionClients {
-                            ec2: aws_sdk_ec2::Client::new(&config),
-                            ssm: aws_sdk_ssm::Client::new(&config),
-                            kms: aws_sdk_kms::Client::new(&config),
-                            ram: aws_sdk_ram::Client::new(&config),
-                        }
+                        let config = Arc::new(
+                            self.config
+                                .to_builder()
+                                .region(Region::new(region.to_string()))
+                                .build(),
+                        );
+                        Arc::new(RegionClients {
+                            config,
+                            ec2: Lazy::default(),
+                            ssm: Lazy::default(),
+                            kms: Lazy::default(),
+                            ram: Lazy::default(),
+                        })
                     })
                     .clone()
             }
         }
     }
+}
+
+/// The roots every AWS service endpoint's certificate chains to: Amazon Root CA 1-4 and the
+/// Starfield Services Root CA G2 that cross-signs them (the Amazon Trust Services repository).
+pub const AWS_ROOT_CERTIFICATES: &str = include_str!("../certs/amazon-trust-services.pem");
+
+/// The steps' HTTPS client: the SDK's default (rustls with aws-lc), trusting only the roots AWS
+/// endpoints use. Loading and parsing the platform's whole root store (some 150 certificates)
+/// was the largest part of a cold start; five certificates cost a fraction of it, and no other
+/// CA can vouch for an AWS endpoint.
+pub fn https_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, StepError> {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(AWS_ROOT_CERTIFICATES))
+        .build()
+        .map_err(|error| StepError::ConfigError(format!("the TLS trust store: {error}")))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .tls_context(context)
+        .build_https())
 }
 
 /// Everything a handler depends on.
@@ -148,13 +241,83 @@ impl Deps {
 }
 
 /// Initialise logging the way Lambda's advanced logging controls ask (JSON when
-/// AWS_LAMBDA_LOG_FORMAT=JSON, level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG).
+/// AWS_LAMBDA_LOG_FORMAT=JSON, level from AWS_LAMBDA_LOG_LEVEL or RUST_LOG), as lambda_runtime's
+/// default subscriber does, but filtered by `Targets` ("info", "golden_ami_core=debug,warn")
+/// rather than by an EnvFilter, whose regex engine is most of a step's logging code.
 pub fn init_tracing() {
-    lambda_runtime::tracing::init_default_subscriber();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt, registry};
+    let filter = log_filter(
+        std::env::var("AWS_LAMBDA_LOG_LEVEL")
+            .or_else(|_| std::env::var("RUST_LOG"))
+            .ok()
+            .as_deref(),
+    );
+    let layer = fmt::layer()
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(std::io::stdout);
+    let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = if json {
+        registry().with(layer.json().with_filter(filter)).try_init()
+    } else {
+        registry().with(layer.with_filter(filter)).try_init()
+    };
+}
+
+/// The log filter for a level or a list of `target=level` directives; INFO when unset or
+/// unreadable.
+pub fn log_filter(value: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    value
+        .and_then(|value| value.trim().to_ascii_lowercase().parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
 }
 
 /// The boundary of every step: log the error once, then hand Lambda its stable error name.
 pub fn report(error: StepError) -> Diagnostic {
     tracing::error!(error_type = error.error_type(), %error, "step failed");
     Diagnostic::from(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+    use tracing_subscriber::filter::LevelFilter;
+
+    use super::log_filter;
+
+    #[test]
+    fn the_trust_store_holds_the_five_amazon_trust_services_roots() {
+        use rustls_pki_types::CertificateDer;
+        use rustls_pki_types::pem::PemObject;
+        let roots: Vec<_> =
+            CertificateDer::pem_slice_iter(super::AWS_ROOT_CERTIFICATES.as_bytes()).collect();
+        assert_eq!(roots.len(), 5);
+        assert!(roots.iter().all(Result::is_ok));
+        assert!(super::https_client().is_ok());
+    }
+
+    #[test]
+    fn the_log_level_reads_lambda_s_level_and_rust_log_directives() {
+        assert_eq!(log_filter(None).default_level(), Some(LevelFilter::INFO));
+        assert_eq!(
+            log_filter(Some("DEBUG")).default_level(),
+            Some(LevelFilter::DEBUG)
+        );
+        assert_eq!(
+            log_filter(Some("warn")).default_level(),
+            Some(LevelFilter::WARN)
+        );
+        let directives = log_filter(Some("golden_ami_core=debug,error"));
+        assert!(directives.would_enable("golden_ami_core::pacing", &Level::DEBUG));
+        assert!(!directives.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert_eq!(
+            log_filter(Some("=loud=")).default_level(),
+            Some(LevelFilter::INFO)
+        );
+    }
 }

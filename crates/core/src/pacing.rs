@@ -98,7 +98,7 @@ pub fn parameter_name(durations_path: &str, family: &str) -> String {
 /// The history of `family` at the stack's DURATIONS_PATH (see `read`).
 pub async fn family_history(deps: &crate::Deps, family: &str) -> Durations {
     read(
-        &deps.clients.ssm,
+        deps.clients.ssm(),
         &parameter_name(&deps.config.durations_path, family),
     )
     .await

@@ -40,7 +40,7 @@ pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, St
 pub async fn publish(deps: &Deps, message: &Message) -> Result<String, StepError> {
     let output = deps
         .clients
-        .sns
+        .sns()
         .publish()
         .topic_arn(&deps.config.notification_topic_arn)
         .subject(&message.subject)
@@ -129,7 +129,8 @@ async fn read_pointers(deps: &Deps, input: &NotifyInput) -> Result<Pointers, Ste
     for (family, result) in wanted {
         for region in &family.regions {
             let ours = ours(result, &region.region);
-            let ssm = &deps.clients.region(&region.region).ssm;
+            let clients = deps.clients.region(&region.region);
+            let ssm = clients.ssm();
             let now = read_pointer_now(ssm, &family.pointer, &ours).await?;
             pointers.insert((family.name.clone(), region.region.clone()), now);
         }

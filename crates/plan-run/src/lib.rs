@@ -87,7 +87,7 @@ pub async fn read_pins(deps: &Deps) -> Result<Vec<Pin>, StepError> {
     let mut pins = Vec::new();
     let mut pages = deps
         .clients
-        .ssm
+        .ssm()
         .get_parameters_by_path()
         .path(path)
         .into_paginator()
@@ -123,7 +123,7 @@ async fn read_targets(deps: &Deps, version: Option<i64>) -> Result<(String, i64)
     };
     let output = deps
         .clients
-        .ssm
+        .ssm()
         .get_parameter()
         .name(&selector)
         .send()
@@ -246,7 +246,7 @@ async fn create_lock(deps: &Deps, holder: &LockHolder) -> Result<bool, StepError
         .map_err(|error| StepError::invalid_input(format!("lock value: {error}")))?;
     match deps
         .clients
-        .ssm
+        .ssm()
         .put_parameter()
         .name(&deps.config.lock_parameter_name)
         .value(value)
@@ -272,7 +272,7 @@ async fn create_lock(deps: &Deps, holder: &LockHolder) -> Result<bool, StepError
 /// the parameter by hand) counts as stale, so it can never block the pipeline for good.
 pub async fn read_lock(deps: &Deps) -> Result<Option<LockHolder>, StepError> {
     let name = &deps.config.lock_parameter_name;
-    match deps.clients.ssm.get_parameter().name(name).send().await {
+    match deps.clients.ssm().get_parameter().name(name).send().await {
         Ok(output) => {
             let value = output
                 .parameter()
@@ -300,7 +300,7 @@ pub async fn read_lock(deps: &Deps) -> Result<Option<LockHolder>, StepError> {
 async fn delete_lock(deps: &Deps) -> Result<(), StepError> {
     match deps
         .clients
-        .ssm
+        .ssm()
         .delete_parameter()
         .name(&deps.config.lock_parameter_name)
         .send()

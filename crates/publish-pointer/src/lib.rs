@@ -36,7 +36,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
         previous_ami_id: target.ami_id.clone(),
         new_ami_id: new_ami_id.clone(),
     };
-    let now = match read_pointer(&clients.ssm, parameter).await {
+    let now = match read_pointer(clients.ssm(), parameter).await {
         Ok(pointer) => Some((pointer.value, pointer.version)),
         Err(StepError::PointerNotFound { .. }) => None,
         Err(error) => return Err(error),
@@ -62,7 +62,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             // The share must exist before the pointer does: a pointer nobody can read is no
             // publication.
             let share = pointer_share(deps, &clients, &target.region).await?;
-            put(&clients.ssm, parameter, &new_ami_id, &description, false)
+            put(clients.ssm(), parameter, &new_ami_id, &description, false)
                 .await
                 .map_err(|error| match error {
                     // Created by someone else between the read and the put.
@@ -77,14 +77,14 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             associate(&clients, &share, target).await?;
         }
         Decision::Publish => {
-            put(&clients.ssm, parameter, &new_ami_id, &description, true)
+            put(clients.ssm(), parameter, &new_ami_id, &description, true)
                 .await
                 .map_err(PutError::into_step_error)?;
         }
     }
     // Read back: an aws:ec2:image value is validated by SSM, and a race with a manual write in
     // the moment between the check and the put must not go unnoticed.
-    let stored = read_pointer(&clients.ssm, parameter).await?;
+    let stored = read_pointer(clients.ssm(), parameter).await?;
     if stored.value != new_ami_id {
         return Err(StepError::PointerChangedConcurrently {
             parameter: format!("{parameter} in {}", target.region),
@@ -197,7 +197,7 @@ async fn pointer_share(
 ) -> Result<String, StepError> {
     let name = &deps.config.pointer_share_name;
     let output = clients
-        .ram
+        .ram()
         .get_resource_shares()
         .resource_owner(ResourceOwner::SelfValue)
         .name(name)
@@ -236,7 +236,7 @@ async fn associate(
 ) -> Result<(), StepError> {
     let arn = parameter_arn(share_arn, &target.region, &target.parameter_name)?;
     clients
-        .ram
+        .ram()
         .associate_resource_share()
         .resource_share_arn(share_arn)
         .resource_arns(&arn)

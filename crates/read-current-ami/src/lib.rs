@@ -27,7 +27,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CurrentImage, Step
     let mut regions = Vec::with_capacity(family.regions.len());
     for region in &family.regions {
         let clients = deps.clients.region(&region.region);
-        let (ami_id, version) = match read_pointer(&clients.ssm, parameter).await {
+        let (ami_id, version) = match read_pointer(clients.ssm(), parameter).await {
             Ok(PointerValue { value, version }) => {
                 if !is_ami_id(&value) {
                     return Err(StepError::InvalidInput(format!(
@@ -113,7 +113,7 @@ async fn resolve_base_image(
     if is_ami_id(base) {
         return Ok(base.to_string());
     }
-    let value = read_pointer(&deps.clients.ssm, base)
+    let value = read_pointer(deps.clients.ssm(), base)
         .await
         .map_err(|error| match error {
             StepError::PointerNotFound { .. } => StepError::ConfigError(format!(
@@ -135,7 +135,7 @@ async fn resolve_base_image(
 async fn describe_image(deps: &Deps, ami_id: &str) -> Result<Option<Image>, StepError> {
     let output = deps
         .clients
-        .ec2
+        .ec2()
         .describe_images()
         .image_ids(ami_id)
         .send()

@@ -20,7 +20,7 @@ pub async fn release(deps: &Deps, execution_id: &str) -> Result<LockRelease, Ste
         released: false,
         held_by: None,
     };
-    let holder = match deps.clients.ssm.get_parameter().name(name).send().await {
+    let holder = match deps.clients.ssm().get_parameter().name(name).send().await {
         Ok(output) => output
             .parameter()
             .and_then(|p| p.value())
@@ -36,7 +36,14 @@ pub async fn release(deps: &Deps, execution_id: &str) -> Result<LockRelease, Ste
     };
     match holder {
         Some(holder) if holder.execution_id == execution_id => {
-            match deps.clients.ssm.delete_parameter().name(name).send().await {
+            match deps
+                .clients
+                .ssm()
+                .delete_parameter()
+                .name(name)
+                .send()
+                .await
+            {
                 Ok(_) => result.released = true,
                 Err(error)
                     if error

@@ -42,7 +42,7 @@ pub async fn handler(deps: &Deps, input: ApprovalInput) -> Result<ApprovalReques
     let value = serde_json::to_string(&request)
         .map_err(|error| StepError::invalid_input(format!("the request: {error}")))?;
     deps.clients
-        .ssm
+        .ssm()
         .put_parameter()
         .name(&name)
         .description(format!(

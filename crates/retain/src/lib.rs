@@ -54,7 +54,14 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<RetainResult, Step
         match read_facts(&clients, &family.pointer, &family.name).await {
             Ok((pointer, images)) => {
                 let plan = decide(now, &policy, &pointer, &images);
-                apply(&clients.ec2, &plan, &images, policy.dry_run, &mut retention).await;
+                apply(
+                    clients.ec2(),
+                    &plan,
+                    &images,
+                    policy.dry_run,
+                    &mut retention,
+                )
+                .await;
             }
             Err(error) => retention.failed.push(format!(
                 "could not read the family's images and pointer: {error}"
@@ -194,11 +201,11 @@ async fn read_facts(
     pointer: &str,
     family: &str,
 ) -> Result<(PointerHistory, Vec<GoldenImage>), StepError> {
-    let history = read_pointer_history(&clients.ssm, pointer)
+    let history = read_pointer_history(clients.ssm(), pointer)
         .await
         .map_err(|error| classify_sdk_error("ssm:GetParameterHistory", error))?;
     let listed = clients
-        .ec2
+        .ec2()
         .describe_images()
         .owners("self")
         .filters(
@@ -218,7 +225,7 @@ async fn read_facts(
         .map_err(|error| classify_sdk_error("ec2:DescribeImages", error))?;
     let mut images = Vec::new();
     for image in listed.images() {
-        images.push(golden_image(&clients.ec2, image).await?);
+        images.push(golden_image(clients.ec2(), image).await?);
     }
     Ok((history, images))
 }

@@ -31,7 +31,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
     let principals = desired_principals(share, looked_up);
 
     let existing = region
-        .ec2
+        .ec2()
         .describe_image_attribute()
         .image_id(golden_ami_id)
         .attribute(ImageAttributeName::LaunchPermission)
@@ -51,7 +51,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
         tracing::info!(%golden_ami_id, ?already_shared, "launch permission already granted; nothing to add");
     } else {
         region
-            .ec2
+            .ec2()
             .modify_image_attribute()
             .image_id(golden_ami_id)
             .launch_permission(additions(&missing))
@@ -78,7 +78,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
 async fn describe_organization(deps: &Deps) -> Result<String, StepError> {
     let output = deps
         .clients
-        .organizations
+        .organizations()
         .describe_organization()
         .send()
         .await

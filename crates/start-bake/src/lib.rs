@@ -43,7 +43,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
         parameters.insert("BlockDeviceMappings".to_string(), mappings);
     }
     let automation_execution_id = start_automation(
-        &deps.clients.ssm,
+        deps.clients.ssm(),
         &config.bake_document_name,
         "BAKE_DOCUMENT_NAME",
         parameters,

@@ -22,7 +22,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepE
     let golden_ami_id = home.verified_golden_image()?;
     let test_name = &home.require_copy()?.golden_ami_name;
     let automation_execution_id = start_automation(
-        &deps.clients.ssm,
+        deps.clients.ssm(),
         &config.test_document_name,
         "TEST_DOCUMENT_NAME",
         test_parameters(config, family, golden_ami_id, test_name),

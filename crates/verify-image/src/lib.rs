@@ -104,7 +104,7 @@ async fn describe_image(
     image_id: &str,
 ) -> Result<Option<Image>, StepError> {
     match clients
-        .ec2
+        .ec2()
         .describe_images()
         .image_ids(image_id)
         .send()
@@ -126,7 +126,7 @@ async fn launch_permissions(
     image_id: &str,
 ) -> Result<Result<Vec<LaunchPermission>, Vec<String>>, StepError> {
     match clients
-        .ec2
+        .ec2()
         .describe_image_attribute()
         .image_id(image_id)
         .attribute(ImageAttributeName::LaunchPermission)
@@ -151,7 +151,7 @@ async fn verify_snapshots(
     golden_key_arn: &str,
 ) -> Result<Check, StepError> {
     let snapshots = match clients
-        .ec2
+        .ec2()
         .describe_snapshots()
         .set_snapshot_ids(Some(ids.to_vec()))
         .send()
@@ -200,7 +200,7 @@ async fn resolve_key(
     clients: &RegionClients,
     key: &str,
 ) -> Result<Result<String, String>, StepError> {
-    match clients.kms.describe_key().key_id(key).send().await {
+    match clients.kms().describe_key().key_id(key).send().await {
         Ok(output) => Ok(output
             .key_metadata()
             .and_then(|metadata| metadata.arn())
