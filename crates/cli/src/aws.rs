@@ -18,6 +18,14 @@ impl Aws {
     /// Clients from the default chain; `endpoint_url` (e.g. the local stack) for every service.
     pub async fn from_env(region: Option<String>, endpoint_url: Option<String>) -> Self {
         let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // The workspace builds the SDK without its default HTTPS client: the CLI's trusts the
+        // platform's roots (a person's machine may sit behind a TLS-inspecting proxy). A store
+        // that cannot be built leaves none, and the first call says so.
+        if let Ok(client) =
+            golden_ami_core::deps::https_client(golden_ami_core::deps::Roots::Platform)
+        {
+            loader = loader.http_client(client);
+        }
         if let Some(region) = region {
             loader = loader.region(Region::new(region));
         }

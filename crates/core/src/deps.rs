@@ -85,16 +85,12 @@ enum Regional {
 impl Clients {
     /// Clients from the default chain (Lambda's role; AWS_ENDPOINT_URL when run locally), over
     /// an HTTPS client that trusts the Amazon Trust Services roots only (see `https_client`).
-    pub async fn from_env() -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
-        match https_client() {
-            Ok(client) => loader = loader.http_client(client),
-            Err(error) => {
-                tracing::warn!(%error, "the Amazon roots did not load: the platform's root store is used")
-            }
-        }
-        let shared = loader.load().await;
-        Self {
+    pub async fn from_env() -> Result<Self, StepError> {
+        let shared = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(https_client(Roots::Aws)?)
+            .load()
+            .await;
+        Ok(Self {
             config: Arc::new(shared),
             ec2: Lazy::default(),
             ssm: Lazy::default(),
@@ -102,7 +98,7 @@ impl Clients {
             sns: Lazy::default(),
             organizations: Lazy::default(),
             regional: Regional::Built(Arc::default()),
-        }
+        })
     }
 
     /// Clients whose region clients are these same clients (one region; tests).
@@ -190,19 +186,34 @@ impl Clients {
 /// Starfield Services Root CA G2 that cross-signs them (the Amazon Trust Services repository).
 pub const AWS_ROOT_CERTIFICATES: &str = include_str!("../certs/amazon-trust-services.pem");
 
-/// The steps' HTTPS client: the SDK's default (rustls with aws-lc), trusting only the roots AWS
-/// endpoints use. Loading and parsing the platform's whole root store (some 150 certificates)
-/// was the largest part of a cold start; five certificates cost a fraction of it, and no other
-/// CA can vouch for an AWS endpoint.
-pub fn https_client() -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, StepError> {
+/// Which roots an HTTPS client trusts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roots {
+    /// The roots AWS endpoints chain to (the steps: they call nothing else).
+    Aws,
+    /// The platform's store (the CLI, on a person's machine, maybe behind a TLS proxy).
+    Platform,
+}
+
+/// The HTTPS client of the steps and the CLI: rustls on ring (the workspace Cargo.toml says why
+/// not aws-lc). The steps trust only the roots AWS endpoints use: loading and parsing the
+/// platform's whole store (some 150 certificates) was the largest part of a cold start; five
+/// certificates cost a fraction of it, and no other CA can vouch for an AWS endpoint.
+pub fn https_client(
+    roots: Roots,
+) -> Result<aws_smithy_runtime_api::client::http::SharedHttpClient, StepError> {
     use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust_store = match roots {
+        Roots::Aws => TrustStore::empty().with_pem_certificate(AWS_ROOT_CERTIFICATES),
+        Roots::Platform => TrustStore::default(),
+    };
     let context = TlsContext::builder()
-        .with_trust_store(TrustStore::empty().with_pem_certificate(AWS_ROOT_CERTIFICATES))
+        .with_trust_store(trust_store)
         .build()
         .map_err(|error| StepError::ConfigError(format!("the TLS trust store: {error}")))?;
     Ok(aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::AwsLc,
+            tls::rustls_provider::CryptoMode::Ring,
         ))
         .tls_context(context)
         .build_https())
@@ -232,7 +243,10 @@ impl Deps {
         let config = Config::from_env().inspect_err(|error| {
             tracing::error!(error_type = error.error_type(), %error, "cannot start");
         })?;
-        Ok(Self::new(config, Clients::from_env().await))
+        let clients = Clients::from_env().await.inspect_err(|error| {
+            tracing::error!(error_type = error.error_type(), %error, "cannot start");
+        })?;
+        Ok(Self::new(config, clients))
     }
 
     pub fn now(&self) -> OffsetDateTime {
@@ -298,7 +312,8 @@ mod tests {
             CertificateDer::pem_slice_iter(super::AWS_ROOT_CERTIFICATES.as_bytes()).collect();
         assert_eq!(roots.len(), 5);
         assert!(roots.iter().all(Result::is_ok));
-        assert!(super::https_client().is_ok());
+        assert!(super::https_client(super::Roots::Aws).is_ok());
+        assert!(super::https_client(super::Roots::Platform).is_ok());
     }
 
     #[test]
