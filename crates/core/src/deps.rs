@@ -36,10 +36,8 @@ impl<T> Lazy<T> {
 /// The AWS clients of the pipeline, in the home region, each built on first use.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    config: Arc<SdkConfig>,
-    ec2: Lazy<aws_sdk_ec2::Client>,
-    ssm: Lazy<aws_sdk_ssm::Client>,
-    kms: Lazy<aws_sdk_kms::Client>,
+    /// EC2, SSM and KMS at home: the home region's entry of the region clients.
+    home: Arc<RegionClients>,
     sns: Lazy<aws_sdk_sns::Client>,
     organizations: Lazy<aws_sdk_organizations::Client>,
     regional: Regional,
@@ -57,6 +55,17 @@ pub struct RegionClients {
 }
 
 impl RegionClients {
+    /// Clients of the region `config` names, none built yet.
+    fn new(config: Arc<SdkConfig>) -> Self {
+        Self {
+            config,
+            ec2: Lazy::default(),
+            ssm: Lazy::default(),
+            kms: Lazy::default(),
+            ram: Lazy::default(),
+        }
+    }
+
     pub fn ec2(&self) -> &aws_sdk_ec2::Client {
         self.ec2.get(&self.config, aws_sdk_ec2::Client::new)
     }
@@ -75,11 +84,12 @@ impl RegionClients {
 }
 
 /// Where region clients come from: built from the shared configuration on first use and kept
-/// for the life of the process, or (tests) the home clients whatever the region.
+/// for the life of the process (the home region's are the home clients), or (tests) the home
+/// clients whatever the region.
 #[derive(Debug, Clone)]
 enum Regional {
     Built(Arc<Mutex<HashMap<String, Arc<RegionClients>>>>),
-    Fixed(Arc<RegionClients>),
+    Fixed,
 }
 
 impl Clients {
@@ -90,14 +100,17 @@ impl Clients {
             .http_client(https_client(Roots::Aws)?)
             .load()
             .await;
+        let home_region = shared.region().map(|region| region.to_string());
+        let home = Arc::new(RegionClients::new(Arc::new(shared)));
+        let cache: HashMap<String, Arc<RegionClients>> = home_region
+            .map(|region| (region, home.clone()))
+            .into_iter()
+            .collect();
         Ok(Self {
-            config: Arc::new(shared),
-            ec2: Lazy::default(),
-            ssm: Lazy::default(),
-            kms: Lazy::default(),
+            home,
             sns: Lazy::default(),
             organizations: Lazy::default(),
-            regional: Regional::Built(Arc::default()),
+            regional: Regional::Built(Arc::new(Mutex::new(cache))),
         })
     }
 
@@ -110,51 +123,46 @@ impl Clients {
         organizations: aws_sdk_organizations::Client,
         ram: aws_sdk_ram::Client,
     ) -> Self {
-        // Every client is given: the configuration is never used to build one.
-        let config = Arc::new(SdkConfig::builder().build());
-        let regional = Regional::Fixed(Arc::new(RegionClients {
-            config: config.clone(),
-            ec2: Lazy::ready(ec2.clone()),
-            ssm: Lazy::ready(ssm.clone()),
-            kms: Lazy::ready(kms.clone()),
-            ram: Lazy::ready(ram),
-        }));
         Self {
-            config,
-            ec2: Lazy::ready(ec2),
-            ssm: Lazy::ready(ssm),
-            kms: Lazy::ready(kms),
+            home: Arc::new(RegionClients {
+                // Every client is given: the configuration is never used to build one.
+                config: Arc::new(SdkConfig::builder().build()),
+                ec2: Lazy::ready(ec2),
+                ssm: Lazy::ready(ssm),
+                kms: Lazy::ready(kms),
+                ram: Lazy::ready(ram),
+            }),
             sns: Lazy::ready(sns),
             organizations: Lazy::ready(organizations),
-            regional,
+            regional: Regional::Fixed,
         }
     }
 
     pub fn ec2(&self) -> &aws_sdk_ec2::Client {
-        self.ec2.get(&self.config, aws_sdk_ec2::Client::new)
+        self.home.ec2()
     }
 
     pub fn ssm(&self) -> &aws_sdk_ssm::Client {
-        self.ssm.get(&self.config, aws_sdk_ssm::Client::new)
+        self.home.ssm()
     }
 
     pub fn kms(&self) -> &aws_sdk_kms::Client {
-        self.kms.get(&self.config, aws_sdk_kms::Client::new)
+        self.home.kms()
     }
 
     pub fn sns(&self) -> &aws_sdk_sns::Client {
-        self.sns.get(&self.config, aws_sdk_sns::Client::new)
+        self.sns.get(&self.home.config, aws_sdk_sns::Client::new)
     }
 
     pub fn organizations(&self) -> &aws_sdk_organizations::Client {
         self.organizations
-            .get(&self.config, aws_sdk_organizations::Client::new)
+            .get(&self.home.config, aws_sdk_organizations::Client::new)
     }
 
-    /// The clients of a target region (the home region's are these same clients' kind).
+    /// The clients of a target region (the home region's are the home clients).
     pub fn region(&self, region: &str) -> Arc<RegionClients> {
         match &self.regional {
-            Regional::Fixed(clients) => clients.clone(),
+            Regional::Fixed => self.home.clone(),
             Regional::Built(cache) => {
                 let mut cache = cache
                     .lock()
@@ -162,19 +170,13 @@ impl Clients {
                 cache
                     .entry(region.to_string())
                     .or_insert_with(|| {
-                        let config = Arc::new(
-                            self.config
+                        Arc::new(RegionClients::new(Arc::new(
+                            self.home
+                                .config
                                 .to_builder()
                                 .region(Region::new(region.to_string()))
                                 .build(),
-                        );
-                        Arc::new(RegionClients {
-                            config,
-                            ec2: Lazy::default(),
-                            ssm: Lazy::default(),
-                            kms: Lazy::default(),
-                            ram: Lazy::default(),
-                        })
+                        )))
                     })
                     .clone()
             }
