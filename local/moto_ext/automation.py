@@ -620,19 +620,9 @@ def _typed_params(document: Any, given: dict[str, list[str]]) -> tuple[dict[str,
             raise SSMError("InvalidAutomationExecutionParametersException",
                            f"parameter type {kind} (of {name}) {NOT_SUPPORTED}")
         if kind == "MapList":
-            given_default = name not in given
-            maps = MapList(spec["default"] if given_default else [])
-            for v in ([] if given_default else values):
-                try:
-                    item = json.loads(v)
-                except ValueError:
-                    item = None
-                if not isinstance(item, dict):
-                    raise SSMError("InvalidAutomationExecutionParametersException",
-                                   f"Parameter {name} value {v!r} is not a JSON object (a MapList "
-                                   f"takes one JSON object per value)")
-                maps.append(item)
-            typed[name], raw[name] = maps, values
+            typed[name] = MapList(_map(name, v) for v in values) if name in given \
+                else MapList(spec["default"])
+            raw[name] = values
             continue
         pattern = spec.get("allowedPattern")
         for v in values:
@@ -645,6 +635,19 @@ def _typed_params(document: Any, given: dict[str, list[str]]) -> tuple[dict[str,
         typed[name] = values if kind == "StringList" else (values[0] if values else "")
         raw[name] = values
     return typed, raw
+
+
+def _map(name: str, value: str) -> dict[str, Any]:
+    """One value of a MapList parameter: a JSON object."""
+    try:
+        item = json.loads(value)
+    except ValueError:
+        item = None
+    if not isinstance(item, dict):
+        raise SSMError("InvalidAutomationExecutionParametersException",
+                       f"Parameter {name} value {value!r} is not a JSON object (a MapList takes "
+                       f"one JSON object per value)")
+    return item
 
 
 def _get_execution(exec_id: str) -> Execution:

@@ -725,45 +725,55 @@ mod tests {
     async fn a_second_region_copies_from_home_under_its_own_key_and_token() {
         const REPLICA: &str =
             "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
-        let mut input: StepInput = testing::event(EVENT);
-        let mut family = testing::family();
-        family.regions.push(golden_ami_core::RegionSpec {
-            region: "us-east-1".into(),
-            kms_key_arn: REPLICA.into(),
-        });
-        input.state.family = Some(family);
-        if let Some(target) = input.state.target.as_mut() {
-            target.region = "us-east-1".into();
-            target.kms_key_arn = REPLICA.into();
+        // The same in both encryption modes: a direct bake's image is the home golden image,
+        // and the other regions copy it as they copy an intermediate image.
+        for encryption in [Encryption::Copy, Encryption::Direct] {
+            let mut input: StepInput = testing::event(EVENT);
+            let mut family = testing::family();
+            family.encryption = encryption;
+            family.regions.push(golden_ami_core::RegionSpec {
+                region: "us-east-1".into(),
+                kms_key_arn: REPLICA.into(),
+            });
+            input.state.family = Some(family);
+            if let Some(target) = input.state.target.as_mut() {
+                target.region = "us-east-1".into();
+                target.kms_key_arn = REPLICA.into();
+            }
+            let home_token = target_token(
+                testing::EXECUTION_ID,
+                "CopyImage",
+                "default",
+                Some(testing::REGION),
+            );
+            let describe = mock!(Kms::describe_key)
+                .match_requests(|request| request.key_id() == Some(REPLICA))
+                .then_output(|| DescribeKeyOutput::builder().key_metadata(usable()).build());
+            let copy = mock!(Ec2::copy_image)
+                .match_requests(move |request| {
+                    request.source_image_id() == Some(INTERMEDIATE)
+                        && request.source_region() == Some(testing::REGION)
+                        && request.kms_key_id() == Some(REPLICA)
+                        && request
+                            .client_token()
+                            .is_some_and(|token| token != home_token)
+                })
+                .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
+            let deps = MockClients {
+                kms: vec![&describe],
+                ec2: vec![&copy],
+                ssm: vec![&testing::durations(None)],
+                ..Default::default()
+            }
+            .deps();
+            let started = handler(&deps, input).await.unwrap();
+            assert_eq!(
+                (started.golden_ami_id.as_str(), started.kms_key_arn.as_str()),
+                (GOLDEN, REPLICA)
+            );
+            assert!(started.started_at.is_some());
+            assert_eq!((describe.num_calls(), copy.num_calls()), (1, 1));
         }
-        let home_token = target_token(
-            testing::EXECUTION_ID,
-            "CopyImage",
-            "default",
-            Some(testing::REGION),
-        );
-        let describe = mock!(Kms::describe_key)
-            .match_requests(|request| request.key_id() == Some(REPLICA))
-            .then_output(|| DescribeKeyOutput::builder().key_metadata(usable()).build());
-        let copy = mock!(Ec2::copy_image)
-            .match_requests(move |request| {
-                request.source_region() == Some(testing::REGION)
-                    && request.kms_key_id() == Some(REPLICA)
-                    && request
-                        .client_token()
-                        .is_some_and(|token| token != home_token)
-            })
-            .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
-        let deps = MockClients {
-            kms: vec![&describe],
-            ec2: vec![&copy],
-            ssm: vec![&testing::durations(None)],
-            ..Default::default()
-        }
-        .deps();
-        let started = handler(&deps, input).await.unwrap();
-        assert_eq!(started.kms_key_arn, REPLICA);
-        assert_eq!((describe.num_calls(), copy.num_calls()), (1, 1));
     }
 
     /// The direct bake's image as DescribeImages shows it: named, one snapshot under `key`.
@@ -897,33 +907,5 @@ mod tests {
             assert!(error.to_string().contains(words), "{error}");
             assert_eq!(tag.num_calls(), 0);
         }
-    }
-
-    #[tokio::test]
-    async fn a_direct_family_copies_its_golden_image_to_the_other_regions() {
-        let mut input = direct(EVENT);
-        let target = input.state.target.as_mut().unwrap();
-        target.region = "us-east-1".into();
-        target.kms_key_arn = "arn:aws:kms:us-east-1:111122223333:key/mrk-1".into();
-        let describe = mock!(Kms::describe_key)
-            .then_output(|| DescribeKeyOutput::builder().key_metadata(usable()).build());
-        let copy = mock!(Ec2::copy_image)
-            .match_requests(|request| {
-                request.source_image_id() == Some(INTERMEDIATE)
-                    && request.source_region() == Some(testing::REGION)
-                    && request.kms_key_id() == Some("arn:aws:kms:us-east-1:111122223333:key/mrk-1")
-            })
-            .then_output(|| CopyImageOutput::builder().image_id(GOLDEN).build());
-        let deps = MockClients {
-            kms: vec![&describe],
-            ec2: vec![&copy],
-            ssm: vec![&testing::durations(None)],
-            ..Default::default()
-        }
-        .deps();
-        let started = handler(&deps, input).await.unwrap();
-        assert_eq!(started.golden_ami_id, GOLDEN);
-        assert!(started.started_at.is_some());
-        assert_eq!(copy.num_calls(), 1);
     }
 }

@@ -1042,11 +1042,9 @@ fn leftovers(state: &PipelineState) -> String {
             bake.automation_execution_id, bake.target_ami_name
         ));
     }
-    if let Some(id) = state.baked_ami_id() {
-        let direct = state
-            .family
-            .as_ref()
-            .is_some_and(|family| family.encryption == golden_ami_core::Encryption::Direct);
+    if let Some(id) = state.intermediate_ami_id() {
+        items.push(format!("intermediate image {id}"));
+    } else if let Some(id) = state.baked_ami_id() {
         // A direct bake's image is the home region's golden image: listed with the regions
         // below once CopyImage took it (and never if it was published).
         let in_regions = state.regions.iter().any(|region| {
@@ -1055,9 +1053,7 @@ fn leftovers(state: &PipelineState) -> String {
                 .as_ref()
                 .is_some_and(|copy| copy.golden_ami_id == id)
         });
-        if !direct {
-            items.push(format!("intermediate image {id}"));
-        } else if !in_regions {
+        if !in_regions {
             items.push(format!(
                 "baked image {id} (the home region's golden image of a direct bake)"
             ));

@@ -162,6 +162,13 @@ mod tests {
 
     use super::*;
 
+    /// SSM's answer to StartAutomationExecution.
+    fn started() -> StartAutomationExecutionOutput {
+        StartAutomationExecutionOutput::builder()
+            .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
+            .build()
+    }
+
     const EVENT: &str = include_str!("../../../events/start-bake/ok.json");
     const NO_CURRENT: &str = include_str!("../../../events/start-bake/missing-current.json");
 
@@ -189,11 +196,7 @@ mod tests {
                     && request.client_token() == Some(token.as_str())
                     && request.parameters() == Some(&expected)
             })
-            .then_output(|| {
-                StartAutomationExecutionOutput::builder()
-                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
-                    .build()
-            });
+            .then_output(started);
         let history = testing::durations(None);
         let deps = MockClients {
             ssm: vec![&start, &history],
@@ -220,11 +223,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_family_s_last_bakes_size_the_waits() {
-        let start = mock!(Ssm::start_automation_execution).then_output(|| {
-            StartAutomationExecutionOutput::builder()
-                .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
-                .build()
-        });
+        let start = mock!(Ssm::start_automation_execution).then_output(started);
         let history = testing::durations(Some(
             r#"{"bake": [2300, 2400, 2500], "copy": [900], "test": [600]}"#,
         ));
@@ -318,11 +317,7 @@ mod tests {
                 parameters["InstanceType"] == ["t4g.small"]
                     && parameters["SubnetId"] == ["subnet-0f0f0f0f0f0f0f0f0"]
             })
-            .then_output(|| {
-                StartAutomationExecutionOutput::builder()
-                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
-                    .build()
-            });
+            .then_output(started);
         let deps = MockClients {
             ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
@@ -353,11 +348,7 @@ mod tests {
                 parameters["TargetAmiName"] == [expected_name.as_str()]
                     && parameters["ImageType"] == ["golden-ami"]
             })
-            .then_output(|| {
-                StartAutomationExecutionOutput::builder()
-                    .automation_execution_id("4c5d6e7f-1111-4222-8333-944455556666")
-                    .build()
-            });
+            .then_output(started);
         let deps = MockClients {
             ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
