@@ -475,7 +475,6 @@ def main() -> None:
         part4_cmd = f"node bench/sample/make_sample_events.mjs {events_path.relative_to(REPO)} && .venv/bin/python bench/pipeline.py --events {events_path.relative_to(REPO)}"
     split = pipeline.split_execution(pipeline.read_jsonl(events_path),
                                      pipeline.read_jsonl(emu_path) if emu_path else None)
-    cost = pipeline.monthly_cost()
     if part4_cmd is None:
         part4_cmd = cmdline
 
@@ -599,7 +598,7 @@ def main() -> None:
          "bench/timing_proxy.py in front of moto. Local polls are immediate (BAKE/COPY_POLL_SECONDS=0, Waits 0 ms), "
          "so the loop counts are the emulator's, not AWS's."),
         "",
-        pipeline.markdown(split, cost, str(events_path.relative_to(REPO) if events_path.is_absolute() and REPO in events_path.parents else events_path),
+        pipeline.markdown(split, str(events_path.relative_to(REPO) if events_path.is_absolute() and REPO in events_path.parents else events_path),
                           part4_cmd, facts),
         f"Machine: {where}.",
         "",

@@ -1,4 +1,4 @@
-"""Part 4: pipeline overhead on the local stack, and what Step Functions would bill for it.
+"""Part 4: pipeline overhead on the local stack.
 
 Input: the runner's --events file (local/runner/run.mjs: one JSON line per event) of ONE
 execution, optionally the emulator request log of the same run (bench/timing_proxy.py).
@@ -13,7 +13,9 @@ Split of the execution's wall time (runner clock, ms):
                   every Wait overridden to 0 ms, the runner's bookkeeping).
 
 Transitions: each state entered counts one, plus each Retry attempt (Step Functions Standard
-bills retries as transitions too).
+bills retries as transitions too). What a run makes and costs on AWS, with the polls at the real
+intervals, is bench/scale.py's model (the report's fan-out scale section): the local stack polls
+at once, so its loop counts are the emulator's.
 
     .venv/bin/python bench/pipeline.py --events run.jsonl [--emulator-log emu.jsonl] [--definition ...]
 """
@@ -22,16 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 
-PRICE_PER_1000 = 0.025  # USD, Step Functions Standard, us-east-1 list price when this was written
-DEFAULT_BAKE_MINUTES = 40
-DEFAULT_COPY_MINUTES = 15
-BAKE_POLL_SECONDS = 120  # crates/core/src/config.rs default
-COPY_POLL_SECONDS = 60  # crates/core/src/config.rs default
 REPO = Path(__file__).resolve().parent.parent
-DEFINITION = REPO / "statemachine" / "golden-ami-pipeline.asl.json"
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -78,106 +73,52 @@ def split_execution(events: list[dict], emulator: list[dict] | None) -> dict:
     return result
 
 
-def monthly_cost(definition_path: Path = DEFINITION, bake_minutes: float = DEFAULT_BAKE_MINUTES,
-                 copy_minutes: float = DEFAULT_COPY_MINUTES, bake_poll: int = BAKE_POLL_SECONDS,
-                 copy_poll: int = COPY_POLL_SECONDS, runs_per_month: int = 1) -> dict:
-    """Transitions of one successful execution computed from the ASL's happy path."""
-    definition = json.loads(definition_path.read_text())
-    states = definition["States"]
-    # Walk the happy path: Choices take their Default (the "not done yet"/"go on" branch) unless
-    # that would loop; loops are counted separately below.
-    loops = {"WaitForBake": math.ceil(bake_minutes * 60 / bake_poll) if bake_poll else 1,
-             "WaitForCopy": math.ceil(copy_minutes * 60 / copy_poll) if copy_poll else 1}
-    path, name, seen = [], definition["StartAt"], set()
-    while name and name not in seen:
-        seen.add(name)
-        path.append(name)
-        state = states[name]
-        if state["Type"] in ("Succeed", "Fail"):
-            break
-        if state["Type"] == "Choice":
-            nexts = [c["Next"] for c in state.get("Choices", [])] + [state.get("Default")]
-            # the branch not yet visited that does not go to the skip/failure side
-            name = next((n for n in nexts if n and n not in seen and "Skip" not in n and "Fail" not in n), None)
-        else:
-            name = state.get("Next")
-    loop_states = {"WaitForBake": ["WaitForBake", "CheckBake", "BakeDone?"],
-                   "WaitForCopy": ["WaitForCopy", "CheckCopy", "CopyDone?"]}
-    fixed = [s for s in path if not any(s in group for group in loop_states.values())]
-    per_run = len(fixed) + sum(len(group) * loops[start] for start, group in loop_states.items() if start in path)
-    transitions = per_run * runs_per_month
-    return {
-        "path": path,
-        "fixed_states": len(fixed),
-        "bake_polls": loops["WaitForBake"],
-        "copy_polls": loops["WaitForCopy"],
-        "per_run": per_run,
-        "per_month": transitions,
-        "cost_usd": transitions / 1000 * PRICE_PER_1000,
-        "bake_minutes": bake_minutes,
-        "copy_minutes": copy_minutes,
-        "bake_poll": bake_poll,
-        "copy_poll": copy_poll,
-    }
-
-
-def markdown(split: dict | None, cost: dict, source: str, command: str, facts: dict | None = None) -> str:
+def markdown(split: dict, source: str, command: str, facts: dict | None = None) -> str:
     facts = facts or {}
-    lines = []
-    if split is not None:
-        lines += [
-            f"Source: `{source}` (execution `{split['execution']}`, status {split['status']}).",
-            f"Command: `{command}`",
-            "",
-            "| part of the wall time | ms | share |",
-            "|---|---:|---:|",
-        ]
-        wall = split["wall_ms"] or 1.0
-        hop = facts.get("hop_ms_median")
-        if split["emulator_ms"] is not None and hop is not None:
-            hop_total = min(hop * split["tasks"], split["handler_ms"])
-            own = split["handler_ms"] - hop_total
-            lines.append(f"| handlers: our code + AWS SDK (debug builds, as `make demo` runs them) | {own:.0f} | {own / wall:.0%} |")
-            lines.append(f"| handlers: invoke hop runner -> cargo lambda watch -> runtime and back "
-                         f"({split['tasks']} x {hop:.1f} ms, the median of 20 invocations rejected before the handler) | {hop_total:.0f} | {hop_total / wall:.0%} |")
-            lines.append(f"| emulator (moto + extension, {split['emulator_requests']} requests, via bench/timing_proxy.py) | {split['emulator_ms']:.0f} | {split['emulator_ms'] / wall:.0%} |")
-        elif split["emulator_ms"] is not None:
-            lines.append(f"| handlers (handler code + SDK + cargo lambda watch hop) | {split['handler_ms']:.0f} | {split['handler_ms'] / wall:.0%} |")
-            lines.append(f"| emulator (moto + extension, {split['emulator_requests']} requests) | {split['emulator_ms']:.0f} | {split['emulator_ms'] / wall:.0%} |")
-        else:
-            lines.append(f"| handlers + emulator (no emulator log: not separable) | {split['task_ms']:.0f} | {split['task_ms'] / wall:.0%} |")
-        lines.append(f"| state machine runner (aws-local-stepfunctions, Waits at 0 ms) | {split['runner_ms']:.0f} | {split['runner_ms'] / wall:.0%} |")
-        lines.append(f"| **wall time of the execution** | **{split['wall_ms']:.0f}** | 100% |")
-        lines += [
-            "",
-            f"State transitions in this execution: **{split['transitions']}** "
-            f"({split['states_entered']} states entered + {split['retries']} retries; {split['tasks']} Task states). "
-            "Per state: " + ", ".join(f"{k} x{v}" for k, v in split["per_state"].items()) + ".",
-            "",
-        ]
-        if facts.get("timings"):
-            t = facts["timings"]
-            lines += [
-                "Not in the execution's wall time: starting the local stack ("
-                + ", ".join(f"{k.replace('_', ' ')}{' (includes warm up)' if k == 'watch_start' else ''} {v:.1f} s"
-                            for k, v in t.items())
-                + (f"; debug build check {facts['build_s']:.1f} s" if facts.get("build_s") is not None else "")
-                + "). Every Wait is 0 ms locally: the real execution spends almost all of its time in Waits.",
-                "",
-            ]
-    lines += [
-        f"Monthly orchestration cost, computed from `statemachine/golden-ami-pipeline.asl.json` (happy path, "
-        f"{cost['fixed_states']} states outside the polling loops; each poll = Wait + Task + Choice = 3 transitions):",
+    lines = [
+        f"Source: `{source}` (execution `{split['execution']}`, status {split['status']}).",
+        f"Command: `{command}`",
         "",
-        "| assumption | value |",
-        "|---|---|",
-        f"| bake time / BAKE_POLL_SECONDS (default, crates/core/src/config.rs) | {cost['bake_minutes']:g} min / {cost['bake_poll']} s -> {cost['bake_polls']} polls |",
-        f"| copy time (typical, assumed) / COPY_POLL_SECONDS (default) | {cost['copy_minutes']:g} min / {cost['copy_poll']} s -> {cost['copy_polls']} polls |",
-        f"| transitions per execution | {cost['per_run']} = {cost['fixed_states']} + 3 x {cost['bake_polls']} + 3 x {cost['copy_polls']} |",
-        f"| executions per month | 1 (schedule: 1st of the month) |",
-        f"| **transitions per month** | **{cost['per_month']}** |",
-        f"| price | ${PRICE_PER_1000} per 1,000 state transitions (Step Functions Standard, us-east-1 list price at the time of writing) |",
-        f"| **orchestration cost per month** | **${cost['cost_usd']:.4f}** (before the free tier of 4,000 transitions/month, which covers it) |",
+        "| part of the wall time | ms | share |",
+        "|---|---:|---:|",
+    ]
+    wall = split["wall_ms"] or 1.0
+    hop = facts.get("hop_ms_median")
+    if split["emulator_ms"] is not None and hop is not None:
+        hop_total = min(hop * split["tasks"], split["handler_ms"])
+        own = split["handler_ms"] - hop_total
+        lines.append(f"| handlers: our code + AWS SDK (debug builds, as `make demo` runs them) | {own:.0f} | {own / wall:.0%} |")
+        lines.append(f"| handlers: invoke hop runner -> cargo lambda watch -> runtime and back "
+                     f"({split['tasks']} x {hop:.1f} ms, the median of 20 invocations rejected before the handler) | {hop_total:.0f} | {hop_total / wall:.0%} |")
+        lines.append(f"| emulator (moto + extension, {split['emulator_requests']} requests, via bench/timing_proxy.py) | {split['emulator_ms']:.0f} | {split['emulator_ms'] / wall:.0%} |")
+    elif split["emulator_ms"] is not None:
+        lines.append(f"| handlers (handler code + SDK + cargo lambda watch hop) | {split['handler_ms']:.0f} | {split['handler_ms'] / wall:.0%} |")
+        lines.append(f"| emulator (moto + extension, {split['emulator_requests']} requests) | {split['emulator_ms']:.0f} | {split['emulator_ms'] / wall:.0%} |")
+    else:
+        lines.append(f"| handlers + emulator (no emulator log: not separable) | {split['task_ms']:.0f} | {split['task_ms'] / wall:.0%} |")
+    lines.append(f"| state machine runner (aws-local-stepfunctions, Waits at 0 ms) | {split['runner_ms']:.0f} | {split['runner_ms'] / wall:.0%} |")
+    lines.append(f"| **wall time of the execution** | **{split['wall_ms']:.0f}** | 100% |")
+    lines += [
+        "",
+        f"State transitions in this execution: **{split['transitions']}** "
+        f"({split['states_entered']} states entered + {split['retries']} retries; {split['tasks']} Task states). "
+        "Per state: " + ", ".join(f"{k} x{v}" for k, v in split["per_state"].items()) + ".",
+        "",
+    ]
+    if facts.get("timings"):
+        t = facts["timings"]
+        lines += [
+            "Not in the execution's wall time: starting the local stack ("
+            + ", ".join(f"{k.replace('_', ' ')}{' (includes warm up)' if k == 'watch_start' else ''} {v:.1f} s"
+                        for k, v in t.items())
+            + (f"; debug build check {facts['build_s']:.1f} s" if facts.get("build_s") is not None else "")
+            + "). Every Wait is 0 ms locally: the real execution spends almost all of its time in Waits.",
+            "",
+        ]
+    lines += [
+        "The local stack polls at once, so this execution's loop counts are the emulator's. What a run "
+        "makes and costs on AWS, with the polls at the real intervals, per family and region: the fan-out "
+        "scale section (`bench/scale.py`).",
         "",
     ]
     return "\n".join(lines)
@@ -253,17 +194,12 @@ def run_local(work_dir: Path, log=None) -> tuple[Path, Path, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="pipeline overhead split and monthly transitions")
-    parser.add_argument("--events", type=Path, help="the runner's --events file of one execution")
+    parser = argparse.ArgumentParser(description="one execution's wall time split and its transitions")
+    parser.add_argument("--events", type=Path, required=True, help="the runner's --events file of one execution")
     parser.add_argument("--emulator-log", type=Path, help="bench/timing_proxy.py log of the same run")
-    parser.add_argument("--bake-minutes", type=float, default=DEFAULT_BAKE_MINUTES)
-    parser.add_argument("--copy-minutes", type=float, default=DEFAULT_COPY_MINUTES)
     args = parser.parse_args()
-    split = None
-    if args.events:
-        split = split_execution(read_jsonl(args.events), read_jsonl(args.emulator_log) if args.emulator_log else None)
-    cost = monthly_cost(bake_minutes=args.bake_minutes, copy_minutes=args.copy_minutes)
-    print(markdown(split, cost, str(args.events), "python bench/pipeline.py " + " ".join(
+    split = split_execution(read_jsonl(args.events), read_jsonl(args.emulator_log) if args.emulator_log else None)
+    print(markdown(split, str(args.events), "python bench/pipeline.py " + " ".join(
         f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None)))
 
 
