@@ -196,10 +196,7 @@ async fn sweep_family(
 
     // The bake's image, at home: the intermediate image, or (direct encryption) the home
     // region's golden image, which the golden name finds below as well.
-    let baked_kind = match family.encryption {
-        Encryption::Copy => TYPE_INTERMEDIATE,
-        Encryption::Direct => TYPE_GOLDEN,
-    };
+    let baked_kind = family.encryption.baked_image_type();
     let mut intermediate: Vec<String> = state
         .and_then(PipelineState::baked_ami_id)
         .map(str::to_string)

@@ -61,6 +61,15 @@ impl Encryption {
             Self::Direct => "direct",
         }
     }
+
+    /// The `Type` tag of the image a bake makes: the intermediate image, or (direct) the home
+    /// region's golden image.
+    pub fn baked_image_type(&self) -> &'static str {
+        match self {
+            Self::Copy => naming::TYPE_INTERMEDIATE,
+            Self::Direct => naming::TYPE_GOLDEN,
+        }
+    }
 }
 
 impl Architecture {

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use golden_ami_core::automation::{parameters, start_automation};
-use golden_ami_core::naming::{self, TYPE_GOLDEN, TYPE_INTERMEDIATE, format_timestamp};
+use golden_ami_core::naming::{self, format_timestamp};
 use golden_ami_core::pacing;
 use golden_ami_core::{
     BakeStarted, Config, CurrentImage, Deps, Encryption, ExecutionContext, FamilyTarget, StepError,
@@ -118,13 +118,7 @@ pub fn bake_parameters(
         ("SecurityGroupId", config.bake_security_group_id.as_str()),
         ("IamInstanceProfileName", family.instance_profile.as_str()),
         ("TargetAmiName", target_ami_name),
-        (
-            "ImageType",
-            match family.encryption {
-                Encryption::Copy => TYPE_INTERMEDIATE,
-                Encryption::Direct => TYPE_GOLDEN,
-            },
-        ),
+        ("ImageType", family.encryption.baked_image_type()),
         (
             "UpdateReportDocumentName",
             config.update_report_document_name.as_str(),
