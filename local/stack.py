@@ -761,6 +761,10 @@ class LocalStack:
             "RETAIN_UNUSED_DAYS": "30",
             "DEPRECATE_AFTER_DAYS": "30",
             "RETAIN_DRY_RUN": "false",
+            # The pointer's asynchronous validation and share association (the extension holds
+            # both for some reads): waited for briefly, reading again without long pauses.
+            "POINTER_WAIT_SECONDS": "5",
+            "POINTER_POLL_MILLISECONDS": "20",
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": REGION,
             "AWS_DEFAULT_REGION": REGION,

@@ -21,8 +21,8 @@ use aws_sdk_ssm::types::{
 };
 use golden_ami_core::automation::get_automation;
 use golden_ami_core::naming::{
-    TAG_AUTOMATION_EXECUTION, TAG_TYPE, TYPE_GOLDEN, TYPE_INTERMEDIATE, golden_image_name,
-    run_suffix,
+    TAG_AUTOMATION_EXECUTION, TAG_POINTER_WRITE, TAG_TYPE, TYPE_GOLDEN, TYPE_INTERMEDIATE,
+    golden_image_name, run_suffix,
 };
 use golden_ami_core::pacing;
 use golden_ami_core::targets::DEFAULT_FAMILY;
@@ -574,7 +574,17 @@ pub fn snapshot_ids(image: &Image) -> Vec<String> {
         .collect()
 }
 
+/// The pointer PublishPointer was writing to this image (its TAG_POINTER_WRITE tag), if any.
+pub fn pointer_write(image: &Image) -> Option<&str> {
+    image
+        .tags()
+        .iter()
+        .find(|tag| tag.key() == Some(TAG_POINTER_WRITE))
+        .and_then(|tag| tag.value())
+}
+
 /// Deregister an image and delete its snapshots; an image or snapshot already gone is fine.
+/// An image a pointer write was issued for is kept (see `pointer_write`).
 async fn remove_image(
     ec2: &aws_sdk_ec2::Client,
     id: &str,
@@ -588,6 +598,14 @@ async fn remove_image(
         }
         Err(error) => return Err(classify_sdk_error("ec2:DescribeImages", error)),
     };
+    if let Some(pointer) = image.as_ref().and_then(pointer_write) {
+        // PublishPointer wrote a pointer to it: SSM validates that write asynchronously, so the
+        // pointer may still come to hold it. Removing it could leave a pointer on nothing.
+        result.kept.push(format!(
+            "{id} (a write of the pointer {pointer} to it was issued, and SSM may still validate it: not removed; once no pointer holds it, Retain removes it in a later run)"
+        ));
+        return Ok(());
+    }
     let mut snapshots = image.as_ref().map(snapshot_ids).unwrap_or_default();
     if let Some(image) = &image {
         // A create that failed half way leaves its image (and snapshots) untagged; the removal
@@ -942,6 +960,59 @@ mod tests {
         assert_eq!(result.deleted_snapshots.len(), 2);
         assert!(result.stopped_automations.is_empty());
         assert!(result.kept.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_copy_a_pointer_write_was_issued_for_is_kept_while_ssm_may_validate_it() {
+        let instances = no_instances();
+        let running = none_running();
+        let automation = mock!(Ssm::get_automation_execution).then_output(|| {
+            GetAutomationExecutionOutput::builder()
+                .automation_execution(
+                    AutomationExecution::builder()
+                        .automation_execution_status(AutomationExecutionStatus::Success)
+                        .build(),
+                )
+                .build()
+        });
+        // The pointer still reads as before (its write is pending): only the tag says so.
+        let written = mock!(Ec2::describe_images)
+            .match_requests(|request| request.image_ids() == [GOLDEN])
+            .then_output(|| {
+                let mut image = image_with_snapshot(GOLDEN, "snap-0ccccccccccccccc0");
+                image.tags.get_or_insert_with(Vec::new).push(
+                    Tag::builder()
+                        .key(TAG_POINTER_WRITE)
+                        .value(testing::POINTER)
+                        .build(),
+                );
+                DescribeImagesOutput::builder().images(image).build()
+            });
+        let (get, baked, names, dereg, left, del) = (
+            pointer(OLD),
+            describe(BAKED),
+            by_name_none(),
+            deregister(),
+            no_leftovers(),
+            delete(),
+        );
+        let deps = MockClients {
+            ssm: vec![&get, &automation, &running],
+            ec2: vec![&instances, &baked, &written, &names, &dereg, &left, &del],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, testing::event(FAILURE_BEFORE))
+            .await
+            .unwrap();
+        assert_eq!(result.deregistered_images, [BAKED]);
+        assert_eq!(result.kept.len(), 1, "{:?}", result.kept);
+        assert!(
+            result.kept[0].starts_with(GOLDEN)
+                && result.kept[0].contains("SSM may still validate it"),
+            "{:?}",
+            result.kept
+        );
     }
 
     #[tokio::test]

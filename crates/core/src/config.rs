@@ -109,6 +109,13 @@ pub struct Config {
     pub bake_poll_seconds: u64,
     /// COPY_POLL_SECONDS: the wait between two polls of the copy.
     pub copy_poll_seconds: u64,
+    /// POINTER_WAIT_SECONDS: how long PublishPointer waits for SSM to make a pointer write
+    /// visible (an aws:ec2:image value is validated asynchronously) and for AWS RAM to
+    /// associate a pointer with its share (asynchronous too), each.
+    pub pointer_wait: Duration,
+    /// POINTER_POLL_MILLISECONDS: the longest pause between two reads while it waits (the first
+    /// reads come sooner).
+    pub pointer_poll: Duration,
     /// IMAGE_NAME_PREFIX: the start of every image name this pipeline makes.
     pub image_name_prefix: String,
     /// SHARE_ORGANIZATION_ARN, SHARE_WITH_ORGANIZATION, SHARE_OU_ARNS, SHARE_ACCOUNT_IDS.
@@ -248,6 +255,8 @@ impl Config {
             test_poll_seconds: env.seconds("TEST_POLL_SECONDS", 60)?,
             bake_poll_seconds: env.seconds("BAKE_POLL_SECONDS", 120)?,
             copy_poll_seconds: env.seconds("COPY_POLL_SECONDS", 60)?,
+            pointer_wait: Duration::from_secs(env.seconds("POINTER_WAIT_SECONDS", 60)?),
+            pointer_poll: env.milliseconds("POINTER_POLL_MILLISECONDS", 2_000)?,
             image_name_prefix,
             share: env.share()?,
             notification_topic_arn: env.required("NOTIFICATION_TOPIC_ARN")?,
@@ -306,6 +315,21 @@ impl Env<'_> {
                 // Zero is allowed: the local stack polls without waiting.
                 Ok(seconds) if seconds <= 3_600 => Ok(seconds),
                 _ => Err(self.malformed(name, &value, "a whole number of seconds from 0 to 3600")),
+            },
+        }
+    }
+
+    fn milliseconds(&self, name: &str, default: u64) -> Result<Duration, StepError> {
+        match self.optional(name) {
+            None => Ok(Duration::from_millis(default)),
+            Some(value) => match value.parse::<u64>() {
+                // Zero is allowed: the local stack reads again without pausing.
+                Ok(millis) if millis <= 60_000 => Ok(Duration::from_millis(millis)),
+                _ => Err(self.malformed(
+                    name,
+                    &value,
+                    "a whole number of milliseconds from 0 to 60000",
+                )),
             },
         }
     }

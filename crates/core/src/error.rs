@@ -82,6 +82,30 @@ pub enum StepError {
         found_value: String,
     },
 
+    /// SSM never made a pointer write visible: it validates an aws:ec2:image value
+    /// asynchronously after PutParameter succeeded, and a value that fails validation is never
+    /// written (PutParameter API reference, DataType).
+    #[error(
+        "pointer {parameter} in {region} does not hold {image_id}: SSM accepted the write but {reason}; check that {image_id} is available to this account in {region} (ec2 describe-images), and the EventBridge \"Parameter Store Change\" events or CloudTrail for the failed validation; the pointer holds what it held before"
+    )]
+    PointerValidationFailed {
+        parameter: String,
+        region: String,
+        image_id: String,
+        reason: String,
+    },
+
+    /// The pointer could not be added to the region's AWS RAM share (the association FAILED,
+    /// or did not become ASSOCIATED in time): the organization cannot read it.
+    #[error(
+        "pointer {parameter} is not shared: its association with the AWS RAM share {share} {reason}; consumers there get ParameterNotFound until it is ASSOCIATED: check the share in the RAM console (aws ram get-resource-share-associations --association-type RESOURCE --resource-arn {parameter}) and re-run the pipeline, which repairs the association"
+    )]
+    PointerShareFailed {
+        parameter: String,
+        share: String,
+        reason: String,
+    },
+
     /// Cleanup was asked to remove an image that must be kept.
     #[error("cleanup refused: {0}")]
     CleanupRefused(String),
@@ -119,6 +143,8 @@ pub const ERROR_NAMES: &[&str] = &[
     "TestFailed",
     "TestTimedOut",
     "PointerChangedConcurrently",
+    "PointerValidationFailed",
+    "PointerShareFailed",
     "CleanupRefused",
     "NotificationFailed",
     "Throttled",
@@ -146,6 +172,8 @@ impl StepError {
             Self::TestFailed(_) => "TestFailed",
             Self::TestTimedOut(_) => "TestTimedOut",
             Self::PointerChangedConcurrently { .. } => "PointerChangedConcurrently",
+            Self::PointerValidationFailed { .. } => "PointerValidationFailed",
+            Self::PointerShareFailed { .. } => "PointerShareFailed",
             Self::CleanupRefused(_) => "CleanupRefused",
             Self::NotificationFailed(_) => "NotificationFailed",
             Self::Throttled { .. } => "Throttled",
@@ -306,6 +334,17 @@ mod tests {
                 expected: 0,
                 found: 0,
                 found_value: String::new(),
+            },
+            StepError::PointerValidationFailed {
+                parameter: String::new(),
+                region: String::new(),
+                image_id: String::new(),
+                reason: String::new(),
+            },
+            StepError::PointerShareFailed {
+                parameter: String::new(),
+                share: String::new(),
+                reason: String::new(),
             },
             StepError::CleanupRefused(String::new()),
             StepError::NotificationFailed(String::new()),

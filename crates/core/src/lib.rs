@@ -20,7 +20,10 @@ pub use automation::{get_automation, stop_automation};
 pub use config::{Config, RetentionPolicy, ShareConfig};
 pub use deps::{Clients, Deps, RegionClients, init_tracing, report};
 pub use error::{StepError, classify_sdk_error, error_code};
-pub use pointer::{PointerHistory, PointerValue, read_pointer, read_pointer_history};
+pub use pointer::{
+    PointerHistory, PointerValue, WriteOutcome, WriteSeen, await_pointer_write, classify_write,
+    read_pointer, read_pointer_history,
+};
 pub use report::{CheckReport, UpdateSummary};
 pub use runtime::{EventShape, parse_event};
 pub use targets::{Encryption, FamilyTarget, RegionSpec, Targets};

@@ -20,6 +20,10 @@ pub const TAG_PATCH_DATE: &str = "golden-ami:patch-date";
 pub const TAG_FAMILY: &str = "golden-ami:family";
 /// Set by the bake and test documents on the instances, volumes, images and snapshots they make.
 pub const TAG_AUTOMATION_EXECUTION: &str = "golden-ami:automation-execution";
+/// Set by PublishPointer on a golden image just before it writes a pointer to it (the value
+/// names the pointer): SSM validates the write asynchronously, so until then the pointer may
+/// come to hold the image, and the failure path keeps it.
+pub const TAG_POINTER_WRITE: &str = "golden-ami:pointer-write";
 
 /// Namespace of the idempotency tokens (a fixed random UUID: tokens are stable across releases).
 const TOKEN_NAMESPACE: Uuid = Uuid::from_u128(0x6a1f_3c0e_9b7d_4e21_a5c8_2f4d_7e90_1b36);

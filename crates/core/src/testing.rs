@@ -69,6 +69,9 @@ pub fn config() -> Config {
         ("IMAGE_NAME_PREFIX", "golden-ami"),
         ("NOTIFICATION_TOPIC_ARN", TOPIC_ARN),
         ("PIPELINE_NAME", "golden-ami-pipeline"),
+        // Waits for asynchronous writes: short, and reads again without pausing.
+        ("POINTER_WAIT_SECONDS", "1"),
+        ("POINTER_POLL_MILLISECONDS", "0"),
     ];
     match Config::from_lookup(|name| {
         vars.iter()

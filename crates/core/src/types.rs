@@ -623,6 +623,10 @@ pub struct PublishResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_ami_id: Option<String>,
     pub new_ami_id: String,
+    /// The pointer existed but was not associated with its region's AWS RAM share (consumers
+    /// there got ParameterNotFound): this run associated it again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reshared: bool,
 }
 
 /// Cleanup: what was removed and what was deliberately kept.

@@ -1878,6 +1878,7 @@ mod tests {
             version: 8,
             previous_ami_id: Some(OLD.into()),
             new_ami_id: NEW.into(),
+            reshared: false,
         };
         let status = |started, published, now: &PointerNow| {
             pointer_status(testing::POINTER, "eu-west-1", started, published, now)

@@ -8,11 +8,17 @@
 //! there (Overwrite=false, so a pointer someone created meanwhile is never replaced) and adds it
 //! to the region's AWS RAM pointer share, so the organization can read it.
 
-use aws_sdk_ram::types::{ResourceOwner, ResourceShareStatus};
+use aws_sdk_ec2::types::{ImageState, Tag};
+use aws_sdk_ram::types::{
+    ResourceOwner, ResourceShareAssociationStatus, ResourceShareAssociationType,
+    ResourceShareStatus,
+};
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use golden_ami_core::naming::TAG_POINTER_WRITE;
 use golden_ami_core::types::RegionTarget;
 use golden_ami_core::{
-    Deps, PublishResult, RegionClients, StepError, StepInput, classify_sdk_error, read_pointer,
+    Deps, PointerValue, PublishResult, RegionClients, StepError, StepInput, WriteOutcome,
+    await_pointer_write, classify_sdk_error, error_code, read_pointer,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
@@ -29,39 +35,41 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             .unwrap_or_default(),
         input.context.execution_id
     );
-    let published = |version: i64| PublishResult {
+    let published = |version: i64, reshared: bool| PublishResult {
         parameter_name: parameter.clone(),
         region: target.region.clone(),
         version,
         previous_ami_id: target.ami_id.clone(),
         new_ami_id: new_ami_id.clone(),
+        reshared,
     };
     let now = match read_pointer(clients.ssm(), parameter).await {
-        Ok(pointer) => Some((pointer.value, pointer.version)),
+        Ok(pointer) => Some(pointer),
         Err(StepError::PointerNotFound { .. }) => None,
         Err(error) => return Err(error),
     };
-    match decide(target, &new_ami_id, now.as_ref()) {
+    let now_pair = now
+        .as_ref()
+        .map(|pointer| (pointer.value.clone(), pointer.version));
+    match decide(target, &new_ami_id, now_pair.as_ref()) {
         Decision::AlreadyPublished(version) => {
             tracing::info!(%parameter, version, region = %target.region, "pointer already holds the new image (retried step)");
-            // A retry may come after the create but before the share.
-            if target.ami_id.is_none() {
-                share_pointer(deps, &clients, target).await?;
-            }
-            return Ok(published(version));
+            // A retry may come after the write but before the share.
+            let reshared = ensure_shared(deps, &clients, target).await?;
+            // A created pointer is associated for the first time: that is no repair.
+            Ok(published(version, reshared && target.ami_id.is_some()))
         }
-        Decision::Refuse { found, value } => {
-            return Err(StepError::PointerChangedConcurrently {
-                parameter: format!("{parameter} in {}", target.region),
-                expected: target.parameter_version,
-                found,
-                found_value: value,
-            });
-        }
+        Decision::Refuse { found, value } => Err(StepError::PointerChangedConcurrently {
+            parameter: format!("{parameter} in {}", target.region),
+            expected: target.parameter_version,
+            found,
+            found_value: value,
+        }),
         Decision::Create => {
             // The share must exist before the pointer does: a pointer nobody can read is no
             // publication.
             let share = pointer_share(deps, &clients, &target.region).await?;
+            mark_pointer_write(&clients, &new_ami_id, parameter).await?;
             put(clients.ssm(), parameter, &new_ami_id, &description, false)
                 .await
                 .map_err(|error| match error {
@@ -74,27 +82,125 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
                     },
                     PutError::Other(error) => error,
                 })?;
-            associate(&clients, &share, target).await?;
+            let version = await_visible(deps, &clients, target, None, &new_ami_id).await?;
+            // A parameter can only be associated once it exists, i.e. once SSM validated it.
+            ensure_associated(deps, &clients, &share, target).await?;
+            tracing::info!(%parameter, region = %target.region, version, %new_ami_id, "pointer created and shared");
+            Ok(published(version, false))
         }
         Decision::Publish => {
+            // The organization must be able to read what it is about to hold: a pointer that
+            // ended up outside its share (consumers get ParameterNotFound) is repaired first.
+            let reshared = ensure_shared(deps, &clients, target).await?;
+            mark_pointer_write(&clients, &new_ami_id, parameter).await?;
             put(clients.ssm(), parameter, &new_ami_id, &description, true)
                 .await
                 .map_err(PutError::into_step_error)?;
+            let version = await_visible(deps, &clients, target, now.as_ref(), &new_ami_id).await?;
+            tracing::info!(%parameter, region = %target.region, version, %new_ami_id, "pointer published");
+            Ok(published(version, reshared))
         }
     }
-    // Read back: an aws:ec2:image value is validated by SSM, and a race with a manual write in
-    // the moment between the check and the put must not go unnoticed.
-    let stored = read_pointer(clients.ssm(), parameter).await?;
-    if stored.value != new_ami_id {
-        return Err(StepError::PointerChangedConcurrently {
+}
+
+/// Before the write, the image says a pointer write to it was issued (TAG_POINTER_WRITE): until
+/// SSM has validated it, the pointer may come to hold the image whatever happens to this
+/// invocation, so the failure path and the reaper keep an image with this tag.
+async fn mark_pointer_write(
+    clients: &RegionClients,
+    image_id: &str,
+    parameter: &str,
+) -> Result<(), StepError> {
+    clients
+        .ec2()
+        .create_tags()
+        .resources(image_id)
+        .tags(
+            Tag::builder()
+                .key(TAG_POINTER_WRITE)
+                .value(parameter)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|error| classify_sdk_error("ec2:CreateTags", error))?;
+    Ok(())
+}
+
+/// Wait until the write shows (its version), or fail: someone else's write came first
+/// (PointerChangedConcurrently), or it never showed (PointerValidationFailed, saying whether the
+/// image can explain it).
+async fn await_visible(
+    deps: &Deps,
+    clients: &RegionClients,
+    target: &RegionTarget,
+    before: Option<&PointerValue>,
+    new_ami_id: &str,
+) -> Result<i64, StepError> {
+    let parameter = &target.parameter_name;
+    let outcome = await_pointer_write(
+        clients.ssm(),
+        parameter,
+        before,
+        new_ami_id,
+        deps.config.pointer_wait,
+        deps.config.pointer_poll,
+    )
+    .await?;
+    match outcome {
+        WriteOutcome::Visible(version) => Ok(version),
+        WriteOutcome::Changed(now) => Err(StepError::PointerChangedConcurrently {
             parameter: format!("{parameter} in {}", target.region),
-            expected: target.parameter_version + 1,
-            found: stored.version,
-            found_value: stored.value,
-        });
+            expected: target.parameter_version,
+            found: now.as_ref().map_or(0, |now| now.version),
+            found_value: now.map_or_else(|| "(deleted during this run)".into(), |now| now.value),
+        }),
+        WriteOutcome::NotVisible => Err(StepError::PointerValidationFailed {
+            parameter: parameter.clone(),
+            region: target.region.clone(),
+            image_id: new_ami_id.to_string(),
+            reason: why_not_visible(clients, new_ami_id, deps.config.pointer_wait).await?,
+        }),
     }
-    tracing::info!(%parameter, region = %target.region, version = stored.version, %new_ami_id, "pointer published");
-    Ok(published(stored.version))
+}
+
+/// Why a write of `image_id` may never show: what EC2 says of the image now.
+async fn why_not_visible(
+    clients: &RegionClients,
+    image_id: &str,
+    waited: std::time::Duration,
+) -> Result<String, StepError> {
+    let image = clients
+        .ec2()
+        .describe_images()
+        .image_ids(image_id)
+        .include_disabled(true)
+        .send()
+        .await
+        .map(|output| output.images().first().cloned())
+        .or_else(|error| match error_code(&error) {
+            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
+            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
+        })?;
+    Ok(validation_failure(
+        image.as_ref().and_then(|image| image.state()),
+        waited,
+    ))
+}
+
+/// The reason a write did not show, from the image's state (None: the image does not exist).
+pub fn validation_failure(state: Option<&ImageState>, waited: std::time::Duration) -> String {
+    match state {
+        None => "the image does not exist (deregistered?), so its validation fails".into(),
+        Some(ImageState::Available) => format!(
+            "the write did not show within {} s (its validation failed, or SSM is slower than that: the image stays, tagged {TAG_POINTER_WRITE})",
+            waited.as_secs()
+        ),
+        Some(state) => format!(
+            "the image is {}, not available, so its validation fails",
+            state.as_str()
+        ),
+    }
 }
 
 enum PutError {
@@ -219,31 +325,121 @@ async fn pointer_share(
         })
 }
 
-async fn share_pointer(
+/// The pointer is associated with the region's pointer share, or is made so: true if it had to
+/// be (re)associated although it existed already.
+async fn ensure_shared(
     deps: &Deps,
     clients: &RegionClients,
     target: &RegionTarget,
-) -> Result<(), StepError> {
+) -> Result<bool, StepError> {
     let share = pointer_share(deps, clients, &target.region).await?;
-    associate(clients, &share, target).await
+    let associated = ensure_associated(deps, clients, &share, target).await?;
+    if associated {
+        tracing::warn!(parameter = %target.parameter_name, region = %target.region, %share, "the pointer was not associated with its share: associated again");
+    }
+    Ok(associated)
+}
+
+/// Wait until the pointer's association with `share_arn` is ASSOCIATED, associating it when it
+/// has none (or a FAILED or DISASSOCIATED one from before). AssociateResourceShare returns
+/// while the association is ASSOCIATING; it becomes ASSOCIATED or FAILED later
+/// (https://docs.aws.amazon.com/ram/latest/APIReference/API_ResourceShareAssociation.html).
+/// True if this call associated it.
+async fn ensure_associated(
+    deps: &Deps,
+    clients: &RegionClients,
+    share_arn: &str,
+    target: &RegionTarget,
+) -> Result<bool, StepError> {
+    let arn = parameter_arn(share_arn, &target.region, &target.parameter_name)?;
+    let deadline = std::time::Instant::now() + deps.config.pointer_wait;
+    let poll = deps.config.pointer_poll;
+    let mut pause = poll / 10;
+    let mut associated_here = false;
+    loop {
+        let (status, message) = association(clients, share_arn, &arn).await?;
+        match (status, associated_here) {
+            (Some(ResourceShareAssociationStatus::Associated), _) => return Ok(associated_here),
+            (Some(ResourceShareAssociationStatus::Failed), true) => {
+                return Err(StepError::PointerShareFailed {
+                    parameter: arn,
+                    share: share_arn.to_string(),
+                    reason: format!(
+                        "FAILED ({})",
+                        message.unwrap_or_else(|| "RAM gave no reason".into())
+                    ),
+                });
+            }
+            (Some(ResourceShareAssociationStatus::Associating), _) | (_, true) => {}
+            (_, false) => {
+                associate(clients, share_arn, &arn).await?;
+                associated_here = true;
+            }
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(StepError::PointerShareFailed {
+                parameter: arn,
+                share: share_arn.to_string(),
+                reason: format!(
+                    "was not ASSOCIATED within {} s",
+                    deps.config.pointer_wait.as_secs()
+                ),
+            });
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2)
+            .min(poll)
+            .max(std::time::Duration::from_millis(1));
+    }
+}
+
+/// The status of the association of `resource_arn` with the share (None: there is none).
+async fn association(
+    clients: &RegionClients,
+    share_arn: &str,
+    resource_arn: &str,
+) -> Result<(Option<ResourceShareAssociationStatus>, Option<String>), StepError> {
+    let mut pages = clients
+        .ram()
+        .get_resource_share_associations()
+        .association_type(ResourceShareAssociationType::Resource)
+        .resource_share_arns(share_arn)
+        .resource_arn(resource_arn)
+        .into_paginator()
+        .send();
+    let mut found = (None, None);
+    while let Some(page) = pages.next().await {
+        let page =
+            page.map_err(|error| classify_sdk_error("ram:GetResourceShareAssociations", error))?;
+        for association in page.resource_share_associations() {
+            if association.associated_entity() == Some(resource_arn)
+                && association.resource_share_arn() == Some(share_arn)
+            {
+                found = (
+                    association.status().cloned(),
+                    association.status_message().map(str::to_string),
+                );
+            }
+        }
+    }
+    Ok(found)
 }
 
 /// Add the pointer to the share (associating it again is a no-op for RAM).
 async fn associate(
     clients: &RegionClients,
     share_arn: &str,
-    target: &RegionTarget,
+    resource_arn: &str,
 ) -> Result<(), StepError> {
-    let arn = parameter_arn(share_arn, &target.region, &target.parameter_name)?;
     clients
         .ram()
         .associate_resource_share()
         .resource_share_arn(share_arn)
-        .resource_arns(&arn)
+        .resource_arns(resource_arn)
         .send()
         .await
         .map_err(|error| classify_sdk_error("ram:AssociateResourceShare", error))?;
-    tracing::info!(parameter = %arn, share = share_arn, "pointer added to the organization's share");
+    tracing::info!(parameter = %resource_arn, share = share_arn, "pointer added to the organization's share");
     Ok(())
 }
 
@@ -270,10 +466,20 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    use aws_sdk_ec2::Client as Ec2;
+    use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
+    use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
+    use aws_sdk_ec2::types::Image;
+    use aws_sdk_ram::Client as Ram;
+    use aws_sdk_ram::operation::associate_resource_share::AssociateResourceShareOutput;
+    use aws_sdk_ram::operation::get_resource_share_associations::GetResourceShareAssociationsOutput;
+    use aws_sdk_ram::operation::get_resource_shares::GetResourceSharesOutput;
+    use aws_sdk_ram::types::{ResourceShare, ResourceShareAssociation};
     use aws_sdk_ssm::Client as Ssm;
-    use aws_sdk_ssm::operation::get_parameter::GetParameterOutput;
+    use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
     use aws_sdk_ssm::operation::put_parameter::PutParameterOutput;
     use aws_sdk_ssm::types::Parameter;
+    use aws_sdk_ssm::types::error::ParameterNotFound;
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
     use super::*;
@@ -283,6 +489,9 @@ mod tests {
     const UNTESTED: &str = include_str!("../../../events/publish-pointer/untested.json");
     const OLD: &str = "ami-0123456789abcdef0";
     const NEW: &str = "ami-0ccccccccccccccc0";
+    const SHARE_ARN: &str =
+        "arn:aws:ram:eu-west-1:111122223333:resource-share/0c6a1f6e-1111-4222-8333-444455556666";
+    const POINTER_ARN: &str = "arn:aws:ssm:eu-west-1:111122223333:parameter/golden-ami/current";
 
     fn parameter(value: &str, version: i64) -> GetParameterOutput {
         GetParameterOutput::builder()
@@ -296,31 +505,41 @@ mod tests {
             .build()
     }
 
-    /// GetParameter answers `before` until PutParameter ran, then `after`.
+    /// GetParameter: `before` (None: no such parameter) until PutParameter ran and for
+    /// `pending` reads after it (SSM still validating), then `after`.
     fn pointer(
-        before: (&'static str, i64),
+        before: Option<(&'static str, i64)>,
+        pending: usize,
         after: (&'static str, i64),
         put_calls: Arc<AtomicUsize>,
     ) -> Rule {
+        let reads_after_put = Arc::new(AtomicUsize::new(0));
         mock!(Ssm::get_parameter)
             .match_requests(|request| request.name() == Some(testing::POINTER))
-            .then_output(move || {
-                if put_calls.load(Ordering::SeqCst) == 0 {
-                    parameter(before.0, before.1)
-                } else {
-                    parameter(after.0, after.1)
+            .then_compute_response(move |_| {
+                let written = put_calls.load(Ordering::SeqCst) > 0
+                    && reads_after_put.fetch_add(1, Ordering::SeqCst) >= pending;
+                match (written, before) {
+                    (true, _) => testing::MockResponse::Output(parameter(after.0, after.1)),
+                    (false, Some((value, version))) => {
+                        testing::MockResponse::Output(parameter(value, version))
+                    }
+                    (false, None) => testing::MockResponse::Error(
+                        GetParameterError::ParameterNotFound(ParameterNotFound::builder().build()),
+                    ),
                 }
             })
     }
 
-    fn put(calls: Arc<AtomicUsize>) -> Rule {
+    fn put(value: &'static str, overwrite: bool, calls: Arc<AtomicUsize>) -> Rule {
         mock!(Ssm::put_parameter)
-            .match_requests(|request| {
+            .match_requests(move |request| {
                 request.name() == Some(testing::POINTER)
-                    && request.value() == Some(NEW)
+                    && request.value() == Some(value)
                     && request.data_type() == Some("aws:ec2:image")
-                    && request.overwrite() == Some(true)
+                    && request.overwrite() == Some(overwrite)
                     && request.r#type() == Some(&ParameterType::String)
+                    && (overwrite || request.tier() == Some(&ParameterTier::Advanced))
             })
             .then_output(move || {
                 calls.fetch_add(1, Ordering::SeqCst);
@@ -328,13 +547,103 @@ mod tests {
             })
     }
 
-    #[tokio::test]
-    async fn publishes_the_verified_copy_as_an_image_parameter() {
+    /// The image is tagged with the pointer it is about to be written to.
+    fn mark(image: &'static str) -> Rule {
+        mock!(Ec2::create_tags)
+            .match_requests(move |request| {
+                request.resources() == [image]
+                    && request.tags().iter().any(|tag| {
+                        tag.key() == Some(TAG_POINTER_WRITE)
+                            && tag.value() == Some(testing::POINTER)
+                    })
+            })
+            .then_output(|| CreateTagsOutput::builder().build())
+    }
+
+    fn image_in_state(state: ImageState) -> Rule {
+        mock!(Ec2::describe_images)
+            .match_requests(|request| {
+                request.image_ids() == [NEW] && request.include_disabled() == Some(true)
+            })
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(Image::builder().image_id(NEW).state(state.clone()).build())
+                    .build()
+            })
+    }
+
+    fn shares(status: ResourceShareStatus) -> Rule {
+        mock!(Ram::get_resource_shares)
+            .match_requests(|request| {
+                request.name() == Some("golden-ami-pipeline-pointers")
+                    && request.resource_owner() == Some(&ResourceOwner::SelfValue)
+            })
+            .then_output(move || {
+                GetResourceSharesOutput::builder()
+                    .resource_shares(
+                        ResourceShare::builder()
+                            .name("golden-ami-pipeline-pointers")
+                            .resource_share_arn(SHARE_ARN)
+                            .status(status.clone())
+                            .build(),
+                    )
+                    .build()
+            })
+    }
+
+    /// GetResourceShareAssociations of the pointer: the n-th call answers `statuses[n]` (the
+    /// last one again after that; None: no association).
+    fn associations(statuses: Vec<Option<ResourceShareAssociationStatus>>) -> Rule {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (NEW, 8), calls.clone());
-        let put = put(calls.clone());
+        mock!(Ram::get_resource_share_associations)
+            .match_requests(|request| {
+                request.association_type() == Some(&ResourceShareAssociationType::Resource)
+                    && request.resource_share_arns() == [SHARE_ARN]
+                    && request.resource_arn() == Some(POINTER_ARN)
+            })
+            .then_output(move || {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                let status = statuses.get(n).or(statuses.last()).cloned().flatten();
+                let mut output = GetResourceShareAssociationsOutput::builder();
+                if let Some(status) = status {
+                    output = output.resource_share_associations(
+                        ResourceShareAssociation::builder()
+                            .resource_share_arn(SHARE_ARN)
+                            .associated_entity(POINTER_ARN)
+                            .association_type(ResourceShareAssociationType::Resource)
+                            .status(status)
+                            .status_message("the parameter is not in the Advanced tier")
+                            .build(),
+                    );
+                }
+                output.build()
+            })
+    }
+
+    fn associated() -> Rule {
+        associations(vec![Some(ResourceShareAssociationStatus::Associated)])
+    }
+
+    fn associate_rule() -> Rule {
+        mock!(Ram::associate_resource_share)
+            .match_requests(|request| {
+                request.resource_share_arn() == Some(SHARE_ARN)
+                    && request.resource_arns() == [POINTER_ARN]
+            })
+            .then_output(|| AssociateResourceShareOutput::builder().build())
+    }
+
+    #[tokio::test]
+    async fn publishes_the_verified_copy_once_ssm_has_validated_it() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        // The write shows on the third read after the put: SSM validates it asynchronously.
+        let get = pointer(Some((OLD, 7)), 2, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls.clone());
+        let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
         let deps = MockClients {
             ssm: vec![&get, &put],
+            ram: vec![&list, &assoc],
+            ec2: vec![&mark],
             ..Default::default()
         }
         .deps();
@@ -347,17 +656,85 @@ mod tests {
                 version: 8,
                 previous_ami_id: Some(OLD.into()),
                 new_ami_id: NEW.into(),
+                reshared: false,
             }
         );
-        assert_eq!(put.num_calls(), 1);
-        assert_eq!(get.num_calls(), 2);
+        assert_eq!((put.num_calls(), mark.num_calls()), (1, 1));
+        // One read before the write, two while it is validated, one that sees it.
+        assert_eq!(get.num_calls(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_never_shows_fails_validation_naming_the_image_and_why() {
+        for (state, why) in [
+            (ImageState::Disabled, "the image is disabled, not available"),
+            (ImageState::Available, "did not show within 1 s"),
+        ] {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let get = pointer(Some((OLD, 7)), usize::MAX, (NEW, 8), calls.clone());
+            let put = put(NEW, true, calls.clone());
+            let (list, assoc, mark) =
+                (shares(ResourceShareStatus::Active), associated(), mark(NEW));
+            let describe = image_in_state(state);
+            let deps = MockClients {
+                ssm: vec![&get, &put],
+                ram: vec![&list, &assoc],
+                ec2: vec![&mark, &describe],
+                ..Default::default()
+            }
+            .deps();
+            let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+            assert_eq!(error.error_type(), "PointerValidationFailed");
+            let message = error.to_string();
+            assert!(
+                message.contains(NEW)
+                    && message.contains(why)
+                    && message.contains("holds what it held before"),
+                "{message}"
+            );
+            assert_eq!((put.num_calls(), describe.num_calls()), (1, 1));
+            assert!(get.num_calls() > 2, "it waited: {}", get.num_calls());
+        }
+    }
+
+    #[tokio::test]
+    async fn another_write_that_shows_first_is_a_concurrent_change() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(
+            Some((OLD, 7)),
+            1,
+            ("ami-0dddddddddddddddd", 8),
+            calls.clone(),
+        );
+        let put = put(NEW, true, calls.clone());
+        let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
+        let deps = MockClients {
+            ssm: vec![&get, &put],
+            ram: vec![&list, &assoc],
+            ec2: vec![&mark],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "PointerChangedConcurrently");
+        assert!(
+            error
+                .to_string()
+                .contains("version 8 = ami-0dddddddddddddddd"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
     async fn a_pointer_moved_during_the_run_is_not_overwritten() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer(("ami-0dddddddddddddddd", 8), ("unused", 0), calls.clone());
-        let put = put(calls);
+        let get = pointer(
+            Some(("ami-0dddddddddddddddd", 8)),
+            0,
+            ("unused", 0),
+            calls.clone(),
+        );
+        let put = put(NEW, true, calls);
         let deps = MockClients {
             ssm: vec![&get, &put],
             ..Default::default()
@@ -377,10 +754,12 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_its_own_write_does_not_write_again() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((NEW, 8), ("unused", 0), calls.clone());
-        let put = put(calls);
+        let get = pointer(Some((NEW, 8)), 0, ("unused", 0), calls.clone());
+        let put = put(NEW, true, calls);
+        let (list, assoc) = (shares(ResourceShareStatus::Active), associated());
         let deps = MockClients {
             ssm: vec![&get, &put],
+            ram: vec![&list, &assoc],
             ..Default::default()
         }
         .deps();
@@ -390,10 +769,67 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_existing_pointer_outside_its_share_is_shared_again_before_it_moves() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls.clone());
+        // No association (or a FAILED one from before): associated again, ASSOCIATING, then
+        // ASSOCIATED.
+        for before in [None, Some(ResourceShareAssociationStatus::Failed)] {
+            let (list, associate, mark) = (
+                shares(ResourceShareStatus::Active),
+                associate_rule(),
+                mark(NEW),
+            );
+            let assoc = associations(vec![
+                before,
+                Some(ResourceShareAssociationStatus::Associating),
+                Some(ResourceShareAssociationStatus::Associated),
+            ]);
+            let deps = MockClients {
+                ssm: vec![&get, &put],
+                ram: vec![&list, &assoc, &associate],
+                ec2: vec![&mark],
+                ..Default::default()
+            }
+            .deps();
+            calls.store(0, Ordering::SeqCst);
+            let result = handler(&deps, testing::event(EVENT)).await.unwrap();
+            assert!(result.reshared);
+            assert_eq!((associate.num_calls(), assoc.num_calls()), (1, 3));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_association_is_named_and_the_pointer_does_not_move() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls.clone());
+        let (list, associate) = (shares(ResourceShareStatus::Active), associate_rule());
+        let assoc = associations(vec![None, Some(ResourceShareAssociationStatus::Failed)]);
+        let deps = MockClients {
+            ssm: vec![&get, &put],
+            ram: vec![&list, &assoc, &associate],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "PointerShareFailed");
+        let message = error.to_string();
+        assert!(
+            message.contains(SHARE_ARN)
+                && message.contains(POINTER_ARN)
+                && message.contains("FAILED (the parameter is not in the Advanced tier)"),
+            "{message}"
+        );
+        assert_eq!(put.num_calls(), 0);
+    }
+
+    #[tokio::test]
     async fn an_unverified_image_is_never_published() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (NEW, 8), calls.clone());
-        let put = put(calls);
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls);
         let deps = MockClients {
             ssm: vec![&get, &put],
             ..Default::default()
@@ -410,8 +846,8 @@ mod tests {
     #[tokio::test]
     async fn an_image_without_a_passed_boot_test_is_never_published() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (NEW, 8), calls.clone());
-        let put = put(calls);
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls);
         let deps = MockClients {
             ssm: vec![&get, &put],
             ..Default::default()
@@ -426,10 +862,13 @@ mod tests {
     #[tokio::test]
     async fn throttled_put_is_retryable() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (NEW, 8), calls);
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls);
         let put = mock!(Ssm::put_parameter).then_http_response(|| testing::http_status(503));
+        let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
         let deps = MockClients {
             ssm: vec![&get, &put],
+            ram: vec![&list, &assoc],
+            ec2: vec![&mark],
             ..Default::default()
         }
         .deps();
@@ -477,6 +916,18 @@ mod tests {
         assert_eq!(decide(&new, NEW, now(OLD, 1).as_ref()), refuse(OLD, 1));
     }
 
+    #[test]
+    fn a_write_that_did_not_show_is_explained_by_the_image() {
+        let waited = std::time::Duration::from_secs(60);
+        assert!(validation_failure(None, waited).contains("does not exist"));
+        assert!(validation_failure(Some(&ImageState::Pending), waited).contains("is pending"));
+        let slow = validation_failure(Some(&ImageState::Available), waited);
+        assert!(
+            slow.contains("within 60 s") && slow.contains(TAG_POINTER_WRITE),
+            "{slow}"
+        );
+    }
+
     /// The event for the same family's copy in a second region: its own image, not the one the
     /// boot test booted in the home region.
     fn second_region_event(golden: &str) -> StepInput {
@@ -503,15 +954,27 @@ mod tests {
     async fn another_region_publishes_its_own_verified_copy_of_the_tested_bake() {
         const REGIONAL: &str = "ami-0eeeeeeeeeeeeeee1";
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (REGIONAL, 8), calls.clone());
-        let put = mock!(Ssm::put_parameter)
-            .match_requests(|request| request.value() == Some(REGIONAL))
-            .then_output(move || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                PutParameterOutput::builder().version(8).build()
-            });
+        let get = pointer(Some((OLD, 7)), 0, (REGIONAL, 8), calls.clone());
+        let put = put(REGIONAL, true, calls.clone());
+        let list = shares(ResourceShareStatus::Active);
+        let assoc = mock!(Ram::get_resource_share_associations).then_output(|| {
+            GetResourceShareAssociationsOutput::builder()
+                .resource_share_associations(
+                    ResourceShareAssociation::builder()
+                        .resource_share_arn(SHARE_ARN)
+                        .associated_entity(
+                            "arn:aws:ssm:us-east-1:111122223333:parameter/golden-ami/current",
+                        )
+                        .status(ResourceShareAssociationStatus::Associated)
+                        .build(),
+                )
+                .build()
+        });
+        let mark = mark(REGIONAL);
         let deps = MockClients {
             ssm: vec![&get, &put],
+            ram: vec![&list, &assoc],
+            ec2: vec![&mark],
             ..Default::default()
         }
         .deps();
@@ -520,7 +983,7 @@ mod tests {
             (result.region.as_str(), result.new_ami_id.as_str()),
             ("us-east-1", REGIONAL)
         );
-        assert_eq!(put.num_calls(), 1);
+        assert_eq!((put.num_calls(), mark.num_calls()), (1, 1));
     }
 
     #[tokio::test]
@@ -530,8 +993,8 @@ mod tests {
             target.region = testing::REGION.into();
         }
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((OLD, 7), (NEW, 8), calls.clone());
-        let put = put(calls);
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls);
         let deps = MockClients {
             ssm: vec![&get, &put],
             ..Default::default()
@@ -546,9 +1009,6 @@ mod tests {
         assert_eq!((get.num_calls(), put.num_calls()), (0, 0));
     }
 
-    const SHARE_ARN: &str =
-        "arn:aws:ram:eu-west-1:111122223333:resource-share/0c6a1f6e-1111-4222-8333-444455556666";
-
     /// The event of a region where the family has no pointer yet.
     fn first_image_event() -> StepInput {
         let mut input: StepInput = testing::event(EVENT);
@@ -559,91 +1019,43 @@ mod tests {
         input
     }
 
-    fn shares(status: ResourceShareStatus) -> Rule {
-        use aws_sdk_ram::Client as Ram;
-        use aws_sdk_ram::operation::get_resource_shares::GetResourceSharesOutput;
-        use aws_sdk_ram::types::ResourceShare;
-        mock!(Ram::get_resource_shares)
-            .match_requests(|request| {
-                request.name() == Some("golden-ami-pipeline-pointers")
-                    && request.resource_owner() == Some(&ResourceOwner::SelfValue)
-            })
-            .then_output(move || {
-                GetResourceSharesOutput::builder()
-                    .resource_shares(
-                        ResourceShare::builder()
-                            .name("golden-ami-pipeline-pointers")
-                            .resource_share_arn(SHARE_ARN)
-                            .status(status.clone())
-                            .build(),
-                    )
-                    .build()
-            })
-    }
-
-    fn associate_rule() -> Rule {
-        use aws_sdk_ram::Client as Ram;
-        use aws_sdk_ram::operation::associate_resource_share::AssociateResourceShareOutput;
-        mock!(Ram::associate_resource_share)
-            .match_requests(|request| {
-                request.resource_share_arn() == Some(SHARE_ARN)
-                    && request.resource_arns()
-                        == ["arn:aws:ssm:eu-west-1:111122223333:parameter/golden-ami/current"]
-            })
-            .then_output(|| AssociateResourceShareOutput::builder().build())
-    }
-
-    /// GetParameter: absent until PutParameter ran, then `after`.
-    fn absent_then(after: (&'static str, i64), put_calls: Arc<AtomicUsize>) -> Rule {
-        use aws_sdk_ssm::operation::get_parameter::GetParameterError;
-        use aws_sdk_ssm::types::error::ParameterNotFound;
-        mock!(Ssm::get_parameter)
-            .match_requests(|request| request.name() == Some(testing::POINTER))
-            .then_compute_response(move |_| {
-                if put_calls.load(Ordering::SeqCst) == 0 {
-                    testing::MockResponse::Error(GetParameterError::ParameterNotFound(
-                        ParameterNotFound::builder().build(),
-                    ))
-                } else {
-                    testing::MockResponse::Output(parameter(after.0, after.1))
-                }
-            })
-    }
-
     #[tokio::test]
-    async fn a_first_image_creates_the_pointer_and_shares_it_with_the_organization() {
+    async fn a_first_image_creates_the_pointer_and_shares_it_once_both_are_done() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = absent_then((NEW, 1), calls.clone());
-        let counted = calls.clone();
-        let create = mock!(Ssm::put_parameter)
-            .match_requests(|request| {
-                request.value() == Some(NEW)
-                    && request.overwrite() == Some(false)
-                    && request.tier() == Some(&ParameterTier::Advanced)
-                    && request.data_type() == Some("aws:ec2:image")
-            })
-            .then_output(move || {
-                counted.fetch_add(1, Ordering::SeqCst);
-                PutParameterOutput::builder().version(1).build()
-            });
-        let (list, associate) = (shares(ResourceShareStatus::Active), associate_rule());
+        // The created parameter exists only once SSM validated it; then it is associated, which
+        // RAM does asynchronously too.
+        let get = pointer(None, 1, (NEW, 1), calls.clone());
+        let create = put(NEW, false, calls.clone());
+        let (list, associate, mark) = (
+            shares(ResourceShareStatus::Active),
+            associate_rule(),
+            mark(NEW),
+        );
+        let assoc = associations(vec![
+            None,
+            Some(ResourceShareAssociationStatus::Associating),
+            Some(ResourceShareAssociationStatus::Associated),
+        ]);
         let deps = MockClients {
             ssm: vec![&get, &create],
-            ram: vec![&list, &associate],
+            ram: vec![&list, &assoc, &associate],
+            ec2: vec![&mark],
             ..Default::default()
         }
         .deps();
         let result = handler(&deps, first_image_event()).await.unwrap();
         assert_eq!(result.previous_ami_id, None);
         assert_eq!((result.version, result.new_ami_id.as_str()), (1, NEW));
+        assert!(!result.reshared);
         assert_eq!((create.num_calls(), associate.num_calls()), (1, 1));
+        assert_eq!((get.num_calls(), assoc.num_calls()), (3, 3));
     }
 
     #[tokio::test]
     async fn without_the_regions_share_no_pointer_is_created() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = absent_then((NEW, 1), calls.clone());
-        let create = put(calls);
+        let get = pointer(None, 0, (NEW, 1), calls.clone());
+        let create = put(NEW, false, calls);
         let list = shares(ResourceShareStatus::Deleted);
         let deps = MockClients {
             ssm: vec![&get, &create],
@@ -665,8 +1077,13 @@ mod tests {
     #[tokio::test]
     async fn a_pointer_someone_created_during_the_run_is_not_replaced() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer(("ami-0dddddddddddddddd", 1), ("unused", 0), calls.clone());
-        let create = put(calls);
+        let get = pointer(
+            Some(("ami-0dddddddddddddddd", 1)),
+            0,
+            ("unused", 0),
+            calls.clone(),
+        );
+        let create = put(NEW, false, calls);
         let deps = MockClients {
             ssm: vec![&get, &create],
             ..Default::default()
@@ -680,12 +1097,13 @@ mod tests {
     #[tokio::test]
     async fn a_retry_after_the_create_shares_it_without_writing_again() {
         let calls = Arc::new(AtomicUsize::new(0));
-        let get = pointer((NEW, 1), ("unused", 0), calls.clone());
-        let create = put(calls);
+        let get = pointer(Some((NEW, 1)), 0, ("unused", 0), calls.clone());
+        let create = put(NEW, false, calls);
         let (list, associate) = (shares(ResourceShareStatus::Active), associate_rule());
+        let assoc = associations(vec![None, Some(ResourceShareAssociationStatus::Associated)]);
         let deps = MockClients {
             ssm: vec![&get, &create],
-            ram: vec![&list, &associate],
+            ram: vec![&list, &assoc, &associate],
             ..Default::default()
         }
         .deps();
