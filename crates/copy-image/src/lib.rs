@@ -316,7 +316,28 @@ async fn adopt_baked_image(
                 "the direct bake's image {baked} is gone: re-run the pipeline to bake a new one"
             ))
         })?;
-    check_direct_bake(&image, baked, name, key_arn)?;
+    // DescribeImages does not return the key of an image's volumes (KmsKeyId in a block device
+    // mapping is a RunInstances input: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsBlockDevice.html);
+    // DescribeSnapshots does.
+    let snapshot_ids: Vec<String> = image
+        .block_device_mappings()
+        .iter()
+        .filter_map(|mapping| mapping.ebs()?.snapshot_id().map(str::to_string))
+        .collect();
+    let snapshots = if snapshot_ids.is_empty() {
+        Vec::new()
+    } else {
+        region
+            .ec2()
+            .describe_snapshots()
+            .set_snapshot_ids(Some(snapshot_ids))
+            .send()
+            .await
+            .map_err(|error| classify_sdk_error("ec2:DescribeSnapshots", error))?
+            .snapshots()
+            .to_vec()
+    };
+    check_direct_bake(&image, &snapshots, baked, name, key_arn)?;
     let claimed = image
         .tags()
         .iter()
@@ -344,9 +365,11 @@ async fn adopt_baked_image(
 }
 
 /// The bake's image is the golden image only if it carries the golden name (a bake of the copy
-/// mode names an intermediate image) and every EBS snapshot is encrypted under the golden key.
+/// mode names an intermediate image) and every EBS snapshot (as DescribeSnapshots reports it in
+/// `snapshots`) is encrypted under the golden key.
 pub fn check_direct_bake(
     image: &aws_sdk_ec2::types::Image,
+    snapshots: &[aws_sdk_ec2::types::Snapshot],
     baked: &str,
     name: &str,
     key_arn: &str,
@@ -361,16 +384,19 @@ pub fn check_direct_bake(
         .block_device_mappings()
         .iter()
         .filter_map(|mapping| {
-            let ebs = mapping.ebs()?;
-            let under = match (ebs.encrypted(), ebs.kms_key_id()) {
-                (Some(true), Some(key)) if key == key_arn => return None,
-                (Some(true), Some(key)) => format!("under {key}"),
-                _ => "unencrypted".to_string(),
+            let snapshot_id = mapping.ebs()?.snapshot_id().unwrap_or("no snapshot");
+            let snapshot = snapshots
+                .iter()
+                .find(|snapshot| snapshot.snapshot_id() == Some(snapshot_id));
+            let under = match snapshot.map(|s| (s.encrypted(), s.kms_key_id())) {
+                Some((Some(true), Some(key))) if key == key_arn => return None,
+                Some((Some(true), Some(key))) => format!("under {key}"),
+                Some(_) => "unencrypted".to_string(),
+                None => "not found by DescribeSnapshots".to_string(),
             };
             Some(format!(
-                "{} ({}) is {under}",
+                "{} ({snapshot_id}) is {under}",
                 mapping.device_name().unwrap_or("a device"),
-                ebs.snapshot_id().unwrap_or("no snapshot")
             ))
         })
         .collect();
@@ -777,14 +803,17 @@ mod tests {
     }
 
     /// The direct bake's image as DescribeImages shows it: named, one snapshot under `key`.
-    fn baked(name: &'static str, key: Option<&'static str>, tags: &[(&str, &str)]) -> Rule {
+    /// DescribeImages of the direct bake's image (no KmsKeyId: AWS does not return one) and
+    /// DescribeSnapshots of its snapshot, under `key` (None: unencrypted).
+    fn baked(name: &'static str, key: Option<&'static str>, tags: &[(&str, &str)]) -> (Rule, Rule) {
         use aws_sdk_ec2::operation::describe_images::DescribeImagesOutput;
-        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Image};
+        use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+        use aws_sdk_ec2::types::{BlockDeviceMapping, EbsBlockDevice, Image, Snapshot};
         let tags: Vec<Tag> = tags
             .iter()
             .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
             .collect();
-        mock!(Ec2::describe_images)
+        let images = mock!(Ec2::describe_images)
             .match_requests(|request| request.image_ids() == [INTERMEDIATE])
             .then_output(move || {
                 DescribeImagesOutput::builder()
@@ -799,7 +828,6 @@ mod tests {
                                         EbsBlockDevice::builder()
                                             .snapshot_id("snap-0123456789abcdef0")
                                             .encrypted(key.is_some())
-                                            .set_kms_key_id(key.map(str::to_string))
                                             .build(),
                                     )
                                     .build(),
@@ -808,7 +836,21 @@ mod tests {
                             .build(),
                     )
                     .build()
-            })
+            });
+        let snapshots = mock!(Ec2::describe_snapshots)
+            .match_requests(|request| request.snapshot_ids() == ["snap-0123456789abcdef0"])
+            .then_output(move || {
+                DescribeSnapshotsOutput::builder()
+                    .snapshots(
+                        Snapshot::builder()
+                            .snapshot_id("snap-0123456789abcdef0")
+                            .encrypted(key.is_some())
+                            .set_kms_key_id(key.map(str::to_string))
+                            .build(),
+                    )
+                    .build()
+            });
+        (images, snapshots)
     }
 
     fn direct(event: &str) -> StepInput {
@@ -831,7 +873,7 @@ mod tests {
     #[tokio::test]
     async fn a_direct_bake_is_the_home_golden_image_tagged_without_a_copy() {
         use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
-        let image = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), &[]);
+        let (image, snapshots) = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), &[]);
         let tag = mock!(Ec2::create_tags)
             .match_requests(|request| {
                 let has = |key: &str, value: &str| {
@@ -849,7 +891,9 @@ mod tests {
             })
             .then_output(|| CreateTagsOutput::builder().build());
         let copy = copy_ok();
-        let started = run_direct(&[&image, &tag, &copy]).await.unwrap();
+        let started = run_direct(&[&image, &snapshots, &tag, &copy])
+            .await
+            .unwrap();
         assert_eq!(
             started,
             CopyStarted {
@@ -865,12 +909,14 @@ mod tests {
         assert_eq!((tag.num_calls(), copy.num_calls()), (1, 0));
 
         // A retry after the tags were written does not tag again (the role may not).
-        let claimed = baked(
+        let (claimed, snapshots) = baked(
             GOLDEN_NAME,
             Some(testing::GOLDEN_KEY_ARN),
             &[(TAG_EXECUTION, testing::EXECUTION_ID)],
         );
-        run_direct(&[&claimed, &tag, &copy]).await.unwrap();
+        run_direct(&[&claimed, &snapshots, &tag, &copy])
+            .await
+            .unwrap();
         assert_eq!((tag.num_calls(), copy.num_calls()), (1, 0));
     }
 
@@ -898,11 +944,11 @@ mod tests {
                 "was not baked in the direct encryption mode",
             ),
         ];
-        for (image, words) in cases {
+        for ((image, snapshots), words) in cases {
             let tag = mock!(Ec2::create_tags).then_output(|| {
                 aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()
             });
-            let error = run_direct(&[&image, &tag]).await.unwrap_err();
+            let error = run_direct(&[&image, &snapshots, &tag]).await.unwrap_err();
             assert_eq!(error.error_type(), "CopyFailed");
             assert!(error.to_string().contains(words), "{error}");
             assert_eq!(tag.num_calls(), 0);
