@@ -11,12 +11,13 @@
 
 use std::collections::HashMap;
 
+use aws_sdk_ec2::types::ImageState;
 use golden_ami_core::automation::{parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
 use golden_ami_core::pacing;
 use golden_ami_core::{
     BakeStarted, Config, CurrentImage, Deps, Encryption, ExecutionContext, FamilyTarget, StepError,
-    StepInput,
+    StepInput, classify_sdk_error, error_code,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
@@ -42,6 +43,9 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
     if let Some(mappings) = launch {
         parameters.insert("BlockDeviceMappings".to_string(), mappings);
     }
+    // ReadCurrentAmi checked the source; it may have been disabled or deregistered since, and
+    // EC2 would then refuse the launch deep inside the automation.
+    check_source(deps, current).await?;
     let automation_execution_id = start_automation(
         deps.clients.ssm(),
         &config.bake_document_name,
@@ -62,6 +66,52 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
         first_wait_seconds: pace.first_wait_seconds,
         poll_seconds: pace.poll_seconds,
     })
+}
+
+/// The source image still exists and is available (a disabled image cannot be launched:
+/// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/disable-an-ami.html).
+async fn check_source(deps: &Deps, current: &CurrentImage) -> Result<(), StepError> {
+    let image = deps
+        .clients
+        .ec2()
+        .describe_images()
+        .image_ids(&current.ami_id)
+        .include_disabled(true)
+        .send()
+        .await
+        .map(|output| output.images().first().cloned())
+        .or_else(|error| match error_code(&error) {
+            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
+            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
+        })?;
+    match source_refusal(image.as_ref().and_then(|image| image.state())) {
+        None => Ok(()),
+        Some(reason) => Err(StepError::SourceImageNotFound {
+            image_id: current.ami_id.clone(),
+            parameter: current
+                .base_image
+                .clone()
+                .unwrap_or_else(|| current.parameter_name.clone()),
+            reason,
+        }),
+    }
+}
+
+/// Why an image in `state` (None: it does not exist) cannot be baked from, if it cannot.
+pub fn source_refusal(state: Option<&ImageState>) -> Option<String> {
+    match state {
+        Some(ImageState::Available) => None,
+        None => Some(
+            "it no longer exists (deregistered after the run read it): point the pointer at an available golden image (golden-ami rollback or pin) and re-run".into(),
+        ),
+        Some(ImageState::Disabled) => Some(
+            "it was disabled after the run read it, and EC2 launches no disabled image: enable it (aws ec2 enable-image) or point the pointer at another golden image, then re-run".into(),
+        ),
+        Some(state) => Some(format!(
+            "it is {}, not available: wait until it is, or point the pointer at another golden image, then re-run",
+            state.as_str()
+        )),
+    }
 }
 
 /// The bake document's BlockDeviceMappings (a MapList: one JSON object per value) for a direct
@@ -152,9 +202,61 @@ mod tests {
     use aws_sdk_ssm::types::error::{
         AutomationDefinitionNotFoundException, AutomationExecutionLimitExceededException,
     };
-    use golden_ami_core::testing::{self, MockClients, mock};
+    use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
     use super::*;
+
+    /// DescribeImages of the source (the events' current image), in `state` (None: gone).
+    fn source(state: Option<ImageState>) -> Rule {
+        use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+        use aws_sdk_ec2::types::Image;
+        let rule = mock!(aws_sdk_ec2::Client::describe_images).match_requests(|request| {
+            request.image_ids().len() == 1 && request.include_disabled() == Some(true)
+        });
+        match state {
+            Some(state) => rule.then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(
+                        Image::builder()
+                            .image_id("ami-0123456789abcdef0")
+                            .state(state.clone())
+                            .build(),
+                    )
+                    .build()
+            }),
+            None => rule.then_error(|| {
+                DescribeImagesError::generic(testing::service_error(
+                    "InvalidAMIID.NotFound",
+                    "The image id '[ami-0123456789abcdef0]' does not exist",
+                ))
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_source_disabled_or_deregistered_since_it_was_read_is_not_baked() {
+        for (state, words) in [
+            (Some(ImageState::Disabled), "disabled after the run read it"),
+            (None, "no longer exists"),
+            (Some(ImageState::Pending), "is pending"),
+        ] {
+            let start = mock!(aws_sdk_ssm::Client::start_automation_execution).then_output(|| {
+                aws_sdk_ssm::operation::start_automation_execution::StartAutomationExecutionOutput::builder()
+                    .automation_execution_id("never")
+                    .build()
+            });
+            let deps = MockClients {
+                ec2: vec![&source(state)],
+                ssm: vec![&start, &testing::durations(None)],
+                ..Default::default()
+            }
+            .deps();
+            let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+            assert_eq!(error.error_type(), "SourceImageNotFound");
+            assert!(error.to_string().contains(words), "{error}");
+            assert_eq!(start.num_calls(), 0);
+        }
+    }
 
     /// SSM's answer to StartAutomationExecution.
     fn started() -> StartAutomationExecutionOutput {
@@ -193,6 +295,7 @@ mod tests {
             .then_output(started);
         let history = testing::durations(None);
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start, &history],
             ..Default::default()
         }
@@ -222,6 +325,7 @@ mod tests {
             r#"{"bake": [2300, 2400, 2500], "copy": [900], "test": [600]}"#,
         ));
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start, &history],
             ..Default::default()
         }
@@ -233,6 +337,7 @@ mod tests {
         // A history nobody can read is no history: the run goes on at the stack's interval.
         let broken = testing::durations(Some("not json"));
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start, &broken],
             ..Default::default()
         }
@@ -313,6 +418,7 @@ mod tests {
             })
             .then_output(started);
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
@@ -344,6 +450,7 @@ mod tests {
             })
             .then_output(started);
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start, &testing::durations(None)],
             ..Default::default()
         }
@@ -393,6 +500,7 @@ mod tests {
             )
         });
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start],
             ..Default::default()
         }
@@ -410,6 +518,7 @@ mod tests {
             )
         });
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start],
             ..Default::default()
         }
@@ -423,6 +532,7 @@ mod tests {
         let start = mock!(Ssm::start_automation_execution)
             .then_output(|| StartAutomationExecutionOutput::builder().build());
         let deps = MockClients {
+            ec2: vec![&source(Some(ImageState::Available))],
             ssm: vec![&start],
             ..Default::default()
         }
