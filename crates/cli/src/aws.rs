@@ -10,6 +10,9 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     pub ec2: aws_sdk_ec2::Client,
     pub sts: aws_sdk_sts::Client,
+    /// How long a pointer write may take to show (SSM validates aws:ec2:image values
+    /// asynchronously): `rollback` and `pin` wait this long before they give up.
+    pub pointer_wait: std::time::Duration,
     /// None: every region is served by the clients above (tests).
     shared: Option<SdkConfig>,
 }
@@ -60,6 +63,7 @@ impl Aws {
             ssm,
             ec2,
             sts,
+            pointer_wait: crate::POINTER_WAIT,
             shared: None,
         }
     }

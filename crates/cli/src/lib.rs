@@ -15,7 +15,8 @@ use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use golden_ami_core::naming::format_timestamp;
 use golden_ami_core::{
-    APPROVAL_DENIED, ApprovalDecision, ApprovalRequest, Pin, Targets, read_pointer_history,
+    APPROVAL_DENIED, ApprovalDecision, ApprovalRequest, Pin, StepError, Targets, WriteOutcome,
+    await_pointer_write, read_pointer, read_pointer_history,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -359,10 +360,22 @@ async fn usable_image(aws: &Aws, region: &str, image: &str) -> Result<(), CliErr
     }
 }
 
+/// How long `rollback` and `pin` wait for SSM to make a pointer write visible, and the longest
+/// pause between two reads meanwhile.
+pub const POINTER_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+const POINTER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Write the pointer and wait until the write shows: SSM validates an aws:ec2:image value
+/// asynchronously, and a value that fails validation is never written although PutParameter
+/// succeeded (PutParameter API reference, DataType). The version the write made.
 async fn put_pointer(aws: &Aws, region: &str, name: &str, image: &str) -> Result<i64, CliError> {
-    Ok(aws
-        .ssm_in(region)
-        .put_parameter()
+    let ssm = aws.ssm_in(region);
+    let before = match read_pointer(&ssm, name).await {
+        Ok(before) => Some(before),
+        Err(StepError::PointerNotFound { .. }) => None,
+        Err(error) => return Err(CliError::refused(error.to_string())),
+    };
+    ssm.put_parameter()
         .name(name)
         .value(image)
         .r#type(ParameterType::String)
@@ -370,8 +383,35 @@ async fn put_pointer(aws: &Aws, region: &str, name: &str, image: &str) -> Result
         .overwrite(true)
         .send()
         .await
-        .map_err(sdk("ssm:PutParameter"))?
-        .version())
+        .map_err(sdk("ssm:PutParameter"))?;
+    let outcome = await_pointer_write(
+        &ssm,
+        name,
+        before.as_ref(),
+        image,
+        aws.pointer_wait,
+        POINTER_POLL,
+    )
+    .await
+    .map_err(|error| CliError::refused(error.to_string()))?;
+    let held = |value: Option<&golden_ami_core::PointerValue>| {
+        value.map_or_else(
+            || "nothing (it does not exist)".to_string(),
+            |value| format!("{} (version {})", value.value, value.version),
+        )
+    };
+    match outcome {
+        WriteOutcome::Visible(version) => Ok(version),
+        WriteOutcome::Changed(now) => Err(CliError::failed(format!(
+            "{name} in {region} was changed by someone else while this wrote {image}: it holds {}; `golden-ami status` shows it, then decide again",
+            held(now.as_ref())
+        ))),
+        WriteOutcome::NotVisible => Err(CliError::failed(format!(
+            "SSM accepted {image} for {name} in {region} but the write did not show within {} s: SSM validates an aws:ec2:image value asynchronously and drops a value that fails (the image must be available to this account in {region}); the pointer holds {}",
+            aws.pointer_wait.as_secs(),
+            held(before.as_ref())
+        ))),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -2,6 +2,9 @@
 //! it answers, and what it refuses to do. The clients fail a test on any call no rule matches.
 #![allow(clippy::unwrap_used, clippy::panic)] // test helpers: a broken fixture should fail loudly
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aws_sdk_cloudformation::operation::describe_stacks::{
     DescribeStacksError, DescribeStacksOutput,
 };
@@ -218,6 +221,49 @@ fn approvals_rule(values: &'static [&'static str]) -> Rule {
 fn put(version: i64) -> Rule {
     mock!(aws_sdk_ssm::Client::put_parameter)
         .then_output(move || PutParameterOutput::builder().version(version).build())
+}
+
+/// PutParameter of the pointer to `value` (an aws:ec2:image overwrite), counted in `written`.
+fn pointer_put(value: &'static str, version: i64, written: Arc<AtomicUsize>) -> Rule {
+    mock!(aws_sdk_ssm::Client::put_parameter)
+        .match_requests(move |r| {
+            r.name() == Some(POINTER)
+                && r.value() == Some(value)
+                && r.r#type() == Some(&ParameterType::String)
+                && r.data_type() == Some("aws:ec2:image")
+                && r.overwrite() == Some(true)
+        })
+        .then_output(move || {
+            written.fetch_add(1, Ordering::SeqCst);
+            PutParameterOutput::builder().version(version).build()
+        })
+}
+
+/// GetParameter of the pointer: `before` until the write and for `pending` reads after it (SSM
+/// validating it), then `after`.
+fn pointer_written(
+    before: (&'static str, i64),
+    pending: usize,
+    after: (&'static str, i64),
+    written: Arc<AtomicUsize>,
+) -> Rule {
+    let reads_after = Arc::new(AtomicUsize::new(0));
+    mock!(aws_sdk_ssm::Client::get_parameter)
+        .match_requests(|r| r.name() == Some(POINTER))
+        .then_output(move || {
+            let shown = written.load(Ordering::SeqCst) > 0
+                && reads_after.fetch_add(1, Ordering::SeqCst) >= pending;
+            let (value, version) = if shown { after } else { before };
+            GetParameterOutput::builder()
+                .parameter(
+                    Parameter::builder()
+                        .name(POINTER)
+                        .value(value)
+                        .version(version)
+                        .build(),
+                )
+                .build()
+        })
 }
 
 /// The pointer's history: out of order, and the current value put again (version 8).
@@ -1151,17 +1197,12 @@ async fn progress_reports_the_new_states_the_bake_step_and_the_status() {
 #[tokio::test]
 async fn rollback_puts_the_previous_image_back() {
     let (history, available) = (pointer_history(), image(PREVIOUS, ImageState::Available));
-    let put = mock!(aws_sdk_ssm::Client::put_parameter)
-        .match_requests(|r| {
-            r.name() == Some(POINTER)
-                && r.value() == Some(PREVIOUS)
-                && r.r#type() == Some(&ParameterType::String)
-                && r.data_type() == Some("aws:ec2:image")
-                && r.overwrite() == Some(true)
-        })
-        .then_output(|| PutParameterOutput::builder().version(9).build());
+    let written = Arc::new(AtomicUsize::new(0));
+    let put = pointer_put(PREVIOUS, 9, written.clone());
+    // SSM shows the write after one more read: it validates aws:ec2:image values first.
+    let read = pointer_written((CURRENT, 8), 1, (PREVIOUS, 9), written);
     let aws = Rules {
-        ssm: vec![&history, &put],
+        ssm: vec![&history, &put, &read],
         ec2: vec![&available],
         ..Default::default()
     }
@@ -1184,6 +1225,42 @@ async fn rollback_puts_the_previous_image_back() {
         (history.num_calls(), available.num_calls(), put.num_calls()),
         (1, 1, 1)
     );
+    // Before the write, one read while SSM validates it, one that shows it.
+    assert_eq!(read.num_calls(), 3);
+}
+
+#[tokio::test]
+async fn a_pointer_write_that_never_shows_or_is_overtaken_is_an_error_naming_it() {
+    for (after, pending, words) in [
+        (
+            (PREVIOUS, 9),
+            usize::MAX,
+            "did not show within 0 s: SSM validates an aws:ec2:image value asynchronously",
+        ),
+        (
+            (OLDEST, 9),
+            0,
+            "was changed by someone else while this wrote",
+        ),
+    ] {
+        let (history, available) = (pointer_history(), image(PREVIOUS, ImageState::Available));
+        let written = Arc::new(AtomicUsize::new(0));
+        let put = pointer_put(PREVIOUS, 9, written.clone());
+        let read = pointer_written((CURRENT, 8), pending, after, written);
+        let mut aws = Rules {
+            ssm: vec![&history, &put, &read],
+            ec2: vec![&available],
+            ..Default::default()
+        }
+        .aws();
+        aws.pointer_wait = std::time::Duration::ZERO;
+        let error = cli::rollback(&aws, &default_family(), &["eu-west-1"])
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, 1);
+        assert!(error.message.contains(words), "{}", error.message);
+        assert!(error.message.contains(POINTER), "{}", error.message);
+    }
 }
 
 #[tokio::test]
@@ -1328,11 +1405,7 @@ fn the_pin(image: &str, reason: Option<&str>) -> Pin {
 
 #[tokio::test]
 async fn pin_writes_the_pin_then_moves_the_pointer() {
-    let (available, who, current) = (
-        image(PREVIOUS, ImageState::Available),
-        caller(),
-        pointer(POINTER, CURRENT),
-    );
+    let (available, who) = (image(PREVIOUS, ImageState::Available), caller());
     let pin_put = mock!(aws_sdk_ssm::Client::put_parameter)
         .match_requests(|r| {
             r.name() == Some("/golden-ami-pipeline/pins/default")
@@ -1352,14 +1425,9 @@ async fn pin_writes_the_pin_then_moves_the_pointer() {
                 })
         })
         .then_output(|| PutParameterOutput::builder().version(1).build());
-    let pointer_put = mock!(aws_sdk_ssm::Client::put_parameter)
-        .match_requests(|r| {
-            r.name() == Some(POINTER)
-                && r.value() == Some(PREVIOUS)
-                && r.data_type() == Some("aws:ec2:image")
-                && r.overwrite() == Some(true)
-        })
-        .then_output(|| PutParameterOutput::builder().version(8).build());
+    let written = Arc::new(AtomicUsize::new(0));
+    let pointer_put = pointer_put(PREVIOUS, 8, written.clone());
+    let current = pointer_written((CURRENT, 7), 0, (PREVIOUS, 8), written);
     let aws = Rules {
         ssm: vec![&pin_put, &pointer_put, &current],
         ec2: vec![&available],
@@ -1397,7 +1465,8 @@ async fn pin_writes_the_pin_then_moves_the_pointer() {
             current.num_calls(),
             pin_put.num_calls() + pointer_put.num_calls()
         ),
-        (1, 1, 1, 2)
+        // The pointer read for the notice, before the write, and once the write shows.
+        (1, 1, 3, 2)
     );
 }
 
