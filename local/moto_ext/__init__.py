@@ -4,7 +4,11 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
 - automation.py: SSM Automation executions of OUR bake document (infra/bake-document.yaml),
   one step per GetAutomationExecution, against moto's EC2 backend; unsupported things fail loudly.
 - images.py: CopyImage honours Encrypted / KmsKeyId / ClientToken; images can stay "pending"
-  for N DescribeImages calls; DescribeImages reports Ebs.Encrypted / Ebs.KmsKeyId.
+  for N DescribeImages calls; DescribeImages reports Ebs.Encrypted (never Ebs.KmsKeyId: keys
+  come from DescribeSnapshots).
+- image_use.py: disabled, deregistered or not-available images are refused by RunInstances
+  (API and automation launches) and CopyImage; DisableImage makes the image private and
+  DescribeImages hides it unless IncludeDisabled.
 - lifecycle.py: image deprecation, deregistration protection (with its 24 h cooldown), last
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
 - ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
@@ -37,11 +41,12 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, images, lifecycle, ram, tasktokens
+    from . import automation, image_use, images, lifecycle, ram, tasktokens
 
     automation.install()
     images.install()
     lifecycle.install()
+    image_use.install()  # wraps what images.py and lifecycle.py installed
     ram.install()
     tasktokens.install()
     _installed = True
