@@ -11,6 +11,8 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   DescribeImages hides it unless IncludeDisabled.
 - lifecycle.py: image deprecation, deregistration protection (with its 24 h cooldown), last
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
+- ssm_params.py: PutParameter of DataType aws:ec2:image is validated asynchronously: held
+  pending for N reads of the parameter, then applied, or dropped if the image is not usable.
 - ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
 - tasktokens.py: task tokens of the Step Functions callback pattern (waitForTaskToken) for the
   local runner: SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat record the answer of a
@@ -41,12 +43,13 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, image_use, images, lifecycle, ram, tasktokens
+    from . import automation, image_use, images, lifecycle, ram, ssm_params, tasktokens
 
     automation.install()
     images.install()
     lifecycle.install()
     image_use.install()  # wraps what images.py and lifecycle.py installed
     ram.install()
+    ssm_params.install()
     tasktokens.install()
     _installed = True

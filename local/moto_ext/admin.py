@@ -21,7 +21,8 @@ Admin API (JSON in, JSON out):
                             at once; after `timeout` seconds a waiting request goes on alone and
                             the barrier says timedOut)
                         (several keys may be given at once; each POST adds faults; times defaults to 1)
-  POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
+  POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N,
+                         "parameterValidationReads": N (default 1; ssm_params.py)}
   POST /_golden/images  {"ImageId": "ami-...", "creationDate": "2026-01-01T00:00:00.000Z",
                          "lastLaunchedTime": "2026-03-01T00:00:00Z" | null}
                             (seeds an image's age, for any account's own image, any region;
@@ -40,6 +41,8 @@ Admin API (JSON in, JSON out):
   POST /_golden/reset   clears faults, config, executions, task tokens AND moto's own state
                         (/moto-api/reset)
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages",
+                         "pendingParameters": [{"account", "region", "name", "value", "version",
+                                                "create", "readsLeft", "valid"}] (ssm_params.py),
                          "taskTokens": [...as poll answers them...]}
 
 apiFail: the service is read from the SigV4 credential scope (.../REGION/SERVICE/aws4_request),
@@ -57,7 +60,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images, lifecycle, tasktokens
+from . import baseline, images, lifecycle, ssm_params, tasktokens
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -259,6 +262,7 @@ def _state() -> dict[str, Any]:
     with LOCK:
         return {"config": dict(STATE.config), "faults": _faults(),
                 "pendingImages": dict(STATE.pending_images),
+                "pendingParameters": ssm_params.admin_view(),
                 "executions": [e.admin_view() for e in STATE.executions.values()],
                 "taskTokens": tasktokens.admin_view()}
 
