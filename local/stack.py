@@ -272,6 +272,24 @@ def put_image_parameter(ssm: Any, reads: int = 20, **request: Any) -> dict[str, 
                      f"{answer['Version']}) after {reads} reads: the image was not valid")
 
 
+def associate_and_wait(ram: Any, share_arn: str, resource_arn: str, reads: int = 20) -> None:
+    """AssociateResourceShare, then read until the association is ASSOCIATED, as a client of AWS
+    must (RAM associates asynchronously: ASSOCIATING, then ASSOCIATED or FAILED)."""
+    ram.associate_resource_share(resourceShareArn=share_arn, resourceArns=[resource_arn])
+    status = "?"
+    for _ in range(reads):
+        [association] = ram.get_resource_share_associations(
+            associationType="RESOURCE", resourceShareArns=[share_arn],
+            resourceArn=resource_arn)["resourceShareAssociations"]
+        status = association["status"]
+        if status == "ASSOCIATED":
+            return
+        if status == "FAILED":
+            raise StackError(f"{resource_arn} did not join {share_arn}: "
+                             f"{association.get('statusMessage')}")
+    raise StackError(f"{resource_arn} is still {status} in {share_arn} after {reads} reads")
+
+
 def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
@@ -712,9 +730,8 @@ class LocalStack:
         ec2.create_tags(Resources=[image], Tags=[{"Key": "Type", "Value": "golden-ami"}])
         put_image_parameter(ssm, Name=pointer, Type="String", Tier="Advanced", Value=image,
                             Description=f"The current {name} golden AMI id (seeded)")
-        self.client("ram").associate_resource_share(
-            resourceShareArn=seed.pointer_share_arn,
-            resourceArns=[f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}"])
+        associate_and_wait(self.client("ram"), seed.pointer_share_arn,
+                           f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}")
         entry["seededImage"] = image
         return entry
 

@@ -13,7 +13,9 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
 - ssm_params.py: PutParameter of DataType aws:ec2:image is validated asynchronously: held
   pending for N reads of the parameter, then applied, or dropped if the image is not usable.
-- ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
+- ram.py: AssociateResourceShare (moto has none), asynchronous: ASSOCIATING for N reads of
+  GetResourceShareAssociations (whose filters it completes), then ASSOCIATED or (fault) FAILED;
+  SSM parameters as shareable resources.
 - tasktokens.py: task tokens of the Step Functions callback pattern (waitForTaskToken) for the
   local runner: SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat record the answer of a
   token the runner registered (moto's own are no-ops), TaskTimedOut / TaskDoesNotExist for dead

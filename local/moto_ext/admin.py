@@ -20,9 +20,15 @@ Admin API (JSON in, JSON out):
                             go on to moto together: two runs held at the same call and released
                             at once; after `timeout` seconds a waiting request goes on alone and
                             the barrier says timedOut)
+                        {"ramAssociationFail": {"resourceArnContains": "/golden-ami/arm64",
+                                                "message": "...", "times": 1}}
+                            (the next AssociateResourceShare of a resource whose ARN contains
+                            the text goes ASSOCIATING -> FAILED with that statusMessage; see
+                            ram.py)
                         (several keys may be given at once; each POST adds faults; times defaults to 1)
   POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N,
-                         "parameterValidationReads": N (default 1; ssm_params.py)}
+                         "parameterValidationReads": N (default 1; ssm_params.py),
+                         "ramAssociationReads": N (default 1; ram.py)}
   POST /_golden/images  {"ImageId": "ami-...", "creationDate": "2026-01-01T00:00:00.000Z",
                          "lastLaunchedTime": "2026-03-01T00:00:00Z" | null}
                             (seeds an image's age, for any account's own image, any region;
@@ -43,6 +49,8 @@ Admin API (JSON in, JSON out):
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages",
                          "pendingParameters": [{"account", "region", "name", "value", "version",
                                                 "create", "readsLeft", "valid"}] (ssm_params.py),
+                         "ramAssociations": [{"resourceShareArn", "resourceArn", "status",
+                                              "readsLeft", "statusMessage"}] (ram.py),
                          "taskTokens": [...as poll answers them...]}
 
 apiFail: the service is read from the SigV4 credential scope (.../REGION/SERVICE/aws4_request),
@@ -60,7 +68,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images, lifecycle, ssm_params, tasktokens
+from . import baseline, images, lifecycle, ram, ssm_params, tasktokens
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -178,7 +186,8 @@ def _action(environ: dict[str, Any]) -> str | None:
 
 
 def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
-    known = {"automationStepFail", "apiFail", "apiBarrier", "baselineFail", "updates"}
+    known = {"automationStepFail", "apiFail", "apiBarrier", "baselineFail", "updates",
+             "ramAssociationFail"}
     unknown = set(body) - known
     if unknown or not body:
         raise ValueError(f"expected some of {sorted(known)}, got {sorted(body)}")
@@ -212,6 +221,12 @@ def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
             STATE.barriers.append({"service": str(spec["service"]).lower(), "action": str(spec["action"]),
                                    "count": count, "timeout": float(spec.get("timeout", 30)),
                                    "arrived": 0, "released": False, "timedOut": False})
+        if "ramAssociationFail" in body:
+            spec = body["ramAssociationFail"]
+            STATE.ram_faults.append({
+                "resourceArnContains": str(spec["resourceArnContains"]),
+                "message": str(spec.get("message", "injected by local/moto_ext")),
+                "times": int(spec.get("times", 1))})
         if "apiFail" in body:
             spec = body["apiFail"]
             service = str(spec["service"]).lower()
@@ -255,7 +270,8 @@ def _faults() -> dict[str, Any]:
     return {"automationStepFail": [dict(f) for f in STATE.step_faults if f["times"] > 0],
             "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0],
             "apiBarrier": [dict(b) for b in STATE.barriers],
-            "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario}
+            "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario,
+            "ramAssociationFail": [dict(f) for f in STATE.ram_faults if f["times"] > 0]}
 
 
 def _state() -> dict[str, Any]:
@@ -263,6 +279,7 @@ def _state() -> dict[str, Any]:
         return {"config": dict(STATE.config), "faults": _faults(),
                 "pendingImages": dict(STATE.pending_images),
                 "pendingParameters": ssm_params.admin_view(),
+                "ramAssociations": ram.admin_view(),
                 "executions": [e.admin_view() for e in STATE.executions.values()],
                 "taskTokens": tasktokens.admin_view()}
 
