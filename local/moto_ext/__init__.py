@@ -13,6 +13,8 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
 - ssm_params.py: PutParameter of DataType aws:ec2:image is validated asynchronously: held
   pending for N reads of the parameter, then applied, or dropped if the image is not usable.
+- ssm_names.py: PutParameter enforces the name rules (characters, length, depth) and the value
+  sizes (4 KB Standard, 8 KB Advanced).
 - ram.py: AssociateResourceShare (moto has none), asynchronous: ASSOCIATING for N reads of
   GetResourceShareAssociations (whose filters it completes), then ASSOCIATED or (fault) FAILED;
   SSM parameters as shareable resources.
@@ -45,7 +47,8 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, image_use, images, lifecycle, ram, ssm_params, tasktokens
+    from . import (automation, image_use, images, lifecycle, ram, ssm_names, ssm_params,
+                   tasktokens)
 
     automation.install()
     images.install()
@@ -53,5 +56,6 @@ def install() -> None:
     image_use.install()  # wraps what images.py and lifecycle.py installed
     ram.install()
     ssm_params.install()
+    ssm_names.install()  # wraps ssm_params' PutParameter: names and sizes are checked first
     tasktokens.install()
     _installed = True
