@@ -15,6 +15,8 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   pending for N reads of the parameter, then applied, or dropped if the image is not usable.
 - ssm_names.py: PutParameter enforces the name rules (characters, length, depth) and the value
   sizes (4 KB Standard, 8 KB Advanced).
+- sns_limits.py: Publish's 256 KiB limit counts UTF-8 bytes of the message and its attributes;
+  a Subject with line breaks or control characters is refused.
 - ram.py: AssociateResourceShare (moto has none), asynchronous: ASSOCIATING for N reads of
   GetResourceShareAssociations (whose filters it completes), then ASSOCIATED or (fault) FAILED;
   SSM parameters as shareable resources.
@@ -47,14 +49,15 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import (automation, image_use, images, lifecycle, ram, ssm_names, ssm_params,
-                   tasktokens)
+    from . import (automation, image_use, images, lifecycle, ram, sns_limits, ssm_names,
+                   ssm_params, tasktokens)
 
     automation.install()
     images.install()
     lifecycle.install()
     image_use.install()  # wraps what images.py and lifecycle.py installed
     ram.install()
+    sns_limits.install()
     ssm_params.install()
     ssm_names.install()  # wraps ssm_params' PutParameter: names and sizes are checked first
     tasktokens.install()
