@@ -58,6 +58,17 @@ the action from X-Amz-Target (JSON protocols) or the Action parameter (query pro
 body follows the request's protocol: EC2 XML, query ErrorResponse XML (SNS, IAM, STS), or JSON
 with x-amzn-ErrorType. "throttle": true picks the service's throttling error: RequestLimitExceeded
 503 for EC2, ThrottlingException 400 for JSON services, Throttling 400 for query services.
+
+Pages followed by the injected errors (operation, field or behaviour, URL):
+- EC2 error body (Response/Errors/Error Code, Message, RequestID) and RequestLimitExceeded (503)
+  for throttling: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+  https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html
+- Query services' ErrorResponse (Type, Code, Message, RequestId) and Throttling; JSON services'
+  __type / x-amzn-ErrorType and ThrottlingException:
+  https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/CommonErrors.html
+- Not documented; our choice: InternalError / InternalFailure / InternalServerError (500) as
+  the default non-throttling fault of each protocol.
 """
 
 import io

@@ -31,6 +31,25 @@ asynchronously. Locally we reject it synchronously, which is easier to test and 
   EC2 uses for an inaccessible key on ImportImage);
 - disabled / pending-deletion key -> InvalidKMSKey.InvalidState "The KMS key provided is in an
   incorrect state" (the wording EC2 uses when it cannot use a key that is not Enabled).
+
+Pages followed (operation, field or behaviour, URL):
+- CopyImage Encrypted, KmsKeyId (needs Encrypted; default key alias/aws/ebs), ClientToken
+  (idempotency), TagSpecifications (image, snapshot), CopyImageTags; an encrypted source stays
+  encrypted: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopyImage.html
+- Image State (pending -> available), DescribeImages:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html
+- RunInstances BlockDeviceMappings (Ebs Encrypted, KmsKeyId, SnapshotId, VolumeSize,
+  DeleteOnTermination): https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
+  and API_EbsBlockDevice.html (above); default key and snapshot-of-an-encrypted-volume rules:
+  https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption.html
+- CreateImage TagSpecifications (image, snapshot), its snapshot under the volume's key:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html
+- DeleteSnapshot of a snapshot an image uses: InvalidSnapshot.InUse (moto's own):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+- The KMS error codes and wordings above (InvalidParameterValue, InvalidKMSKey.InvalidState,
+  InvalidParameterCombination, InvalidParameterDependency, InvalidBlockDeviceMapping) are in the
+  EC2 error codes page (errors-overview.html, above); which one AWS sends for each key problem on
+  CopyImage / RunInstances, and the synchronous refusal, are not documented; our choice.
 """
 
 from typing import Any
