@@ -255,6 +255,41 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def put_image_parameter(ssm: Any, reads: int = 20, **request: Any) -> dict[str, Any]:
+    """PutParameter of an aws:ec2:image value, then read until the write is visible, as a client
+    of AWS must: AWS validates such a value asynchronously, so the 200 answer does not mean it
+    was written (and an invalid one never is). Returns PutParameter's answer; StackError if the
+    parameter does not hold the value at that version within `reads` reads."""
+    answer = ssm.put_parameter(DataType="aws:ec2:image", **request)
+    for _ in range(reads):
+        try:
+            found = ssm.get_parameter(Name=request["Name"])["Parameter"]
+        except ssm.exceptions.ParameterNotFound:
+            continue
+        if (found["Value"], found["Version"]) == (request["Value"], answer["Version"]):
+            return answer
+    raise StackError(f"{request['Name']} does not hold {request['Value']} (version "
+                     f"{answer['Version']}) after {reads} reads: the image was not valid")
+
+
+def associate_and_wait(ram: Any, share_arn: str, resource_arn: str, reads: int = 20) -> None:
+    """AssociateResourceShare, then read until the association is ASSOCIATED, as a client of AWS
+    must (RAM associates asynchronously: ASSOCIATING, then ASSOCIATED or FAILED)."""
+    ram.associate_resource_share(resourceShareArn=share_arn, resourceArns=[resource_arn])
+    status = "?"
+    for _ in range(reads):
+        [association] = ram.get_resource_share_associations(
+            associationType="RESOURCE", resourceShareArns=[share_arn],
+            resourceArn=resource_arn)["resourceShareAssociations"]
+        status = association["status"]
+        if status == "ASSOCIATED":
+            return
+        if status == "FAILED":
+            raise StackError(f"{resource_arn} did not join {share_arn}: "
+                             f"{association.get('statusMessage')}")
+    raise StackError(f"{resource_arn} is still {status} in {share_arn} after {reads} reads")
+
+
 def _http(method: str, url: str, body: Any = None, timeout: float = 10.0) -> Any:
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method=method,
@@ -602,9 +637,9 @@ class LocalStack:
         ec2.terminate_instances(InstanceIds=[instance])
         ec2.create_tags(Resources=[golden], Tags=[{"Key": "Type", "Value": "golden-ami"}])
 
-        pointer = ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Type="String", DataType="aws:ec2:image",
-                                    Tier="Advanced", Value=golden,
-                                    Description="The current golden AMI id (seeded by local/stack.py)")
+        pointer = put_image_parameter(ssm, Name=POINTER_PARAMETER_NAME, Type="String",
+                                      Tier="Advanced", Value=golden,
+                                      Description="The current golden AMI id (seeded by local/stack.py)")
         share_props = resources["PointerShare"]["Properties"]
         share = self.client("ram").create_resource_share(
             name=resolve_intrinsics(share_props["Name"], refs),
@@ -650,8 +685,8 @@ class LocalStack:
         ec2.enable_image_deprecation(ImageId=ids["B"], DeprecateAt=now + 5 * day)
         ec2.enable_image_deregistration_protection(ImageId=ids["D"])
         for name in ("E", "C", "F"):
-            ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Value=ids[name], Type="String",
-                              DataType="aws:ec2:image", Overwrite=True)
+            put_image_parameter(ssm, Name=POINTER_PARAMETER_NAME, Value=ids[name], Type="String",
+                                Overwrite=True)
         return ids
 
     # ---- the fan-out: regions and families ----
@@ -693,11 +728,10 @@ class LocalStack:
                                  Description=f"the {name} golden AMI before this run (seeded)")["ImageId"]
         ec2.terminate_instances(InstanceIds=[instance])
         ec2.create_tags(Resources=[image], Tags=[{"Key": "Type", "Value": "golden-ami"}])
-        ssm.put_parameter(Name=pointer, Type="String", DataType="aws:ec2:image", Tier="Advanced",
-                          Value=image, Description=f"The current {name} golden AMI id (seeded)")
-        self.client("ram").associate_resource_share(
-            resourceShareArn=seed.pointer_share_arn,
-            resourceArns=[f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}"])
+        put_image_parameter(ssm, Name=pointer, Type="String", Tier="Advanced", Value=image,
+                            Description=f"The current {name} golden AMI id (seeded)")
+        associate_and_wait(self.client("ram"), seed.pointer_share_arn,
+                           f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}")
         entry["seededImage"] = image
         return entry
 

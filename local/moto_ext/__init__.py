@@ -4,10 +4,22 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
 - automation.py: SSM Automation executions of OUR bake document (infra/bake-document.yaml),
   one step per GetAutomationExecution, against moto's EC2 backend; unsupported things fail loudly.
 - images.py: CopyImage honours Encrypted / KmsKeyId / ClientToken; images can stay "pending"
-  for N DescribeImages calls; DescribeImages reports Ebs.Encrypted / Ebs.KmsKeyId.
+  for N DescribeImages calls; DescribeImages reports Ebs.Encrypted (never Ebs.KmsKeyId: keys
+  come from DescribeSnapshots).
+- image_use.py: disabled, deregistered or not-available images are refused by RunInstances
+  (API and automation launches) and CopyImage; DisableImage makes the image private and
+  DescribeImages hides it unless IncludeDisabled.
 - lifecycle.py: image deprecation, deregistration protection (with its 24 h cooldown), last
   launched time (set by RunInstances), and seeding image ages for tests (POST /_golden/images).
-- ram.py: AssociateResourceShare (moto has none), SSM parameters as shareable resources.
+- ssm_params.py: PutParameter of DataType aws:ec2:image is validated asynchronously: held
+  pending for N reads of the parameter, then applied, or dropped if the image is not usable.
+- ssm_names.py: PutParameter enforces the name rules (characters, length, depth) and the value
+  sizes (4 KB Standard, 8 KB Advanced).
+- sns_limits.py: Publish's 256 KiB limit counts UTF-8 bytes of the message and its attributes;
+  a Subject with line breaks or control characters is refused.
+- ram.py: AssociateResourceShare (moto has none), asynchronous: ASSOCIATING for N reads of
+  GetResourceShareAssociations (whose filters it completes), then ASSOCIATED or (fault) FAILED;
+  SSM parameters as shareable resources.
 - tasktokens.py: task tokens of the Step Functions callback pattern (waitForTaskToken) for the
   local runner: SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat record the answer of a
   token the runner registered (moto's own are no-ops), TaskTimedOut / TaskDoesNotExist for dead
@@ -37,11 +49,16 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import automation, images, lifecycle, ram, tasktokens
+    from . import (automation, image_use, images, lifecycle, ram, sns_limits, ssm_names,
+                   ssm_params, tasktokens)
 
     automation.install()
     images.install()
     lifecycle.install()
+    image_use.install()  # wraps what images.py and lifecycle.py installed
     ram.install()
+    sns_limits.install()
+    ssm_params.install()
+    ssm_names.install()  # wraps ssm_params' PutParameter: names and sizes are checked first
     tasktokens.install()
     _installed = True

@@ -20,8 +20,15 @@ Admin API (JSON in, JSON out):
                             go on to moto together: two runs held at the same call and released
                             at once; after `timeout` seconds a waiting request goes on alone and
                             the barrier says timedOut)
+                        {"ramAssociationFail": {"resourceArnContains": "/golden-ami/arm64",
+                                                "message": "...", "times": 1}}
+                            (the next AssociateResourceShare of a resource whose ARN contains
+                            the text goes ASSOCIATING -> FAILED with that statusMessage; see
+                            ram.py)
                         (several keys may be given at once; each POST adds faults; times defaults to 1)
-  POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N}
+  POST /_golden/config  {"pendingDescribes": N, "automationPollsPerStep": N,
+                         "parameterValidationReads": N (default 1; ssm_params.py),
+                         "ramAssociationReads": N (default 1; ram.py)}
   POST /_golden/images  {"ImageId": "ami-...", "creationDate": "2026-01-01T00:00:00.000Z",
                          "lastLaunchedTime": "2026-03-01T00:00:00Z" | null}
                             (seeds an image's age, for any account's own image, any region;
@@ -40,6 +47,10 @@ Admin API (JSON in, JSON out):
   POST /_golden/reset   clears faults, config, executions, task tokens AND moto's own state
                         (/moto-api/reset)
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages",
+                         "pendingParameters": [{"account", "region", "name", "value", "version",
+                                                "create", "readsLeft", "valid"}] (ssm_params.py),
+                         "ramAssociations": [{"resourceShareArn", "resourceArn", "status",
+                                              "readsLeft", "statusMessage"}] (ram.py),
                          "taskTokens": [...as poll answers them...]}
 
 apiFail: the service is read from the SigV4 credential scope (.../REGION/SERVICE/aws4_request),
@@ -47,6 +58,17 @@ the action from X-Amz-Target (JSON protocols) or the Action parameter (query pro
 body follows the request's protocol: EC2 XML, query ErrorResponse XML (SNS, IAM, STS), or JSON
 with x-amzn-ErrorType. "throttle": true picks the service's throttling error: RequestLimitExceeded
 503 for EC2, ThrottlingException 400 for JSON services, Throttling 400 for query services.
+
+Pages followed by the injected errors (operation, field or behaviour, URL):
+- EC2 error body (Response/Errors/Error Code, Message, RequestID) and RequestLimitExceeded (503)
+  for throttling: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+  https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-throttling.html
+- Query services' ErrorResponse (Type, Code, Message, RequestId) and Throttling; JSON services'
+  __type / x-amzn-ErrorType and ThrottlingException:
+  https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/CommonErrors.html
+- Not documented; our choice: InternalError / InternalFailure / InternalServerError (500) as
+  the default non-throttling fault of each protocol.
 """
 
 import io
@@ -57,7 +79,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images, lifecycle, tasktokens
+from . import baseline, images, lifecycle, ram, ssm_params, tasktokens
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -175,7 +197,8 @@ def _action(environ: dict[str, Any]) -> str | None:
 
 
 def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
-    known = {"automationStepFail", "apiFail", "apiBarrier", "baselineFail", "updates"}
+    known = {"automationStepFail", "apiFail", "apiBarrier", "baselineFail", "updates",
+             "ramAssociationFail"}
     unknown = set(body) - known
     if unknown or not body:
         raise ValueError(f"expected some of {sorted(known)}, got {sorted(body)}")
@@ -209,6 +232,12 @@ def _add_faults(body: dict[str, Any]) -> dict[str, Any]:
             STATE.barriers.append({"service": str(spec["service"]).lower(), "action": str(spec["action"]),
                                    "count": count, "timeout": float(spec.get("timeout", 30)),
                                    "arrived": 0, "released": False, "timedOut": False})
+        if "ramAssociationFail" in body:
+            spec = body["ramAssociationFail"]
+            STATE.ram_faults.append({
+                "resourceArnContains": str(spec["resourceArnContains"]),
+                "message": str(spec.get("message", "injected by local/moto_ext")),
+                "times": int(spec.get("times", 1))})
         if "apiFail" in body:
             spec = body["apiFail"]
             service = str(spec["service"]).lower()
@@ -252,13 +281,16 @@ def _faults() -> dict[str, Any]:
     return {"automationStepFail": [dict(f) for f in STATE.step_faults if f["times"] > 0],
             "apiFail": [dict(f) for f in STATE.api_faults if f["times"] > 0],
             "apiBarrier": [dict(b) for b in STATE.barriers],
-            "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario}
+            "baselineFail": list(STATE.baseline_fail), "updates": STATE.updates_scenario,
+            "ramAssociationFail": [dict(f) for f in STATE.ram_faults if f["times"] > 0]}
 
 
 def _state() -> dict[str, Any]:
     with LOCK:
         return {"config": dict(STATE.config), "faults": _faults(),
                 "pendingImages": dict(STATE.pending_images),
+                "pendingParameters": ssm_params.admin_view(),
+                "ramAssociations": ram.admin_view(),
                 "executions": [e.admin_view() for e in STATE.executions.values()],
                 "taskTokens": tasktokens.admin_view()}
 

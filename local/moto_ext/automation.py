@@ -19,6 +19,30 @@ Timing model: nothing runs in the background. Each GetAutomationExecution call r
 (config automationPollsPerStep makes a step take more polls), so a caller's polling loop really
 loops. StopAutomationExecution runs the onCancel path synchronously (so a caller that stops and
 walks away still gets its instance terminated) and returns with the execution Cancelled.
+
+Pages followed (operation, field or behaviour, URL):
+- StartAutomationExecution (DocumentName, DocumentVersion, Parameters, ClientToken, Mode),
+  GetAutomationExecution (AutomationExecution: StepExecutions, Outputs, FailureMessage,
+  CurrentStepName, CurrentAction, ...), StopAutomationExecution (Type Cancel),
+  DescribeAutomationExecutions (filters DocumentNamePrefix, ExecutionStatus, ExecutionId;
+  AutomationExecutionMetadata incl. AutomationType Local):
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StartAutomationExecution.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AutomationExecution.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StepExecution.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_StopAutomationExecution.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_DescribeAutomationExecutions.html
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AutomationExecutionMetadata.html
+- Error codes AutomationDefinitionNotFoundException, InvalidAutomationExecutionParametersException,
+  AutomationExecutionNotFoundException, InvalidAutomationStatusUpdateException (the references
+  above, Errors); their wordings are ours.
+- Step actions, their inputs and outputs (onFailure, onCancel, isCritical, maxAttempts, nextStep,
+  isEnd; aws:executeAwsApi Selector outputs, aws:branch operators, ...):
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-actions.html
+- Parameter types String, StringList, MapList; allowedPattern, allowedValues:
+  https://docs.aws.amazon.com/systems-manager/latest/userguide/documents-syntax-data-elements-parameters.html
+- Not documented; our choice: one step per GetAutomationExecution (AWS runs steps in the
+  background), the onCancel path run synchronously by StopAutomationExecution, the "No output
+  available yet ..." text of an output whose step has not succeeded, and "Online" for an instance this automation launched while it runs.
 """
 
 import copy

@@ -18,6 +18,13 @@ The step's outputs are SSM's: CommandId, Status, ResponseCode and Output (the fi
 characters of stdout). A non-zero exit fails the step with SSM's message, which carries the
 output. With OutputS3BucketName the whole stdout is stored in moto's S3 at
 PREFIX/COMMAND-ID/INSTANCE-ID/awsrunShellScript/PLUGIN/stdout, as the SSM agent uploads it.
+
+Pages followed (operation, field or behaviour, URL):
+- aws:runCommand inputs (DocumentName, InstanceIds, Parameters, OutputS3BucketName,
+  OutputS3KeyPrefix, TimeoutSeconds) and outputs (CommandId, Status, ResponseCode, Output: the
+  first 2,500 characters): https://docs.aws.amazon.com/systems-manager/latest/userguide/automation-action-runcommand.html
+- Not documented; our choice: the S3 output key layout
+  PREFIX/COMMAND-ID/INSTANCE-ID/awsrunShellScript/PLUGIN/stdout, and the failed step's message.
 """
 
 from __future__ import annotations

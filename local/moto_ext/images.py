@@ -5,8 +5,15 @@ What moto does on its own (read from its source):
   (the copy gets no tags at all; AWS tags it on create, "image" and "snapshot" resource types). Every Ami (copy included) gets a NEW,
   unencrypted snapshot in its constructor, tagged from_ami=<ami id>, so the copy's snapshots
   are already distinct from the source's; we only record their encryption.
-- DescribeImages' BlockDeviceMappings never carry Ebs.Encrypted / Ebs.KmsKeyId; we add them
-  from the image's snapshot (DescribeSnapshots already reports Snapshot.kms_key_id).
+- DescribeImages' BlockDeviceMappings never carry Ebs.Encrypted; we add it from the image's
+  snapshot. Ebs.KmsKeyId is NOT returned: the EbsBlockDevice reference documents KmsKeyId as
+  supported only on the BlockDeviceMapping objects given to RunInstances, RequestSpotFleet and
+  RequestSpotInstances (an input); an image's key is its snapshots' key, which DescribeSnapshots
+  reports (moto already does). The Ebs fields returned are the ones moto returns plus Encrypted:
+  SnapshotId, VolumeSize, VolumeType, DeleteOnTermination, Encrypted, all members of
+  EbsBlockDevice, the type of DescribeImages' Image.BlockDeviceMappings[].Ebs:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EbsBlockDevice.html
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImages.html
 - Images are "available" at once; config pendingDescribes holds new images (CreateImage and
   CopyImage API calls) "pending" for that many DescribeImages calls that return them.
 - DeregisterImage then DeleteSnapshot works; DeleteSnapshot while the image exists answers
@@ -24,6 +31,25 @@ asynchronously. Locally we reject it synchronously, which is easier to test and 
   EC2 uses for an inaccessible key on ImportImage);
 - disabled / pending-deletion key -> InvalidKMSKey.InvalidState "The KMS key provided is in an
   incorrect state" (the wording EC2 uses when it cannot use a key that is not Enabled).
+
+Pages followed (operation, field or behaviour, URL):
+- CopyImage Encrypted, KmsKeyId (needs Encrypted; default key alias/aws/ebs), ClientToken
+  (idempotency), TagSpecifications (image, snapshot), CopyImageTags; an encrypted source stays
+  encrypted: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CopyImage.html
+- Image State (pending -> available), DescribeImages:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html
+- RunInstances BlockDeviceMappings (Ebs Encrypted, KmsKeyId, SnapshotId, VolumeSize,
+  DeleteOnTermination): https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_RunInstances.html
+  and API_EbsBlockDevice.html (above); default key and snapshot-of-an-encrypted-volume rules:
+  https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption.html
+- CreateImage TagSpecifications (image, snapshot), its snapshot under the volume's key:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateImage.html
+- DeleteSnapshot of a snapshot an image uses: InvalidSnapshot.InUse (moto's own):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html
+- The KMS error codes and wordings above (InvalidParameterValue, InvalidKMSKey.InvalidState,
+  InvalidParameterCombination, InvalidParameterDependency, InvalidBlockDeviceMapping) are in the
+  EC2 error codes page (errors-overview.html, above); which one AWS sends for each key problem on
+  CopyImage / RunInstances, and the synchronous refusal, are not documented; our choice.
 """
 
 from typing import Any
@@ -227,10 +253,9 @@ def describe_images(self: AmisResponse) -> ActionResult:
 
 def _block_device_mappings(self: Ami) -> list[dict[str, Any]]:
     snapshot = self.ebs_snapshot
+    # No KmsKeyId: see the module docstring (the key is the snapshot's, from DescribeSnapshots).
     ebs = {"SnapshotId": snapshot.id, "VolumeSize": 15, "DeleteOnTermination": False,
            "VolumeType": "standard", "Encrypted": bool(snapshot.encrypted)}
-    if snapshot.kms_key_id:
-        ebs["KmsKeyId"] = snapshot.kms_key_id
     return [{"DeviceName": self.root_device_name, "Ebs": ebs}]
 
 

@@ -40,6 +40,24 @@ Values and rules, from the EC2 API reference and the AWS CLI examples:
 Seeding for tests (admin API, see admin.py): POST /_golden/images sets an image's CreationDate
 and last launched time, so suites can build several "monthly" images of different ages.
 The state lives on moto's Ami objects, so POST /_golden/reset (moto's reset) clears it.
+
+Pages followed (operation, field or behaviour, URL):
+- EnableImageDeprecation / DisableImageDeprecation, DeprecateAt (rounded to the minute, at most
+  10 years ahead): https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EnableImageDeprecation.html
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deprecate.html
+- Enable/DisableImageDeregistrationProtection, WithCooldown, the 24-hour cooldown:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_EnableImageDeregistrationProtection.html
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-deregistration-protection.html
+- Image.DeprecationTime, Image.DeregistrationProtection, Image.LastLaunchedTime (DescribeImages):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html
+- DescribeImageAttribute lastLaunchedTime / deregistrationProtection ({"Value"}):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImageAttribute.html
+  https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ami-last-launched-time.html
+- IncludeDeprecated (the owner always sees its deprecated images):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeImages.html
+- Not documented; our choice: the InvalidParameterValue wording for DeprecateAt, AuthFailure
+  for someone else's image, OperationNotPermitted for DeregisterImage of a protected image (see
+  above), and LastLaunchedTime set at once (AWS: up to 24 hours later).
 """
 
 from datetime import datetime, timedelta, timezone

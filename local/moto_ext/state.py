@@ -17,6 +17,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "pendingDescribes": 0,
     # GetAutomationExecution calls per automation step (1 = one step per poll).
     "automationPollsPerStep": 1,
+    # Reads of an aws:ec2:image parameter before its PutParameter is validated and applied or
+    # dropped (ssm_params.py); 0 = validated before PutParameter answers.
+    "parameterValidationReads": 1,
+    # GetResourceShareAssociations reads during which a new association is ASSOCIATING (ram.py).
+    "ramAssociationReads": 1,
 }
 
 
@@ -40,6 +45,12 @@ class State:
         self.baseline_fail: list[str] = []
         # which raw dnf outputs the update report reads (local/fixtures/updates/<scenario>)
         self.updates_scenario: str = "pending"
+        # held aws:ec2:image PutParameter writes, in order (ssm_params.py)
+        self.pending_parameters: list[dict[str, Any]] = []
+        # (share ARN, resource ARN) -> association record (ram.py)
+        self.ram_associations: dict[tuple[str, str], dict[str, Any]] = {}
+        # [{"resourceArnContains", "message", "times"}] (ram.py)
+        self.ram_faults: list[dict[str, Any]] = []
         # task token -> {"token", "status", "heartbeats", "output", "error", "cause"} (tasktokens.py)
         self.task_tokens: dict[str, dict[str, Any]] = {}
 

@@ -38,6 +38,16 @@ Every admin answer is the token's view: {"token", "status": WAITING|SUCCEEDED|FA
 FAILED. An unknown token is a 404 {"error": "..."} for poll and expire; registering a token twice
 is a 400. Tokens are opaque strings, one registry for all accounts and regions; they live in the
 extension's STATE, so POST /_golden/reset clears them, and GET /_golden/state lists them.
+
+Pages followed (operation, field or behaviour, URL):
+- SendTaskSuccess (output must be JSON: InvalidOutput; TaskDoesNotExist, TaskTimedOut),
+  SendTaskFailure (error, cause), SendTaskHeartbeat:
+  https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html
+  https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskFailure.html
+  https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskHeartbeat.html
+- The callback pattern (.waitForTaskToken, States.Timeout):
+  https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token
+- Not documented; our choice: TaskDoesNotExist (not TaskTimedOut) for a token answered already.
 """
 
 import json
