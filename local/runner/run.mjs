@@ -820,6 +820,7 @@ export async function runStateMachine(options = {}) {
   const consume = (async () => {
     for await (const ev of execution.eventLogs) {
       const st = ev.state;
+      const endedBefore = violation !== null;
       // Step Functions' limits: a state's output as it leaves (a state over the quota writes no
       // Exited event: the execution fails there), the history, a state's input as it enters.
       if (!violation && ev.type === 'StateExited') {
@@ -840,6 +841,10 @@ export async function runStateMachine(options = {}) {
           });
         }
       }
+      // Once the execution has failed outside the library, what the library still runs before it
+      // sees the abort is no part of it (in Step Functions it ended there): no path, records or
+      // progress for it. A state over the quota as it exits does not exit.
+      if (!ev.type.startsWith('Execution') && (endedBefore || (violation && ev.type === 'StateExited'))) continue;
       switch (ev.type) {
         case 'ExecutionStarted':
           startedAt = ev.timestamp;
