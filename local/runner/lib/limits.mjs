@@ -28,7 +28,8 @@
 //   event), with the same error. Recorded against AWS on 2024-03-21 in LocalStack's validated
 //   snapshots: https://github.com/localstack/localstack/blob/main/tests/aws/services/stepfunctions/v2/error_handling/test_states_errors.snapshot.json
 //   (tests test_task_lambda_catch_state_all_data_limit_exceeded_on_large_utf8_response and
-//   test_start_large_input). The runner follows what AWS does: see payloadLimit() below.
+//   test_start_large_input). The runner follows what AWS does (run.mjs: the Task handler and the
+//   event consumer).
 // - Event types: https://docs.aws.amazon.com/step-functions/latest/apireference/API_HistoryEvent.html
 //   (GetExecutionHistory: https://docs.aws.amazon.com/step-functions/latest/apireference/API_GetExecutionHistory.html).
 //   Which events each state type writes, and in which order, is not tabulated in the guide; the
