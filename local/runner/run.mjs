@@ -29,6 +29,17 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_HISTORY_EVENTS,
+  DATA_LIMIT_ERROR,
+  HISTORY_LIMIT_ERROR,
+  HistoryCounter,
+  historyLimitCause,
+  payloadBytes,
+} from './lib/limits.mjs';
+
+export { DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_MAX_HISTORY_EVENTS } from './lib/limits.mjs';
 
 export const DEFAULT_REGION = 'eu-west-1';
 export const DEFAULT_ACCOUNT = '123456789012';
@@ -453,6 +464,18 @@ function retryDelayText(retrier, attempt) {
  *   callbackTimeoutMs            how long a callback Task waits for its token's answer before it
  *                                fails with States.Timeout (default 600000; stands in for the
  *                                state's TimeoutSeconds / TimeoutSecondsPath)
+ *   maxPayloadBytes              Step Functions' payload quota (default 262144 bytes of UTF-8 JSON)
+ *   maxHistoryEvents             Step Functions' execution history quota (default 25000 events)
+ *
+ * Limits (lib/limits.mjs has the sources and the history counting model): an input over
+ * maxPayloadBytes is a RunnerError (StartExecution would reject it). A Task result over it fails
+ * that attempt with States.DataLimitExceeded, which Retry/Catch see like any task error (as AWS
+ * does; the guide says States.ALL cannot catch it). A state's input (entering it, or a Task's
+ * input after Parameters) or output over it fails the execution with States.DataLimitExceeded,
+ * no Catch applies. The history is counted as AWS writes it; when event number maxHistoryEvents
+ * would not be ExecutionSucceeded, the execution fails with States.Runtime, "The execution reached
+ * the maximum number of history events (N)." The result has historyEvents (with the terminal
+ * event), historyEventTypes {type: count}, largestPayloadBytes and largestPayloadState.
  *
  * Callback Tasks (Resource arn:aws:states:::lambda:invoke.waitForTaskToken, Parameters.FunctionName
  * a Lambda ARN): `$$.Task.Token` resolves to TASK_TOKEN_PLACEHOLDER; each attempt replaces it in
@@ -474,6 +497,8 @@ export async function runStateMachine(options = {}) {
   const retryMs = options.retryMs ?? 0;
   const motoEndpoint = options.motoEndpoint ?? null;
   const callbackTimeoutMs = options.callbackTimeoutMs ?? DEFAULT_CALLBACK_TIMEOUT_MS;
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  const maxHistoryEvents = options.maxHistoryEvents ?? DEFAULT_MAX_HISTORY_EVENTS;
   const log = options.log === undefined ? (line) => process.stderr.write(`${line}\n`) : options.log ?? (() => {});
 
   let rawDefinition = options.definition;
@@ -509,6 +534,17 @@ export async function runStateMachine(options = {}) {
   if (!Number.isInteger(callbackTimeoutMs) || callbackTimeoutMs < 0 || callbackTimeoutMs > MAX_CALLBACK_TIMEOUT_MS) {
     throw new RunnerError(`--callback-timeout-ms must be an integer from 0 to ${MAX_CALLBACK_TIMEOUT_MS}`);
   }
+  if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) throw new RunnerError('--max-payload-bytes must be an integer >= 1');
+  // Two events at least: ExecutionStarted and the terminal one.
+  if (!Number.isInteger(maxHistoryEvents) || maxHistoryEvents < 2) throw new RunnerError('--max-history-events must be an integer >= 2');
+  const inputBytes = payloadBytes(options.input ?? {});
+  if (inputBytes > maxPayloadBytes) {
+    // StartExecution's input is limited to 262144 bytes: AWS rejects the call, no execution starts.
+    // https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html
+    throw new RunnerError(
+      `the execution input is ${inputBytes} bytes, over the ${maxPayloadBytes}-byte payload quota: StartExecution would reject it`,
+    );
+  }
 
   const { definition } = fillPlaceholders(rawDefinition, { region, account });
   const info = analyseDefinition(definition);
@@ -539,8 +575,33 @@ export async function runStateMachine(options = {}) {
   const agent = new (new URL(endpoint).protocol === 'https:' ? https : http).Agent({ keepAlive: true });
   const taskResults = new Map(); // state name -> FIFO of results, consumed by StateExited
   const invocations = [];
-  let violation = null; // a path problem hidden by the Wait override (see below)
+  let violation = null; // the execution failed outside the library: a path problem hidden by an override, a limit
   let stopCalls = false;
+
+  /** Fails the execution where the library cannot: no Retry or Catch applies (first one wins). */
+  const failExecution = (v) => {
+    if (violation) return;
+    violation = v;
+    history.freeze();
+    stopCalls = true;
+    execution.abort();
+  };
+
+  // Step Functions' limits (lib/limits.mjs).
+  const history = new HistoryCounter({
+    max: maxHistoryEvents,
+    onLimit: () => failExecution({ Error: HISTORY_LIMIT_ERROR, Cause: historyLimitCause(maxHistoryEvents), limit: 'history' }),
+  });
+  const largest = { bytes: inputBytes, state: null }; // null: the execution input
+  /** Measures a payload; returns its size if over the quota, else null. */
+  const overQuota = (value, stateName) => {
+    const bytes = payloadBytes(value);
+    if (bytes > largest.bytes) Object.assign(largest, { bytes, state: stateName });
+    return bytes > maxPayloadBytes ? bytes : null;
+  };
+  const dataLimitCause = (what, bytes, stateName) =>
+    `The state/task '${what}' returned a result with a size exceeding the maximum number of bytes service limit. ` +
+    `(local runner: state ${stateName}, ${bytes} bytes > ${maxPayloadBytes})`;
 
   const taskTokens = new Map(); // callback Task state name -> tokens issued so far
   const stopping = () => stepFunctionsError('States.Runtime', 'execution is stopping', { retryable: false, catchable: false });
@@ -606,7 +667,11 @@ export async function runStateMachine(options = {}) {
   const taskResourceLocalHandlers = {};
   for (const [stateName, functionName] of info.tasks) {
     const callback = info.callbacks.has(stateName);
+    const resource = info.all.get(stateName).Resource;
     taskResourceLocalHandlers[stateName] = async (input) => {
+      // The library logs events as it goes and the consumer below reads them a few microtasks
+      // later: let it catch up, so that a limit reached before this attempt stops it here.
+      await new Promise((resolve) => setImmediate(resolve));
       if (stopCalls) throw stopping();
       if (callback && motoEndpoint === null) {
         throw stepFunctionsError(
@@ -615,6 +680,19 @@ export async function runStateMachine(options = {}) {
             'run with --moto-endpoint URL',
           { retryable: false, catchable: false },
         );
+      }
+      // The effective input (after InputPath and Parameters) is what the Task sends.
+      const inBytes = overQuota(input, stateName);
+      if (inBytes !== null) {
+        failExecution({
+          Error: DATA_LIMIT_ERROR,
+          Cause:
+            `The state/task '${stateName}' has an input, after Parameters, with a size exceeding the maximum number of bytes ` +
+            `service limit. (local runner: ${inBytes} bytes > ${maxPayloadBytes})`,
+          state: stateName,
+          limit: 'payload',
+        });
+        throw stopping();
       }
       const hooks = onEnter.get(stateName);
       if (hooks) {
@@ -628,6 +706,8 @@ export async function runStateMachine(options = {}) {
           }
         }
       }
+      const attempt = history.taskAttemptStarted(stateName, callback ? 'callback' : 'lambda');
+      if (attempt.stopped) throw stopping(); // the history quota: no invocation
       const started = Date.now();
       let payload = input;
       let token = null;
@@ -659,11 +739,32 @@ export async function runStateMachine(options = {}) {
         rec.endTs = Date.now();
         rec.error = err.name;
         rec.cause = err.message;
+        if (err.isCatchable !== false) history.taskAttemptEnded(attempt, 'failed');
         if (token) await closeToken(token);
         throw err;
       }
       // The callback's answer, not the function's, is the task result (Step Functions ignores it).
-      if (token) result = await awaitCallback(stateName, token, started + callbackTimeoutMs);
+      if (token) {
+        if (!history.taskAttemptSubmitted(attempt)) {
+          await closeToken(token);
+          throw stopping();
+        }
+        try {
+          result = await awaitCallback(stateName, token, started + callbackTimeoutMs);
+        } catch (err) {
+          if (err.name === 'States.Timeout') history.taskAttemptEnded(attempt, 'timedOut');
+          else if (err.isCatchable !== false) history.taskAttemptEnded(attempt, 'failed');
+          throw err;
+        }
+      }
+      // A result over the quota fails the attempt (LambdaFunctionFailed / TaskFailed in AWS's
+      // history), and Retry/Catch see it like any task error: see lib/limits.mjs.
+      const outBytes = overQuota(result, stateName);
+      if (outBytes !== null) {
+        history.taskAttemptEnded(attempt, 'failed');
+        throw stepFunctionsError(DATA_LIMIT_ERROR, dataLimitCause(callback ? 'lambda' : resource, outBytes, stateName));
+      }
+      history.taskAttemptEnded(attempt, 'succeeded');
       if (!taskResults.has(stateName)) taskResults.set(stateName, []);
       taskResults.get(stateName).push(result);
       return result;
@@ -719,6 +820,31 @@ export async function runStateMachine(options = {}) {
   const consume = (async () => {
     for await (const ev of execution.eventLogs) {
       const st = ev.state;
+      const endedBefore = violation !== null;
+      // Step Functions' limits: a state's output as it leaves (a state over the quota writes no
+      // Exited event: the execution fails there), the history, a state's input as it enters.
+      if (!violation && ev.type === 'StateExited') {
+        const bytes = overQuota(st.output, st.name);
+        if (bytes !== null) failExecution({ Error: DATA_LIMIT_ERROR, Cause: dataLimitCause(st.name, bytes, st.name), state: st.name, limit: 'payload' });
+      }
+      history.onLibraryEvent(ev); // nothing once the execution has failed outside the library
+      if (!violation && ev.type === 'StateEntered') {
+        const bytes = overQuota(st.input, st.name);
+        if (bytes !== null) {
+          failExecution({
+            Error: DATA_LIMIT_ERROR,
+            Cause:
+              `The state/task '${st.name}' has an input with a size exceeding the maximum number of bytes service limit. ` +
+              `(local runner: ${bytes} bytes > ${maxPayloadBytes})`,
+            state: st.name,
+            limit: 'payload',
+          });
+        }
+      }
+      // Once the execution has failed outside the library, what the library still runs before it
+      // sees the abort is no part of it (in Step Functions it ended there): no path, records or
+      // progress for it. A state over the quota as it exits does not exit.
+      if (!ev.type.startsWith('Execution') && (endedBefore || (violation && ev.type === 'StateExited'))) continue;
       switch (ev.type) {
         case 'ExecutionStarted':
           startedAt = ev.timestamp;
@@ -741,15 +867,13 @@ export async function runStateMachine(options = {}) {
               if (r && (!r.found || !Number.isInteger(r.value) || r.value < 0)) {
                 // With a wait override the library never reads SecondsPath; real Step Functions
                 // would fail the execution with States.Runtime here, so the runner does too.
-                violation ??= {
+                failExecution({
                   Error: 'States.Runtime',
                   Cause: r.found
                     ? `Wait ${st.name}: ${def.SecondsPath} is ${JSON.stringify(r.value)}, not a non-negative integer`
                     : `Wait ${st.name}: path expression '${def.SecondsPath}' does not point to a value`,
                   state: st.name,
-                };
-                stopCalls = true;
-                execution.abort();
+                });
               }
               asked = r?.found ? `${JSON.stringify(r.value)} s from ${def.SecondsPath}` : `${def.SecondsPath}`;
             } else if (def.Timestamp) asked = `until ${def.Timestamp}`;
@@ -763,15 +887,13 @@ export async function runStateMachine(options = {}) {
               if (r && (!r.found || !Number.isInteger(r.value) || r.value < 1)) {
                 // The library never reads it (the runner's timeout replaces it); Step Functions
                 // would fail the execution with States.Runtime here, so the runner does too.
-                violation ??= {
+                failExecution({
                   Error: 'States.Runtime',
                   Cause: r.found
                     ? `Task ${st.name}: ${def.TimeoutSecondsPath} is ${JSON.stringify(r.value)}, not a positive integer`
                     : `Task ${st.name}: path expression '${def.TimeoutSecondsPath}' does not point to a value`,
                   state: st.name,
-                };
-                stopCalls = true;
-                execution.abort();
+                });
               }
               asked = r?.found ? `${JSON.stringify(r.value)} s from ${def.TimeoutSecondsPath}` : `${def.TimeoutSecondsPath}`;
             }
@@ -917,6 +1039,19 @@ export async function runStateMachine(options = {}) {
   } else {
     result.output = output;
   }
+  const terminal = { SUCCEEDED: 'ExecutionSucceeded', FAILED: 'ExecutionFailed', TIMED_OUT: 'ExecutionTimedOut', ABORTED: 'ExecutionAborted' }[result.status];
+  if (history.finish(terminal) && !violation && result.status !== 'ABORTED') {
+    // The terminal event is event number maxHistoryEvents and not ExecutionSucceeded: AWS reports
+    // the history quota there (lib/limits.mjs, bp-history-limit).
+    delete result.output;
+    Object.assign(result, { status: 'FAILED', error: HISTORY_LIMIT_ERROR, cause: historyLimitCause(maxHistoryEvents) });
+  }
+  Object.assign(result, {
+    historyEvents: history.count,
+    historyEventTypes: history.byType,
+    largestPayloadBytes: largest.bytes,
+    largestPayloadState: largest.state,
+  });
   if (result.status !== 'SUCCEEDED') {
     const endDef = info.all.get(result.endState);
     result.failedInFailState = endDef?.Type === 'Fail' && !violation;
@@ -931,6 +1066,7 @@ export async function runStateMachine(options = {}) {
     durationMs: result.wallMs,
     status: result.status,
     endState: result.endState,
+    historyEvents: result.historyEvents,
     ...(result.error ? { error: result.error, cause: result.cause } : {}),
   });
   if (eventsFd !== null) fs.closeSync(eventsFd);
@@ -948,10 +1084,13 @@ export async function runStateMachine(options = {}) {
   log(`${rel(stop)} time per state:`);
   for (const [state, s] of perState) log(`             ${state.padEnd(width)}  ${String(s.ms).padStart(7)} ms  x${s.count}`);
   if (result.status === 'SUCCEEDED') {
-    log(`${rel(stop)} SUCCEEDED at ${result.endState} in ${result.wallMs} ms (${pathTaken.length} states, ${invocations.length} Lambda invocations)`);
+    log(
+      `${rel(stop)} SUCCEEDED at ${result.endState} in ${result.wallMs} ms (${pathTaken.length} states, ${invocations.length} Lambda invocations, ` +
+        `${result.historyEvents} history events, largest payload ${result.largestPayloadBytes} bytes)`,
+    );
   } else {
     const where = result.failedInFailState ? `in Fail state ${result.endState}` : `at ${result.endState}`;
-    log(`${rel(stop)} ${result.status} ${where} in ${result.wallMs} ms`);
+    log(`${rel(stop)} ${result.status} ${where} in ${result.wallMs} ms (${result.historyEvents} history events)`);
     log(`             Error: ${result.error}`);
     log(`             Cause: ${result.cause}`);
     if (firstCaught) log(`             first caught error: ${firstCaught.state}: ${firstCaught.Error}: ${short(firstCaught.Cause, 300)}`);
@@ -967,6 +1106,7 @@ const USAGE = `usage: node local/runner/run.mjs --definition FILE.asl.json [--la
          [--execution-name NAME] [--events FILE.jsonl] [--json] [--quiet]
          [--wait-ms N] [--retry-ms N] [--region R] [--account ID] [--state-machine-name NAME]
          [--on-enter STATE=URL:JSON ...] [--moto-endpoint URL] [--callback-timeout-ms N]
+         [--max-payload-bytes N] [--max-history-events N]
   --lambda-endpoint  cargo lambda watch base URL (default ${DEFAULT_LAMBDA_ENDPOINT})
   --input            execution input as JSON, or @file (default {})
   --events           write one JSON line per event (state, type, startTs/endTs/durationMs, error)
@@ -980,6 +1120,11 @@ const USAGE = `usage: node local/runner/run.mjs --definition FILE.asl.json [--la
   --callback-timeout-ms  how long a callback Task waits for SendTaskSuccess/SendTaskFailure before it
                      fails with States.Timeout; stands in for its TimeoutSeconds/TimeoutSecondsPath
                      (default ${DEFAULT_CALLBACK_TIMEOUT_MS})
+  --max-payload-bytes  Step Functions' payload quota: a Task result over it fails the task with
+                     States.DataLimitExceeded, a state input/output over it fails the execution
+                     (default ${DEFAULT_MAX_PAYLOAD_BYTES})
+  --max-history-events  Step Functions' history quota: the execution fails with States.Runtime when
+                     event number N would not be ExecutionSucceeded (default ${DEFAULT_MAX_HISTORY_EVENTS})
 exit codes: 0 succeeded, 2 execution failed (Fail state, uncaught error, timeout), 1 runner error`;
 
 export function parseArgs(argv) {
@@ -997,6 +1142,8 @@ export function parseArgs(argv) {
     '--state-machine-name': 'stateMachineName',
     '--moto-endpoint': 'motoEndpoint',
     '--callback-timeout-ms': 'callbackTimeoutMs',
+    '--max-payload-bytes': 'maxPayloadBytes',
+    '--max-history-events': 'maxHistoryEvents',
   };
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i];
@@ -1039,12 +1186,18 @@ export function parseArgs(argv) {
   } catch (err) {
     throw new RunnerError(`--input is not JSON: ${err.message}`);
   }
-  const numbers = { waitMs: ['--wait-ms', Infinity], retryMs: ['--retry-ms', Infinity], callbackTimeoutMs: ['--callback-timeout-ms', MAX_CALLBACK_TIMEOUT_MS] };
-  for (const [k, [flag, max]] of Object.entries(numbers)) {
+  const numbers = {
+    waitMs: ['--wait-ms', 0, Infinity],
+    retryMs: ['--retry-ms', 0, Infinity],
+    callbackTimeoutMs: ['--callback-timeout-ms', 0, MAX_CALLBACK_TIMEOUT_MS],
+    maxPayloadBytes: ['--max-payload-bytes', 1, Infinity],
+    maxHistoryEvents: ['--max-history-events', 2, Infinity],
+  };
+  for (const [k, [flag, min, max]] of Object.entries(numbers)) {
     if (opts[k] !== undefined) {
       const n = Number(opts[k]);
-      if (opts[k] === '' || !Number.isInteger(n) || n < 0 || n > max) {
-        throw new RunnerError(`${flag} must be an integer >= 0${max === Infinity ? '' : ` and <= ${max}`}`);
+      if (opts[k] === '' || !Number.isInteger(n) || n < min || n > max) {
+        throw new RunnerError(`${flag} must be an integer >= ${min}${max === Infinity ? '' : ` and <= ${max}`}`);
       }
       opts[k] = n;
     }
@@ -1075,8 +1228,8 @@ export async function main(argv = process.argv.slice(2)) {
       signal: controller.signal,
     });
     if (opts.json) {
-      const { executionArn, name, status, startDate, stopDate, wallMs, endState } = result;
-      const out = { executionArn, name, status, startDate, stopDate, wallMs, endState };
+      const { executionArn, name, status, startDate, stopDate, wallMs, endState, historyEvents, largestPayloadBytes, largestPayloadState } = result;
+      const out = { executionArn, name, status, startDate, stopDate, wallMs, endState, historyEvents, largestPayloadBytes, largestPayloadState };
       if (status === 'SUCCEEDED') out.output = result.output;
       else Object.assign(out, { error: result.error, cause: result.cause, rootCause: result.rootCause });
       process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -597,6 +597,12 @@ test('callback Task: the function gets a fresh registered token, and SendTaskSuc
   assert.deepEqual(issued, { type: 'TaskTokenIssued', state: 'AwaitApproval', stateType: 'Task', token, execution: 'cb-ok' });
   const exited = r.records.find((e) => e.type === 'StateExited' && e.state === 'AwaitApproval');
   assert.ok(exited.durationMs >= 200, `waited for the answer (${exited.durationMs} ms)`);
+  // History as AWS writes a waitForTaskToken Task (lib/limits.mjs): 1 + 6 + 2 + 1 events.
+  assert.equal(r.historyEvents, 10);
+  assert.deepEqual(
+    ['TaskStateEntered', 'TaskScheduled', 'TaskStarted', 'TaskSubmitted', 'TaskSucceeded', 'TaskStateExited'].map((t) => r.historyEventTypes[t]),
+    [1, 1, 1, 1, 1, 1],
+  );
 });
 
 test('callback Task: SendTaskFailure fails the task with its error and cause, which Catch takes', async () => {
