@@ -5,7 +5,8 @@ during the run (a pin, which the run respects)."""
 from datetime import timezone
 
 from checks import assert_failed_once, assert_nothing_left
-from local.stack import POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, read_facts
+from local.stack import (POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, put_image_parameter,
+                         read_facts)
 
 EC2_DENIED = {"service": "ec2", "code": "UnauthorizedOperation", "status": 403,
               "message": "You are not authorized to perform this operation (injected)"}
@@ -40,8 +41,9 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
     running.wait_for(lambda e: e["type"] == "StateEntered" and e["state"] == "StartTest")
     ssm = fresh.client("ssm")
     pin = fresh.seed.base_ami_id  # a person pins last month's source image, as the README says
-    ssm.put_parameter(Name=POINTER_PARAMETER_NAME, Value=pin, Type="String",
-                      DataType="aws:ec2:image", Overwrite=True)
+    # As a person (or `golden-ami pin`) does on AWS: put, then read until SSM validated it.
+    put_image_parameter(ssm, Name=POINTER_PARAMETER_NAME, Value=pin, Type="String",
+                        Overwrite=True)
     result = running.wait()
     after = read_facts(fresh)
     message = assert_failed_once(result, after, "PublishPointer")["message"]

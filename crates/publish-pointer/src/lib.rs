@@ -70,18 +70,22 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             // publication.
             let share = pointer_share(deps, &clients, &target.region).await?;
             mark_pointer_write(&clients, &new_ami_id, parameter).await?;
-            put(clients.ssm(), parameter, &new_ami_id, &description, false)
-                .await
-                .map_err(|error| match error {
-                    // Created by someone else between the read and the put.
-                    PutError::AlreadyExists => StepError::PointerChangedConcurrently {
-                        parameter: format!("{parameter} in {}", target.region),
-                        expected: 0,
-                        found: 1,
-                        found_value: "(created during this run)".into(),
+            if let Err(error) =
+                put(clients.ssm(), parameter, &new_ami_id, &description, false).await
+            {
+                return Err(
+                    match unmark_if_refused(&clients, &new_ami_id, error).await {
+                        // Created by someone else between the read and the put.
+                        PutError::AlreadyExists => StepError::PointerChangedConcurrently {
+                            parameter: format!("{parameter} in {}", target.region),
+                            expected: 0,
+                            found: 1,
+                            found_value: "(created during this run)".into(),
+                        },
+                        PutError::Other(error) => error,
                     },
-                    PutError::Other(error) => error,
-                })?;
+                );
+            }
             let version = await_visible(deps, &clients, target, None, &new_ami_id).await?;
             // A parameter can only be associated once it exists, i.e. once SSM validated it.
             ensure_associated(deps, &clients, &share, target).await?;
@@ -93,9 +97,12 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             // ended up outside its share (consumers get ParameterNotFound) is repaired first.
             let reshared = ensure_shared(deps, &clients, target).await?;
             mark_pointer_write(&clients, &new_ami_id, parameter).await?;
-            put(clients.ssm(), parameter, &new_ami_id, &description, true)
-                .await
-                .map_err(PutError::into_step_error)?;
+            if let Err(error) = put(clients.ssm(), parameter, &new_ami_id, &description, true).await
+            {
+                return Err(unmark_if_refused(&clients, &new_ami_id, error)
+                    .await
+                    .into_step_error());
+            }
             let version = await_visible(deps, &clients, target, now.as_ref(), &new_ami_id).await?;
             tracing::info!(%parameter, region = %target.region, version, %new_ami_id, "pointer published");
             Ok(published(version, reshared))
@@ -125,6 +132,29 @@ async fn mark_pointer_write(
         .await
         .map_err(|error| classify_sdk_error("ec2:CreateTags", error))?;
     Ok(())
+}
+
+/// A write SSM refused (anything but a throttle, a 5xx or a lost response, after which it may
+/// have been accepted) can never show: the image's TAG_POINTER_WRITE goes again, so the failure
+/// path may remove it. If that fails too, the tag stays and the image is kept: the safe side.
+async fn unmark_if_refused(clients: &RegionClients, image_id: &str, error: PutError) -> PutError {
+    let refused = match &error {
+        PutError::AlreadyExists => true,
+        PutError::Other(error) => !error.is_retryable(),
+    };
+    if refused {
+        let removed = clients
+            .ec2()
+            .delete_tags()
+            .resources(image_id)
+            .tags(Tag::builder().key(TAG_POINTER_WRITE).build())
+            .send()
+            .await;
+        if let Err(untag) = removed {
+            tracing::warn!(%image_id, error = %classify_sdk_error("ec2:DeleteTags", untag), "the refused write's tag stays: the failure path keeps the image");
+        }
+    }
+    error
 }
 
 /// Wait until the write shows (its version), or fail: someone else's write came first
@@ -857,6 +887,48 @@ mod tests {
         assert_eq!(error.error_type(), "InvalidInput");
         assert!(error.to_string().contains("nobody has booted"), "{error}");
         assert_eq!((get.num_calls(), put.num_calls()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_write_takes_its_mark_back_and_a_throttled_one_keeps_it() {
+        use aws_sdk_ec2::operation::delete_tags::DeleteTagsOutput;
+        use aws_sdk_ssm::operation::put_parameter::PutParameterError;
+        for (refuse, untagged) in [(true, 1), (false, 0)] {
+            let calls = Arc::new(AtomicUsize::new(0));
+            let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls);
+            let put = if refuse {
+                mock!(Ssm::put_parameter).then_error(|| {
+                    PutParameterError::generic(testing::service_error(
+                        "AccessDeniedException",
+                        "not authorized to perform ssm:PutParameter",
+                    ))
+                })
+            } else {
+                mock!(Ssm::put_parameter).then_http_response(|| testing::http_status(503))
+            };
+            let untag = mock!(Ec2::delete_tags)
+                .match_requests(|request| {
+                    request.resources() == [NEW]
+                        && request.tags().len() == 1
+                        && request.tags()[0].key() == Some(TAG_POINTER_WRITE)
+                })
+                .then_output(|| DeleteTagsOutput::builder().build());
+            let (list, assoc, mark) =
+                (shares(ResourceShareStatus::Active), associated(), mark(NEW));
+            let deps = MockClients {
+                ssm: vec![&get, &put],
+                ram: vec![&list, &assoc],
+                ec2: vec![&mark, &untag],
+                ..Default::default()
+            }
+            .deps();
+            let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+            assert_eq!(
+                error.error_type(),
+                if refuse { "AwsError" } else { "Throttled" }
+            );
+            assert_eq!((mark.num_calls(), untag.num_calls()), (1, untagged));
+        }
     }
 
     #[tokio::test]
