@@ -26,8 +26,8 @@ if __package__ in (None, ""):  # run as a script: make `local` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from local.stack import (APPROVALS_PATH, DURATIONS_PATH, LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME,  # noqa: E402
-                         REGION, LocalStack, RunResult, StackError, automation_outputs,
-                         read_facts, read_notifications)
+                         POINTER_SHARE_NAME, REGION, LocalStack, RunResult, StackError,
+                         automation_outputs, read_facts, read_notifications)
 
 
 def say(line: str = "") -> None:
@@ -49,6 +49,20 @@ def set_up_matrix(stack: LocalStack) -> dict[str, Any]:
     targets = stack.set_targets([default, arm], [OTHER_REGION])
     history = stack.seed_history()
     return {"replica": replica, "families": [default, arm], "targets": targets, "history": history}
+
+
+def share_association(stack: LocalStack, region: str, pointer: str) -> str:
+    """The pointer's association with its region's pointer share, as RAM reports it."""
+    ram = stack.client("ram", region=region)
+    shares = [s for s in ram.get_resource_shares(resourceOwner="SELF")["resourceShares"]
+              if s["name"] == POINTER_SHARE_NAME and s["status"] == "ACTIVE"]
+    if not shares:
+        return "MISSING (no pointer share)"
+    arn = f"arn:aws:ssm:{region}:{stack.seed.account_id}:parameter{pointer}"
+    found = ram.get_resource_share_associations(
+        associationType="RESOURCE", resourceShareArns=[shares[0]["resourceShareArn"]],
+        resourceArn=arn)["resourceShareAssociations"]
+    return found[0]["status"] if found else "NOT ASSOCIATED"
 
 
 def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str, Any]) -> list[str]:
@@ -79,10 +93,14 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
             snaps = [facts.snapshots.get(s, {}) for s in image.get("snapshots", [])]
             encrypted = all(s.get("encrypted") and s.get("kmsKeyId") == keys[region] for s in snaps)
             launch = [next(iter(p.values())) for p in image.get("launchPermissions", [])]
+            association = share_association(stack, region, pointer)
             say(f"  {region:<10} {pointer} v{now['version']} -> {now['value']} "
                 f"({image.get('name')}), key {'replica' if region != REGION else 'primary'} "
                 f"{keys[region].rsplit('/', 1)[-1]}, shared with "
-                f"{'the organization' if seed.organization_arn in launch else 'NOBODY'}")
+                f"{'the organization' if seed.organization_arn in launch else 'NOBODY'}; "
+                f"pointer share {association}")
+            if association != "ASSOCIATED":
+                problems.append(f"{pointer} in {region} is not ASSOCIATED with its share: {association}")
             # At home: the seeded version, the three of the seeded history, and this run's.
             expected_version = seed.pointer_version + 4 if (name, region) == ("default", REGION) else 1
             if now["version"] != expected_version:
@@ -167,6 +185,9 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
     transitions = sum(1 for e in result.events if e.get("type") == "StateEntered")
     families, regions = len(matrix["families"]), len(stack.regions)
     say(f"transitions      {transitions} states entered ({families} families x {regions} regions)")
+    size, where = result.largest_payload
+    say(f"AWS quotas       {result.history_events} of 25,000 history events; the largest state "
+        f"{size} of 262,144 bytes ({where or 'the input'})")
     say(f"wall time        {wall:.1f} s without the build: the execution itself {result.wall_ms} ms; "
         f"start + seed {stack.timings.get('moto_start', 0) + stack.timings.get('seed', 0):.1f} s; "
         f"watch + warm-up {stack.timings.get('watch_start', 0):.1f} s")
@@ -366,6 +387,11 @@ def main() -> int:
             say("[stack] default family's history: "
                 + ", ".join(f"{k}={v}" for k, v in matrix["history"].items())
                 + " (A oldest; the pointer went E -> C -> F; B launched 10 days ago; D protected)")
+            # As on AWS, a pointer write shows only once SSM validated it, and a share
+            # association is ASSOCIATING before it is ASSOCIATED: PublishPointer waits for both.
+            stack.admin("config", {"parameterValidationReads": 2, "ramAssociationReads": 2})
+            say("[stack] like AWS: a pointer write shows after SSM's validation (2 reads here), a "
+                "pointer's share association after RAM's (2 reads)")
             say("[run] statemachine/golden-ami-pipeline.asl.json:")
             result = stack.run(stream=lambda line: say(f"  {line}"))
             wall = time.monotonic() - started

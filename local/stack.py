@@ -340,6 +340,10 @@ class RunResult:
     root_cause: dict[str, Any] | None
     events: list[dict[str, Any]] = field(default_factory=list)
     stderr: str = ""
+    # As Step Functions would count the execution's history, and its largest state payload
+    # (bytes, and where) against the 256 KiB quota (local/runner/lib/limits.mjs).
+    history_events: int | None = None
+    largest_payload: tuple[int | None, str | None] = (None, None)
 
     @property
     def succeeded(self) -> bool:
@@ -416,7 +420,9 @@ class RunningExecution:
             exit_code=code, status=last.get("status", "RUNNER_ERROR"), end_state=last.get("endState"),
             execution_arn=last.get("executionArn"), wall_ms=last.get("wallMs"),
             output=last.get("output"), error=last.get("error"), cause=last.get("cause"),
-            root_cause=last.get("rootCause"), events=self.events(), stderr="".join(self._stderr))
+            root_cause=last.get("rootCause"), events=self.events(), stderr="".join(self._stderr),
+            history_events=last.get("historyEvents"),
+            largest_payload=(last.get("largestPayloadBytes"), last.get("largestPayloadState")))
 
 
 # ---- the stack -----------------------------------------------------------------------------
@@ -709,7 +715,8 @@ class LocalStack:
         return replica["ReplicaKeyMetadata"]["Arn"]
 
     def add_family(self, name: str, architecture: str = "x86_64", *,
-                   pointer: str | None = None, seed_pointer: bool = True) -> dict[str, Any]:
+                   pointer: str | None = None, seed_pointer: bool = True,
+                   shared: bool = True) -> dict[str, Any]:
         """A family's targets entry (JSON-ready); with seed_pointer, its home pointer holds last
         month's image of its architecture, made the way an image is made, and is shared."""
         seed = self.seed
@@ -730,8 +737,9 @@ class LocalStack:
         ec2.create_tags(Resources=[image], Tags=[{"Key": "Type", "Value": "golden-ami"}])
         put_image_parameter(ssm, Name=pointer, Type="String", Tier="Advanced", Value=image,
                             Description=f"The current {name} golden AMI id (seeded)")
-        associate_and_wait(self.client("ram"), seed.pointer_share_arn,
-                           f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}")
+        if shared:  # without: a pointer that fell out of its share (consumers get ParameterNotFound)
+            associate_and_wait(self.client("ram"), seed.pointer_share_arn,
+                               f"arn:aws:ssm:{REGION}:{seed.account_id}:parameter{pointer}")
         entry["seededImage"] = image
         return entry
 
