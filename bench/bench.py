@@ -187,7 +187,11 @@ def seed(endpoint: str) -> str:
     session = boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
     ssm = session.client("ssm", endpoint_url=endpoint)
     base = ssm.get_parameter(Name=BASE_IMAGE_PARAMETER)["Parameter"]["Value"]
-    ssm.put_parameter(Name=POINTER, Value=base, Type="String", DataType="aws:ec2:image", Overwrite=True)
+    # An aws:ec2:image write shows only once SSM validated it (the stand-in holds it for a read,
+    # as AWS does for a moment): read until it does, as a client of AWS must.
+    sys.path.insert(0, str(HERE.parent))
+    from local.stack import put_image_parameter
+    put_image_parameter(ssm, Name=POINTER, Value=base, Type="String", Overwrite=True)
     # moto builds a region's EC2 backend (~1300 default images) on first use: not ours to time.
     session.client("ec2", endpoint_url=endpoint).describe_images(ImageIds=[base])
     ssm.describe_automation_executions(Filters=[{"Key": "DocumentNamePrefix", "Values": [BAKE_DOCUMENT]}])
