@@ -1,7 +1,9 @@
 """The fan-out's scale: state transitions and Lambda invocations per run for F families x R
 regions, counted on the local stack (1x1, 2x2, 3x3), with the formula they follow; and the two
 encryption modes (copy, direct) side by side: images and snapshots made per run (counted, 1x1
-and 2x2), transitions, cost and time to publish for a modelled month.
+and 2x2), transitions, cost and time to publish for a modelled month; and what a run may hold on
+AWS (crates/core/src/budget.rs, the model PlanRun refuses a targets document by): history events
+and the largest state's bytes, with the largest matrix that fits the template's defaults.
 
     .venv/bin/python bench/scale.py                    print the section
     .venv/bin/python bench/scale.py --update-report    also replace it in bench/REPORT.md
@@ -40,6 +42,135 @@ AWS_LOOPS = [("bake", 40 * 60, 120), ("copy", 15 * 60, 60), ("test", 10 * 60, 60
 # What one image's snapshots hold, for the GiB a run writes: the 8 GiB root volume of an
 # Amazon Linux 2023 image. A copy is a full copy; the intermediate image lives for the run.
 IMAGE_GIB = 8
+
+# The history model of crates/core/src/budget.rs (see its doc comment for the event types):
+# events per state entered, by type, on the success path.
+BUDGET_RS = REPO / "crates" / "core" / "src" / "budget.rs"
+ASL = REPO / "statemachine" / "golden-ami-pipeline.asl.json"
+TEMPLATE = REPO / "infra" / "template.yaml"
+EVENTS_PER_STATE = {"Task": 5, "Pass": 2, "Choice": 2, "Wait": 2, "Succeed": 2, "Map": 4}
+MAP_ITERATION_EVENTS = 2
+EXECUTION_EVENTS = 2
+POLL_EVENTS = EVENTS_PER_STATE["Wait"] + EVENTS_PER_STATE["Task"] + EVENTS_PER_STATE["Choice"]
+
+
+def budget_constants() -> dict[str, int]:
+    """The `pub const NAME: u64 = N;` figures of budget.rs (limits, bytes), one source of truth."""
+    return {m[1]: int(m[2].replace("_", "")) for m in
+            re.finditer(r"pub const (\w+): u64 = ([\d_]+);", BUDGET_RS.read_text())}
+
+
+def success_path(states: dict, start: str) -> tuple[dict[str, int], int, list[str]]:
+    """States by type on a level's success path, its polling loops apart (tests/tests/budget.rs
+    walks it the same way and holds budget.rs's constants to it): (counts, loops, maps)."""
+    counts: dict[str, int] = {}
+    loops, maps, name = 0, [], start
+    for _ in range(len(states)):
+        state = states[name]
+        kind = state["Type"]
+        counts[kind] = counts.get(kind, 0) + 1
+        if kind == "Map":
+            maps.append(name)
+        if kind == "Choice":
+            default = state["Default"]
+            nxt = state["Choices"][-1]["Next"] if states[default]["Type"] == "Wait" else default
+        else:
+            nxt = state.get("Next")
+        if nxt is None:
+            loops = counts.pop("Wait", 0)
+            counts["Task"] -= loops
+            counts["Choice"] = counts.get("Choice", 0) - loops
+            return counts, loops, maps
+        name = nxt
+    raise SystemExit(f"the success path from {start} does not end")
+
+
+def levels() -> dict[str, dict[str, int]]:
+    """The run's, a family's and a region's states (over both region Maps) from the definition."""
+    definition = json.loads(ASL.read_text())
+    run, _, run_maps = success_path(definition["States"], definition["StartAt"])
+    processor = definition["States"][run_maps[0]]["ItemProcessor"]
+    family, _, family_maps = success_path(processor["States"], processor["StartAt"])
+    region: dict[str, int] = {}
+    for name in family_maps:
+        inner = processor["States"][name]["ItemProcessor"]
+        counts, _, _ = success_path(inner["States"], inner["StartAt"])
+        for kind, n in counts.items():
+            region[kind] = region.get(kind, 0) + n
+    return {"run": run, "family": family, "region": region, "region_maps": {"Map": len(family_maps)}}
+
+
+def model(f: int, r: int, polls: dict[str, int]) -> dict[str, int]:
+    """budget.rs's history_events, transitions and state_bytes for f families of r regions each
+    (ungated), every loop checking polls[loop] times."""
+    lv, k = levels(), budget_constants()
+    states = {name: sum(counts.values()) for name, counts in lv.items()}
+    events = {name: sum(EVENTS_PER_STATE[t] * n for t, n in counts.items()) for name, counts in lv.items()}
+    family_polls, region_polls = polls["bake"] + polls["test"], polls["copy"]
+    return {
+        "transitions": states["run"] + f * (states["family"] + 3 * family_polls)
+        + f * r * (states["region"] + 3 * region_polls),
+        "events": EXECUTION_EVENTS + events["run"]
+        + f * (events["family"] + MAP_ITERATION_EVENTS + POLL_EVENTS * family_polls)
+        + f * r * (events["region"] + lv["region_maps"]["Map"] * MAP_ITERATION_EVENTS + POLL_EVENTS * region_polls),
+        "bytes": k["RUN_BYTES"] + f * k["FAMILY_BYTES"] + f * r * k["REGION_BYTES"],
+    }
+
+
+def fits(f: int, r: int, polls: dict[str, int]) -> bool:
+    k, m = budget_constants(), model(f, r, polls)
+    return m["events"] <= k["HISTORY_EVENTS_LIMIT"] and m["bytes"] <= k["STATE_BYTES_LIMIT"]
+
+
+def template_default(name: str) -> int:
+    match = re.search(rf"^  {name}:\n(?:    .*\n)*?    Default: (\d+)", TEMPLATE.read_text(), re.M)
+    if not match:
+        raise SystemExit(f"{name} has no Default in {TEMPLATE}")
+    return int(match[1])
+
+
+def worst_case_polls() -> dict[str, int]:
+    """Loop.worst_case_polls for the template's defaults: the shortest interval (pacing's 15 s,
+    never above the stack's) until the timeout, and the poll past it."""
+    out = {}
+    for loop, stem in (("bake", "Bake"), ("copy", "Copy"), ("test", "Test")):
+        interval = min(15, template_default(f"{stem}PollSeconds"))
+        out[loop] = -(-template_default(f"{stem}TimeoutMinutes") * 60 // interval) + 1
+    return out
+
+
+def local_aws_events(events: list[dict], families: int, regions: int) -> int:
+    """The history events AWS would write for the states a local run entered (the model's
+    weights applied to the runner's records), to hold the model to a real execution."""
+    entered = [e for e in events if e.get("type") == "StateEntered"]
+    iterations = families + 2 * families * regions
+    return EXECUTION_EVENTS + MAP_ITERATION_EVENTS * iterations + sum(
+        EVENTS_PER_STATE[e["stateType"]] for e in entered)
+
+
+def json_bytes(value) -> int:
+    """A value's size as Step Functions counts it: compact JSON, UTF-8."""
+    return len(json.dumps(value, separators=(",", ":")).encode())
+
+
+def sizes(output: dict, events: list[dict]) -> dict[str, int]:
+    """What each family's and region's result holds in the run's largest state (the output: the
+    plan and every family's result), the largest of each, and what a failed family would keep on
+    top (its bake, test and its regions' copy results)."""
+    families = output.get("families", [])
+    plan = output.get("plan", {}).get("families", [])
+    region = max((json_bytes(p) for f in families for p in f.get("pointers", [])), default=0)
+    plan_region = max((json_bytes(r) for f in plan for r in f.get("regions", [])), default=0)
+    family = max((json_bytes({k: v for k, v in f.items() if k != "pointers"}) for f in families), default=0)
+    plan_family = max((json_bytes({k: v for k, v in f.items() if k != "regions"}) for f in plan), default=0)
+    outputs = {state: [e["output"] for e in events if e.get("type") == "StateExited"
+                       and e.get("state") == state and "output" in e]
+               for state in ("CopyImage", "CheckCopy", "ShareImage", "VerifyImage", "StartBake", "StartTest")}
+    copy_result = sum(max((json_bytes(o) for o in outputs[s]), default=0)
+                      for s in ("CopyImage", "CheckCopy", "ShareImage", "VerifyImage"))
+    failed_extra = sum(max((json_bytes(o) for o in outputs[s]), default=0) for s in ("StartBake", "StartTest"))
+    return {"state": json_bytes(output), "family": family, "region": region, "plan_family": plan_family,
+            "plan_region": plan_region, "failed_family_extra": failed_extra, "failed_region_extra": copy_result}
 
 
 def pace(median: int, configured_poll: int) -> tuple[int, int]:
@@ -87,7 +218,8 @@ def measure(stack: LocalStack, n: int, encryption: str = "copy") -> dict:
                    - snapshots_before[r]) for r, c in ec2.items())
     return {"families": n, "regions": n, "encryption": encryption, "transitions": len(entered),
             "invocations": tasks + retries, "polls": polls, "images": len(baked | copied),
-            "removed": removed, "snapshots_kept": kept}
+            "removed": removed, "snapshots_kept": kept,
+            "aws_events": local_aws_events(result.events, n, n), "sizes": sizes(result.output, result.events)}
 
 
 def fit(rows: list[dict], key: str) -> tuple[float, float, float]:
@@ -244,19 +376,75 @@ def section(rows: list[dict], direct: list[dict] | None = None) -> str:
         f"{slack_after:g} s).",
     ]
     lines += encryption_lines(rows, direct, a, b_paced, c_paced)
-    events = 3 * (a + b_aws * 10 + c_aws * 100)
+    lines += budget_lines(rows)
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def check_model(rows: list[dict]) -> None:
+    """The model with zero polls, plus 3 transitions and 9 events per poll the local run made,
+    is the local run: its transitions, and the events AWS would write for the states it entered."""
+    zero = {"bake": 0, "copy": 0, "test": 0}
+    for r in rows:
+        m, polled = model(r["families"], r["regions"], zero), sum(r["polls"].values())
+        got = (r["transitions"], r["aws_events"])
+        want = (m["transitions"] + 3 * polled, m["events"] + POLL_EVENTS * polled)
+        if got != want:
+            raise SystemExit(f"the {r['families']} x {r['regions']} run made {got} transitions / events, "
+                             f"the model says {want}: the definition changed, update crates/core/src/budget.rs")
+
+
+def budget_lines(rows: list[dict]) -> list[str]:
+    """What a run may hold on AWS: the model's figures at the template's defaults, the largest
+    matrices that fit, and what each family's and region's result holds in the largest state."""
+    check_model(rows)
+    k, worst = budget_constants(), worst_case_polls()
+    zero = {"bake": 0, "copy": 0, "test": 0}
+    one, zero_one = model(1, 1, worst), model(1, 1, zero)
+    per_family = model(2, 0, worst)["events"] - model(1, 0, worst)["events"]
+    per_region = model(1, 2, worst)["events"] - model(1, 1, worst)["events"]
+    base = model(1, 0, worst)["events"] - per_family
+    lines = [
+        "",
+        "### What a run may hold on AWS (crates/core/src/budget.rs)",
+        "",
+        f"Step Functions ends a run whose history reaches {k['HISTORY_EVENTS_LIMIT']:,} events or whose state passes",
+        f"{k['STATE_BYTES_LIMIT']:,} bytes without any Catch; PlanRun refuses a targets document that could. History",
+        "events per state entered: a Task 5, the approval's callback Task 6, a Pass, Choice, Wait or Succeed 2,",
+        "a Map 4 and 2 per iteration (an inline Map writes into the run's history), the execution 2; a poll is",
+        f"9. The model with zero polls ({zero_one['transitions']} transitions, {zero_one['events']} events for 1 x 1) plus 3",
+        "transitions and 9 events per poll equals every local run above (checked on each run). An inline Map",
+        "also runs at most 40 iterations at once whatever MaxConcurrency says.",
+        "",
+        "The worst case PlanRun judges by: every loop polled at its shortest interval (polling by expectation",
+        "goes down to 15 s) until its timeout, and once past it; at the template's defaults (bake 120 min,",
+        f"copy 90 min, boot test 45 min) that is {worst['bake']} / {worst['copy']} / {worst['test']} bake / copy / test polls,",
+        f"{base:,} + {per_family:,} F + {per_region:,} F R events ({one['events']:,} for 1 x 1). The most regions per family",
+        "that fit, by the number of families:",
+        "",
+        "| families | worst case (defaults): regions each | typical month (polls above): regions each |",
+        "|---:|---:|---:|",
+    ]
+    typical = {"bake": AWS_POLLS["bake"], "copy": AWS_POLLS["copy"], "test": AWS_POLLS["test"]}
+    for f in (1, 2, 3, 5, 10, 20):
+        most = [max((r for r in range(0, 200) if fits(f, r, polls)), default=0) for polls in (worst, typical)]
+        lines.append(f"| {f} | {most[0] or 'none'} | {most[1] or 'none'} |")
+    s = rows[-1]["sizes"]
     lines += [
         "",
-        "Limits relied on: an inline Map runs at most 40 iterations at once whatever MaxConcurrency",
-        "says, and a run's history holds at most 25,000 events; the family Map's MaxConcurrency",
-        "(`FamilyConcurrency`) bounds the bakes at once, the region Map runs a family's regions",
-        "together. At about 3 history events per transition, 10 families in 10 regions would write",
-        f"about {events:,.0f} of those 25,000 events: beyond about that size, distributed Map (child",
-        "executions, each with its own history) is needed; the polls, most of the transitions, are",
-        "what polling by expectation cuts.",
-        END,
+        f"The largest state (the run's output: the plan and every family's result) of the {rows[-1]['families']} x "
+        f"{rows[-1]['regions']} local run is {s['state']:,} bytes. Largest of each part, in bytes: a family's result without its",
+        f"regions {s['family']:,}, a region's pointer result {s['region']:,}, a family's plan entry without its regions",
+        f"{s['plan_family']:,}, a region's plan entry {s['plan_region']:,}; a failed family keeps its whole state, about",
+        f"{s['failed_family_extra']:,} more per family (its bake and boot test) and {s['failed_region_extra']:,} more per region (its copy,",
+        f"share and verification). The model allows {k['FAMILY_BYTES']:,} per family and {k['REGION_BYTES']:,} per region"
+        f" (plus {k['RUN_BYTES']:,} for the run).",
     ]
-    return "\n".join(lines) + "\n"
+    bound_family = s["family"] + s["plan_family"] + s["failed_family_extra"]
+    bound_region = s["region"] + s["plan_region"] + s["failed_region_extra"]
+    if bound_family > k["FAMILY_BYTES"] or bound_region > k["REGION_BYTES"]:
+        raise SystemExit(f"a family ({bound_family}) or a region ({bound_region}) holds more than budget.rs allows")
+    return lines
 
 
 def run() -> str:

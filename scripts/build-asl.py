@@ -209,20 +209,22 @@ def region_copy() -> Level:
 
 
 def region_publish() -> Level:
-    """One region of a family: move its pointer. {target, copy, share, publish, published: true}, or
-    {target, failure, published: false}."""
+    """One region of a family: move its pointer. {copy, share, publish, published: true}, or
+    {failure, published: false}: the family's result keeps only what the end notice reads (the
+    publication names its region, a failure too), the region's target stays out of the run's
+    state."""
     r = Level("$.context", "PointerNotPublished", region=True)
     r.task("PublishPointer", "PublishPointer", "$.publish", "PointerPublished",
            comment="Move this region's pointer: only after every region is verified and the boot test passed.")
     r.add("PointerPublished", {
         "Type": "Pass",
-        "Parameters": {"target.$": "$.target", "copy.$": "$.copy", "share.$": "$.share",
-                       "publish.$": "$.publish", "published": True},
+        "Parameters": {"copy.$": "$.copy", "share.$": "$.share", "publish.$": "$.publish",
+                       "published": True},
         "End": True,
     })
     r.add("PointerNotPublished", {
         "Type": "Pass",
-        "Parameters": {"target.$": "$.target", "failure.$": "$.failure", "published": False},
+        "Parameters": {"failure.$": "$.failure", "published": False},
         "End": True,
     })
     return r

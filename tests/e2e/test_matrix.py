@@ -3,6 +3,7 @@ booted at home, copied, shared and verified in every region, and its pointers mo
 of its regions passed; a family that fails cleans up its own work everywhere and does not stop
 the others; a region where a family has no pointer yet gets one, shared with the organization."""
 
+from bench.scale import budget_constants, sizes
 from local.stack import (POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, automation_outputs,
                          read_facts)
 
@@ -86,6 +87,14 @@ def test_two_families_in_two_regions_publish_everywhere(fresh: LocalStack):
         assert f"- {region}: " in succeeded["message"]
     assert f"To roll back in {REGION}: aws ssm put-parameter --region {REGION} " \
            f"--name {POINTER_PARAMETER_NAME}" in succeeded["message"]
+
+    # The run's largest state (its output) stays within what crates/core/src/budget.rs allows
+    # a family and a region; a failed family would keep its bake, test and copy results too.
+    held, limits = sizes(result.output, result.events), budget_constants()
+    print(f"state sizes (bytes): {held}")
+    assert held["family"] + held["plan_family"] + held["failed_family_extra"] <= limits["FAMILY_BYTES"], held
+    assert held["region"] + held["plan_region"] + held["failed_region_extra"] <= limits["REGION_BYTES"], held
+    assert held["state"] <= limits["RUN_BYTES"] + 2 * limits["FAMILY_BYTES"] + 4 * limits["REGION_BYTES"], held
 
 
 def test_a_family_that_fails_cleans_up_alone_and_the_other_publishes(fresh: LocalStack):

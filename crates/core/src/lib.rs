@@ -2,6 +2,7 @@
 //! typed step errors, configuration, AWS clients, and naming and tagging helpers.
 
 pub mod automation;
+pub mod budget;
 pub mod config;
 pub mod deps;
 pub mod error;

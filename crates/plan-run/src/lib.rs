@@ -10,8 +10,14 @@
 //!
 //! Families an operator pinned (`golden-ami pin`, a parameter under PINS_PATH per family) are
 //! taken out of the plan and listed as pinned: the run leaves them and their pointers alone.
+//!
+//! A plan whose families x regions would reach Step Functions' history or state size limit on
+//! AWS (crates/core/src/budget.rs: every loop polled at its shortest interval until its
+//! timeout) is a ConfigError naming the figures and the largest matrix that fits, before any
+//! lock is taken: such a run would end without its failure path.
 
 use aws_sdk_ssm::types::ParameterType;
+use golden_ami_core::budget::{self, FamilyShape, Loops};
 use golden_ami_core::naming::{format_timestamp, parse_timestamp};
 use golden_ami_core::targets::{Source, Stack};
 use golden_ami_core::types::{LockHolder, Pin, Plan};
@@ -28,6 +34,10 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
         .into_iter()
         .filter(|pin| pinned.iter().any(|family| family.name == pin.family))
         .collect();
+    // Pinned families do not run: only the others count against the limits.
+    let shapes: Vec<FamilyShape> = plan.families.iter().map(FamilyShape::from).collect();
+    let fits = budget::check(&shapes, &Loops::of(&deps.config))?;
+    tracing::info!(history_events = ?fits.history_events, state_bytes = fits.state_bytes, "the run fits Step Functions' limits");
     let version = plan.targets_version;
     // A gated family may wait for its approval on top of everything else the run does.
     let ttl = deps.config.lock_ttl + Targets::longest_approval(&plan.families);
@@ -559,6 +569,55 @@ mod tests {
         assert_eq!(error.error_type(), "ConfigError");
         assert!(error.to_string().contains("families[0] (x)"), "{error}");
         assert_eq!(put.num_calls(), 0, "no lock without a valid plan");
+    }
+
+    const TWO_BY_TWO: &str = r#"{"families": [
+        {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64", "instanceType": "t3.small"},
+        {"name": "al2023-arm64", "pointer": "/golden-ami/al2023-arm64", "architecture": "arm64", "instanceType": "t4g.small"}],
+      "regions": [{"region": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"},
+                  {"region": "us-east-1", "kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/mrk-1"}]}"#;
+
+    #[tokio::test]
+    async fn a_matrix_past_step_functions_limits_is_refused_before_the_lock() {
+        // The stack's default timeouts, polled every 15 s at worst: 2 x 2 is 25,154 events.
+        let (get, put) = (targets(TWO_BY_TWO), created());
+        let error = run(vec![&get, &put]).await.unwrap_err();
+        assert_eq!(error.error_type(), "ConfigError");
+        let message = error.to_string();
+        assert!(
+            message.contains(
+                "2 families x 2 regions would write about 25,154 history events (limit 25,000)"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("the largest that fits with these timeouts is 1 x 2 or 2 x 1"),
+            "{message}"
+        );
+        assert_eq!(put.num_calls(), 0, "no lock for a run that cannot finish");
+    }
+
+    #[tokio::test]
+    async fn a_pinned_family_does_not_count_against_the_limits() {
+        let (get, put) = (targets(TWO_BY_TWO), created());
+        let pinned = pins(&[("/golden-ami-pipeline/pins/al2023-arm64", PIN)]);
+        let plan = run_with_pins(vec![&get, &put], &pinned).await.unwrap();
+        assert_eq!((plan.families.len(), plan.pinned.len()), (1, 1));
+        assert_eq!(put.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn shorter_timeouts_let_the_same_matrix_run() {
+        let (get, put) = (targets(TWO_BY_TWO), created());
+        let mut deps = MockClients {
+            ssm: vec![&get, &put, &pins(&[])],
+            ..Default::default()
+        }
+        .deps();
+        deps.config.copy_timeout = std::time::Duration::from_secs(60 * 60);
+        let plan = handler(&deps, testing::event(EVENT)).await.unwrap();
+        assert_eq!(plan.families.len(), 2);
+        assert!(plan.lock.is_some());
     }
 
     #[tokio::test]
