@@ -26,12 +26,15 @@
 //!   write into the run's own history);
 //! - the execution: ExecutionStarted, ExecutionSucceeded: 2.
 //!
-//! A polling loop is one Wait, one Check Task and one Choice per poll: 9 events. The worst case
-//! polls every loop at the shortest interval the stack can poll at (polling by expectation,
-//! `pacing.rs`, goes down to MIN_POLL_SECONDS, never above the stack's interval) until its
-//! timeout, plus the poll past it. Not counted: retries of Throttled and Lambda service errors
-//! (each adds a failed and a new scheduled, started attempt) and the failure path, which replaces
-//! the states after a failure with fewer.
+//! A polling loop is one Wait, one Check Task and one Choice per poll: 9 events. PlanRun judges a
+//! matrix by an ordinary month, the one bench/scale.py models (a 40-minute bake, a 15-minute copy,
+//! a 10-minute boot test, each shortened to the stack's timeout if that is shorter), every loop
+//! polled at the stack's interval: the most a family without a history polls (polling by
+//! expectation, `pacing.rs`, then waits most of the usual duration before its first poll). A
+//! month whose loops all run to their deadlines can still pass the limit: that run ends outside
+//! its failure path and the reaper cleans up after it. Not counted: retries of Throttled and
+//! Lambda service errors (each adds a failed and a new scheduled, started attempt) and the
+//! failure path, which replaces the states after a failure with fewer.
 //!
 //! The largest state is the run's after the family Map: the plan (every family with its
 //! regions) and every family's result, which NotifyRun receives whole. A failed family keeps its
@@ -209,28 +212,34 @@ pub fn state_bytes(families: &[FamilyShape]) -> u64 {
             .sum::<u64>()
 }
 
-/// One polling loop of the stack: its timeout and the shortest interval it polls at.
+/// How long each loop's work takes in the ordinary month PlanRun judges by (bench/scale.py's
+/// AWS_LOOPS).
+pub const MONTH_BAKE: Duration = Duration::from_secs(40 * 60);
+pub const MONTH_COPY: Duration = Duration::from_secs(15 * 60);
+pub const MONTH_TEST: Duration = Duration::from_secs(10 * 60);
+
+/// One polling loop of the stack in the ordinary month: how long its work takes (at most its
+/// timeout) and the stack's interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loop {
-    pub timeout: Duration,
-    pub shortest_interval_seconds: u64,
+    pub duration: Duration,
+    pub interval_seconds: u64,
 }
 
 impl Loop {
-    /// Polling by expectation may poll at MIN_POLL_SECONDS, never above the stack's interval.
-    pub fn new(timeout: Duration, configured_poll_seconds: u64) -> Self {
+    pub fn new(month: Duration, timeout: Duration, configured_poll_seconds: u64) -> Self {
         Self {
-            timeout,
-            shortest_interval_seconds: configured_poll_seconds.min(MIN_POLL_SECONDS),
+            duration: month.min(timeout),
+            interval_seconds: configured_poll_seconds,
         }
     }
 
-    /// The checks of a loop polled at its shortest interval until its timeout, and the one
-    /// past it that fails it. None for a loop that does not wait (0 s: the template's minimum
-    /// is 10 s, so only the local stack polls so): time does not bound it.
-    pub fn worst_case_polls(&self) -> Option<u64> {
-        let interval = self.shortest_interval_seconds;
-        (interval > 0).then(|| self.timeout.as_secs().div_ceil(interval) + 1)
+    /// The checks of a loop polled at the stack's interval while its work takes `duration`, and
+    /// the one that finds it done. None for a loop that does not wait (0 s: the template's
+    /// minimum is 10 s, so only the local stack polls so): time does not bound it.
+    pub fn month_polls(&self) -> Option<u64> {
+        let interval = self.interval_seconds;
+        (interval > 0).then(|| self.duration.as_secs().div_ceil(interval) + 1)
     }
 }
 
@@ -245,17 +254,17 @@ pub struct Loops {
 impl Loops {
     pub fn of(config: &Config) -> Self {
         Self {
-            bake: Loop::new(config.bake_timeout, config.bake_poll_seconds),
-            copy: Loop::new(config.copy_timeout, config.copy_poll_seconds),
-            test: Loop::new(config.test_timeout, config.test_poll_seconds),
+            bake: Loop::new(MONTH_BAKE, config.bake_timeout, config.bake_poll_seconds),
+            copy: Loop::new(MONTH_COPY, config.copy_timeout, config.copy_poll_seconds),
+            test: Loop::new(MONTH_TEST, config.test_timeout, config.test_poll_seconds),
         }
     }
 
-    pub fn worst_case_polls(&self) -> Option<Polls> {
+    pub fn month_polls(&self) -> Option<Polls> {
         Some(Polls {
-            bake: self.bake.worst_case_polls()?,
-            copy: self.copy.worst_case_polls()?,
-            test: self.test.worst_case_polls()?,
+            bake: self.bake.month_polls()?,
+            copy: self.copy.month_polls()?,
+            test: self.test.month_polls()?,
         })
     }
 
@@ -268,9 +277,9 @@ impl Loops {
         .iter()
         .map(|(name, l)| {
             format!(
-                "{name} {} min every {} s",
-                l.timeout.as_secs() / 60,
-                l.shortest_interval_seconds
+                "{name} {} min polled every {} s",
+                l.duration.as_secs() / 60,
+                l.interval_seconds
             )
         })
         .collect::<Vec<_>>()
@@ -281,7 +290,7 @@ impl Loops {
 /// What the model says of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// None when a loop does not wait (see `Loop::worst_case_polls`).
+    /// None when a loop does not wait (see `Loop::month_polls`).
     pub history_events: Option<u64>,
     pub state_bytes: u64,
 }
@@ -340,7 +349,7 @@ pub fn thousands(n: u64) -> String {
 /// A ConfigError naming the figures and the largest matrix that fits, if these families would
 /// reach a limit on AWS; else what the model says.
 pub fn check(families: &[FamilyShape], loops: &Loops) -> Result<Budget, StepError> {
-    let polls = loops.worst_case_polls();
+    let polls = loops.month_polls();
     let budget = Budget::of(families, polls);
     if budget.fits() {
         return Ok(budget);
@@ -385,12 +394,12 @@ pub fn check(families: &[FamilyShape], loops: &Loops) -> Result<Budget, StepErro
         format!("even one family fits in at most {alone} regions")
     } else {
         format!(
-            "the largest that fits with these timeouts is {}",
+            "the largest that fits with these intervals is {}",
             fits.join(" or ")
         )
     };
     Err(StepError::ConfigError(format!(
-        "{matrix} would {} when every bake, copy and boot test polls at its shortest interval until its timeout ({}): Step Functions ends such a run without its failure path. {largest}; shorten BakeTimeoutMinutes, CopyTimeoutMinutes or TestTimeoutMinutes, or split the families over stacks",
+        "{matrix} would {} in an ordinary month ({}): Step Functions ends such a run without its failure path. {largest}; poll less often (BakePollSeconds, CopyPollSeconds, TestPollSeconds), or split the families over stacks",
         figures.join(" and "),
         loops.describe()
     )))
@@ -405,38 +414,51 @@ mod tests {
     }
 
     /// The template's defaults: bake 120 min at 120 s, copy 90 min at 60 s, boot test 45 min
-    /// at 60 s; polled at 15 s at worst.
+    /// at 60 s; in the ordinary month a 40-minute bake, a 15-minute copy, a 10-minute test.
     fn defaults() -> Loops {
         let minutes = |m: u64| Duration::from_secs(m * 60);
         Loops {
-            bake: Loop::new(minutes(120), 120),
-            copy: Loop::new(minutes(90), 60),
-            test: Loop::new(minutes(45), 60),
+            bake: Loop::new(MONTH_BAKE, minutes(120), 120),
+            copy: Loop::new(MONTH_COPY, minutes(90), 60),
+            test: Loop::new(MONTH_TEST, minutes(45), 60),
         }
     }
 
+    /// Every loop polled every 10 s (the template's smallest interval).
+    fn eager() -> Loops {
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        Loops {
+            bake: Loop::new(MONTH_BAKE, minutes(120), 10),
+            copy: Loop::new(MONTH_COPY, minutes(90), 10),
+            test: Loop::new(MONTH_TEST, minutes(45), 10),
+        }
+    }
+
+    /// Every loop polled every 15 s until the template's default deadlines, and once past them.
+    const TO_THE_DEADLINES: Polls = Polls {
+        bake: 481,
+        copy: 361,
+        test: 181,
+    };
+
     #[test]
-    fn a_loop_polls_at_its_shortest_interval_until_its_timeout_and_once_past_it() {
-        let loops = defaults();
-        assert_eq!(loops.bake.shortest_interval_seconds, MIN_POLL_SECONDS);
+    fn a_loop_polls_at_the_stack_s_interval_while_its_work_takes_its_usual_time() {
         assert_eq!(
-            loops.worst_case_polls(),
+            defaults().month_polls(),
             Some(Polls {
-                bake: 481,
-                copy: 361,
-                test: 181
+                bake: 21,
+                copy: 16,
+                test: 11
             })
         );
-        // A stack interval below MIN_POLL_SECONDS is the shortest; one that does not wait has
-        // no bound from time.
+        // A timeout shorter than the usual time is the time; a loop that does not wait has no
+        // bound from time.
+        let minutes = |m: u64| Duration::from_secs(m * 60);
         assert_eq!(
-            Loop::new(Duration::from_secs(600), 10).worst_case_polls(),
-            Some(61)
+            Loop::new(MONTH_BAKE, minutes(20), 120).month_polls(),
+            Some(11)
         );
-        assert_eq!(
-            Loop::new(Duration::from_secs(600), 0).worst_case_polls(),
-            None
-        );
+        assert_eq!(Loop::new(MONTH_BAKE, minutes(120), 0).month_polls(), None);
     }
 
     #[test]
@@ -466,9 +488,14 @@ mod tests {
             gated: true,
         }];
         assert_eq!(history_events(&gated, none), 109 + 4);
-        // The template's defaults at worst: 32 + 6,007 F + 3,277 F R.
-        let worst = defaults().worst_case_polls();
-        assert_eq!(Budget::of(&matrix(1, 1), worst).history_events, Some(9_316));
+        // The ordinary month at the template's defaults: 32 + 337 F + 172 F R.
+        let month = defaults().month_polls();
+        assert_eq!(Budget::of(&matrix(1, 1), month).history_events, Some(541));
+        // Every loop to its deadline: 32 + 6,007 F + 3,277 F R.
+        assert_eq!(
+            Budget::of(&matrix(1, 1), Some(TO_THE_DEADLINES)).history_events,
+            Some(9_316)
+        );
         assert_eq!(
             state_bytes(&matrix(1, 1)),
             RUN_BYTES + FAMILY_BYTES + REGION_BYTES
@@ -477,7 +504,7 @@ mod tests {
 
     #[test]
     fn just_under_and_just_over_the_history_limit() {
-        let worst = defaults().worst_case_polls();
+        let worst = Some(TO_THE_DEADLINES);
         let under = Budget::of(&matrix(1, 5), worst);
         assert_eq!(under.history_events, Some(22_424));
         assert!(under.fits());
@@ -511,57 +538,62 @@ mod tests {
 
     #[test]
     fn the_largest_matrix_that_fits_the_defaults() {
-        let worst = defaults().worst_case_polls();
-        assert_eq!(most_regions(1, false, worst), 5);
-        assert_eq!(most_families(1, false, worst), 2);
-        assert_eq!(most_families(2, false, worst), 1);
-        assert_eq!(most_regions(3, false, worst), 0);
+        let month = defaults().month_polls();
+        // The state's size binds first: 2,048 + 12,288 F + 4,096 F R bytes.
+        assert_eq!(most_regions(1, false, month), 60);
+        assert_eq!(most_families(1, false, month), 15);
+        assert_eq!(most_families(2, false, month), 12);
+        assert_eq!(most_regions(3, false, month), 18);
         assert_eq!(most_families(1, false, None), 15);
+        // Polled every 10 s, the history binds: 32 + 2,767 F + 847 F R events.
+        assert_eq!(most_families(3, false, eager().month_polls()), 4);
+        assert_eq!(most_regions(5, false, eager().month_polls()), 2);
     }
 
     #[test]
     fn a_refusal_names_the_figures_and_the_largest_matrix_that_fits() {
-        let error = check(&matrix(2, 2), &defaults()).unwrap_err();
+        let error = check(&matrix(7, 7), &defaults()).unwrap_err();
         assert_eq!(error.error_type(), "ConfigError");
         let message = error.to_string();
         for expected in [
-            "2 families x 2 regions would write about 25,154 history events (limit 25,000)",
-            "hold about 43,008 bytes in the run's largest state (limit 262,144)",
-            "(bake 120 min every 15 s, copy 90 min every 15 s, boot test 45 min every 15 s)",
-            "the largest that fits with these timeouts is 1 x 2 or 2 x 1",
-            "shorten BakeTimeoutMinutes",
+            "7 families x 7 regions would write about 10,819 history events (limit 25,000)",
+            "hold about 288,768 bytes in the run's largest state (limit 262,144)",
+            "(bake 40 min polled every 120 s, copy 15 min polled every 60 s, boot test 10 min polled every 60 s)",
+            "the largest that fits with these intervals is 6 x 7 or 7 x 6",
+            "poll less often",
         ] {
             assert!(message.contains(expected), "{expected:?} not in {message}");
         }
-        // No region fits 3 families: only the other way round.
-        let message = check(&matrix(3, 5), &defaults()).unwrap_err().to_string();
+        let message = check(&matrix(5, 3), &eager()).unwrap_err().to_string();
         assert!(
-            message.contains("the largest that fits with these timeouts is 1 x 5;"),
+            message.contains("5 families x 3 regions would write about 26,572 history events")
+                && message
+                    .contains("the largest that fits with these intervals is 4 x 3 or 5 x 2;"),
             "{message}"
         );
-        let message = check(&matrix(3, 7), &defaults()).unwrap_err().to_string();
+        let message = check(&matrix(20, 70), &defaults()).unwrap_err().to_string();
         assert!(
-            message.contains("even one family fits in at most 5 regions"),
+            message.contains("even one family fits in at most 60 regions"),
             "{message}"
         );
         // Uneven families are named by their family regions.
         let uneven = [
             FamilyShape {
-                regions: 5,
+                regions: 50,
                 gated: false,
             },
             FamilyShape {
-                regions: 1,
+                regions: 20,
                 gated: false,
             },
         ];
         let message = check(&uneven, &defaults()).unwrap_err().to_string();
         assert!(
-            message.contains("2 families in 6 family regions (up to 5 each)"),
+            message.contains("2 families in 70 family regions (up to 50 each)"),
             "{message}"
         );
         assert_eq!(
-            check(&matrix(1, 5), &defaults()).map(|b| b.fits()).ok(),
+            check(&matrix(6, 6), &defaults()).map(|b| b.fits()).ok(),
             Some(true)
         );
     }

@@ -12,9 +12,10 @@
 //! taken out of the plan and listed as pinned: the run leaves them and their pointers alone.
 //!
 //! A plan whose families x regions would reach Step Functions' history or state size limit on
-//! AWS (crates/core/src/budget.rs: every loop polled at its shortest interval until its
-//! timeout) is a ConfigError naming the figures and the largest matrix that fits, before any
-//! lock is taken: such a run would end without its failure path.
+//! AWS in an ordinary month (crates/core/src/budget.rs: a 40-minute bake, a 15-minute copy and a
+//! 10-minute boot test, polled at the stack's intervals) is a ConfigError naming the figures and
+//! the largest matrix that fits, before any lock is taken: such a run would end without its
+//! failure path.
 
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::budget::{self, FamilyShape, Loops};
@@ -577,21 +578,36 @@ mod tests {
       "regions": [{"region": "eu-west-1", "kmsKeyArn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-1"},
                   {"region": "us-east-1", "kmsKeyArn": "arn:aws:kms:us-east-1:111122223333:key/mrk-1"}]}"#;
 
+    /// Deps whose stack polls every loop every `seconds` s.
+    fn polling_every(ssm: Vec<&Rule>, seconds: u64) -> Deps {
+        let mut deps = MockClients {
+            ssm,
+            ..Default::default()
+        }
+        .deps();
+        deps.config.bake_poll_seconds = seconds;
+        deps.config.copy_poll_seconds = seconds;
+        deps.config.test_poll_seconds = seconds;
+        deps
+    }
+
     #[tokio::test]
     async fn a_matrix_past_step_functions_limits_is_refused_before_the_lock() {
-        // The stack's default timeouts, polled every 15 s at worst: 2 x 2 is 25,154 events.
-        let (get, put) = (targets(TWO_BY_TWO), created());
-        let error = run(vec![&get, &put]).await.unwrap_err();
+        // Polled every 2 s through the ordinary month (a 40-minute bake, a 15-minute copy, a
+        // 10-minute boot test): 32 + 13,567 F + 4,087 F R events; 2 x 2 is 43,514.
+        let (get, put, none) = (targets(TWO_BY_TWO), created(), pins(&[]));
+        let deps = polling_every(vec![&get, &put, &none], 2);
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "ConfigError");
         let message = error.to_string();
         assert!(
             message.contains(
-                "2 families x 2 regions would write about 25,154 history events (limit 25,000)"
+                "2 families x 2 regions would write about 43,514 history events (limit 25,000)"
             ),
             "{message}"
         );
         assert!(
-            message.contains("the largest that fits with these timeouts is 1 x 2 or 2 x 1"),
+            message.contains("the largest that fits with these intervals is 1 x 2;"),
             "{message}"
         );
         assert_eq!(put.num_calls(), 0, "no lock for a run that cannot finish");
@@ -601,20 +617,16 @@ mod tests {
     async fn a_pinned_family_does_not_count_against_the_limits() {
         let (get, put) = (targets(TWO_BY_TWO), created());
         let pinned = pins(&[("/golden-ami-pipeline/pins/al2023-arm64", PIN)]);
-        let plan = run_with_pins(vec![&get, &put], &pinned).await.unwrap();
+        let deps = polling_every(vec![&get, &put, &pinned], 2);
+        let plan = handler(&deps, testing::event(EVENT)).await.unwrap();
         assert_eq!((plan.families.len(), plan.pinned.len()), (1, 1));
         assert_eq!(put.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn shorter_timeouts_let_the_same_matrix_run() {
-        let (get, put) = (targets(TWO_BY_TWO), created());
-        let mut deps = MockClients {
-            ssm: vec![&get, &put, &pins(&[])],
-            ..Default::default()
-        }
-        .deps();
-        deps.config.copy_timeout = std::time::Duration::from_secs(60 * 60);
+    async fn the_stack_s_default_intervals_let_the_same_matrix_run() {
+        let (get, put, none) = (targets(TWO_BY_TWO), created(), pins(&[]));
+        let deps = polling_every(vec![&get, &put, &none], 60);
         let plan = handler(&deps, testing::event(EVENT)).await.unwrap();
         assert_eq!(plan.families.len(), 2);
         assert!(plan.lock.is_some());
