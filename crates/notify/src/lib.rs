@@ -10,9 +10,12 @@
 //! someone else during the run, with who and when from the parameter's history). Subjects
 //! always keep the event word and the image ids; a long pipeline name is what gets shortened.
 
+pub mod budget;
+
 use std::collections::BTreeMap;
 
 use aws_sdk_sns::types::MessageAttributeValue;
+use budget::{Notice, Section};
 use golden_ami_core::naming;
 use golden_ami_core::types::{EXECUTION_FAILURE_STATE, Outcome, PublishResult, RegionTarget};
 use golden_ami_core::{
@@ -36,38 +39,91 @@ pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, St
 }
 
 /// Publish a notice to the stack's topic, with its `event` and `pipeline` attributes; answers
-/// the message id.
+/// the message id. A notice SNS refuses for what it is (InvalidParameter "Message too long",
+/// or any other refusal that is not about the topic and not a throttle) is replaced by a short
+/// one that says it could not be sent, why, and where the full details are: a run is never
+/// left without its notice. Throttling stays the retryable Throttled error.
 pub async fn publish(deps: &Deps, message: &Message) -> Result<String, StepError> {
+    let refused = match send(deps, message, &message.body).await {
+        Ok(id) => return Ok(id),
+        Err(Publish::Fatal(error)) => return Err(error),
+        Err(Publish::Refused(error)) => error,
+    };
+    tracing::warn!(error = %refused, bytes = message.body.len(), "the notice was refused; sending a short one instead");
+    let body = budget::fallback_body(
+        &message.subject,
+        message.body.len(),
+        &refused.to_string(),
+        &message.details_at,
+    );
+    match send(deps, message, &body).await {
+        Ok(id) => Ok(id),
+        Err(Publish::Fatal(error)) => Err(error),
+        Err(Publish::Refused(error)) => Err(StepError::NotificationFailed(format!(
+            "the notice was refused ({refused}), and so was the short notice sent instead ({error})"
+        ))),
+    }
+}
+
+/// Why a Publish failed: the topic or the service (retry or fix the stack), or this message.
+enum Publish {
+    Fatal(StepError),
+    Refused(StepError),
+}
+
+async fn send(deps: &Deps, message: &Message, body: &str) -> Result<String, Publish> {
     let output = deps
         .clients
         .sns()
         .publish()
         .topic_arn(&deps.config.notification_topic_arn)
         .subject(&message.subject)
-        .message(&message.body)
-        .message_attributes("event", string_attribute(message.event.as_str())?)
-        .message_attributes("pipeline", string_attribute(&deps.config.pipeline_name)?)
+        .message(body)
+        .message_attributes(
+            "event",
+            string_attribute(message.event.as_str()).map_err(Publish::Fatal)?,
+        )
+        .message_attributes(
+            "pipeline",
+            string_attribute(&deps.config.pipeline_name).map_err(Publish::Fatal)?,
+        )
         .send()
         .await
         .map_err(|error| match error.as_service_error() {
             Some(service) if service.is_not_found_exception() => {
-                StepError::NotificationFailed(format!(
+                Publish::Fatal(StepError::NotificationFailed(format!(
                     "topic {} does not exist: check NOTIFICATION_TOPIC_ARN",
                     deps.config.notification_topic_arn
-                ))
+                )))
             }
             Some(service)
+                // The topic's key: a shorter message fares no better.
                 if service.is_authorization_error_exception()
-                    || service.is_kms_access_denied_exception() =>
+                    || service.is_kms_access_denied_exception()
+                    || service.is_kms_disabled_exception()
+                    || service.is_kms_invalid_state_exception()
+                    || service.is_kms_not_found_exception()
+                    || service.is_kms_opt_in_required() =>
             {
-                StepError::NotificationFailed(format!(
+                Publish::Fatal(StepError::NotificationFailed(format!(
                     "not allowed to publish to {}: {service}",
                     deps.config.notification_topic_arn
-                ))
+                )))
             }
-            _ => classify_sdk_error("sns:Publish", error),
+            _ => match classify_sdk_error("sns:Publish", error) {
+                error @ StepError::Throttled { .. } => Publish::Fatal(error),
+                error => Publish::Refused(error),
+            },
         })?;
     Ok(output.message_id().unwrap_or_default().to_string())
+}
+
+/// The message attributes of every notice (their bytes count towards SNS's limit).
+fn attributes(config: &golden_ami_core::Config, event: NotifyEvent) -> [(&'static str, &str); 2] {
+    [
+        ("event", event.as_str()),
+        ("pipeline", config.pipeline_name.as_str()),
+    ]
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, StepError> {
@@ -217,6 +273,8 @@ pub struct Message {
     pub body: String,
     /// What the notice announces (a FINISHED run is SUCCEEDED, SKIPPED or FAILED).
     pub event: NotifyEvent,
+    /// Where the full details are, for the short notice sent if SNS refuses this one.
+    pub details_at: String,
 }
 
 /// The subject and body of a notice.
@@ -229,6 +287,8 @@ pub fn compose(
     let config = &deps.config;
     let state = &input.state;
     let mut lines = Vec::new();
+    let mut sections = Vec::new();
+    let mut tail = Vec::new();
     let (event, detail) = match input.event {
         NotifyEvent::ApprovalRequested => {
             return Err(StepError::invalid_input(
@@ -303,13 +363,20 @@ pub fn compose(
         NotifyEvent::Finished | NotifyEvent::Succeeded => {
             let tally = Tally::of(&state.families);
             for result in &state.families {
-                lines.extend(family_lines(result, pointers));
-                lines.push(String::new());
+                let mut detail = family_lines(result, pointers);
+                let headline = (!detail.is_empty()).then(|| detail.remove(0));
+                detail.push(String::new());
+                sections.push(Section {
+                    family: family_name(result).to_string(),
+                    headline,
+                    detail,
+                    failed: !matches!(result.outcome, Some(Outcome::Published | Outcome::UpToDate)),
+                });
             }
             if let Some(lock) = &state.lock
                 && !lock.released
             {
-                lines.push(format!(
+                tail.push(format!(
                     "The run lock {} was not this run's to release{}.",
                     lock.parameter_name,
                     lock.held_by
@@ -323,7 +390,7 @@ pub fn compose(
                 .as_ref()
                 .map(|p| p.pinned.as_slice())
                 .unwrap_or_default();
-            lines.extend(pinned.iter().map(pin_line));
+            tail.extend(pinned.iter().map(pin_line));
             tally.event_and_detail(&state.families, pinned.len())
         }
         NotifyEvent::Failed => {
@@ -348,47 +415,64 @@ pub fn compose(
             lines.push(format!("Cause: {cause}"));
             for family in state.plan.iter().flat_map(|plan| &plan.families) {
                 let result = state.family_result(&family.name);
-                for region in &family.regions {
-                    let now = pointers
-                        .get(&(family.name.clone(), region.region.clone()))
-                        .unwrap_or(&PointerNow::NotRead);
-                    lines.push(pointer_status(
-                        &family.pointer,
-                        &region.region,
-                        result.and_then(|r| started(r, &region.region)),
-                        result.and_then(|r| published(r, &region.region)),
-                        now,
-                    ));
-                }
+                let detail = family
+                    .regions
+                    .iter()
+                    .map(|region| {
+                        let now = pointers
+                            .get(&(family.name.clone(), region.region.clone()))
+                            .unwrap_or(&PointerNow::NotRead);
+                        pointer_status(
+                            &family.pointer,
+                            &region.region,
+                            result.and_then(|r| started(r, &region.region)),
+                            result.and_then(|r| published(r, &region.region)),
+                            now,
+                        )
+                    })
+                    .collect();
+                sections.push(Section {
+                    family: family.name.clone(),
+                    headline: None,
+                    detail,
+                    failed: true,
+                });
             }
             if state.plan.is_none() {
-                lines.push(
+                tail.push(
                     "No pointer was changed: the run failed before it planned any work."
                         .to_string(),
                 );
             }
             match (&state.cleanup, &state.cleanup_error) {
-                (_, Some(cleanup_error)) => lines.push(format!(
+                (_, Some(cleanup_error)) => tail.push(format!(
                     "Cleanup FAILED ({}: {}); look for what is left of this execution by the names and tags it uses (its images are named after it and tagged golden-ami:execution).",
                     cleanup_error.error,
                     cleanup_error.readable_cause(),
                 )),
-                (Some(cleanup), None) => lines.push(cleanup_line(cleanup)),
-                (None, None) => lines.push("Cleanup did not run.".to_string()),
+                (Some(cleanup), None) => tail.push(cleanup_line(cleanup)),
+                (None, None) => tail.push("Cleanup did not run.".to_string()),
             }
             (NotifyEvent::Failed, format!("at {failed_state}: {error}"))
         }
     };
-    lines.push(String::new());
-    lines.push(format!("Execution: {}", input.context.execution_id));
+    tail.push(String::new());
+    tail.push(format!("Execution: {}", input.context.execution_id));
     if let Some(url) = console_url(&input.context) {
-        lines.push(format!("Console: {url}"));
+        tail.push(format!("Console: {url}"));
     }
-    lines.push(format!(
+    tail.push(format!(
         "Started {}; {} so far.",
         input.context.started_at,
         elapsed(&input.context, now)?
     ));
+    let mut notice = Notice {
+        head: lines,
+        sections,
+        tail,
+        details_at: String::new(),
+    };
+    notice.details_at = run_details_at(config, &input.context, &notice);
     Ok(Message {
         subject: subject_line(
             &config.pipeline_name,
@@ -398,9 +482,56 @@ pub fn compose(
                 format!("{}: {detail}", event.as_str())
             },
         ),
-        body: lines.join("\n"),
+        body: notice.render(budget::body_budget(&attributes(config, event))),
         event,
+        details_at: notice.details_at,
     })
+}
+
+/// Where the full details of a run are: `golden-ami why`, and the report bucket when the
+/// notice names reports in it.
+fn run_details_at(
+    config: &golden_ami_core::Config,
+    context: &ExecutionContext,
+    notice: &Notice,
+) -> String {
+    let why = format!("`golden-ami why {}`", shell_word(context.execution_name()));
+    let bucket = format!("s3://{}/", config.report_bucket_name);
+    let names_reports = notice
+        .head
+        .iter()
+        .chain(
+            notice
+                .sections
+                .iter()
+                .flat_map(|s| s.headline.iter().chain(&s.detail)),
+        )
+        .chain(&notice.tail)
+        .any(|line| line.contains(&bucket));
+    if names_reports {
+        format!("{why}, and the run's reports under {bucket}")
+    } else {
+        why
+    }
+}
+
+/// A word a shell reads back as it is: quoted when it holds anything but the characters that
+/// need none (an execution may be named `retry(2)`).
+fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The family's name, as the results carry it.
+fn family_name(result: &PipelineState) -> &str {
+    result.family.as_ref().map_or("?", |f| f.name.as_str())
 }
 
 /// "90 minutes", "24 hours".
@@ -930,18 +1061,20 @@ pub fn approval_message(
         config.pipeline_name,
         home.unwrap_or(config.home_region.as_str())
     );
-    lines.push(String::new());
-    lines.push(format!(
-        "To publish: golden-ami approve {execution} {flags}"
-    ));
-    lines.push(format!(
-        "To refuse:  golden-ami deny {execution} {flags} --reason \"...\""
-    ));
-    lines.push(format!(
-        "Without a decision by {}, nothing is published, the new copies are removed and the run reports the family FAILED (States.Timeout at AwaitApproval); the pointers keep their images either way until approved.",
-        request.deadline
-    ));
-    lines.push(format!("Execution: {}", request.execution_id));
+    let execution = shell_word(execution);
+    let approve = format!("golden-ami approve {execution} {flags}");
+    // The commands and the deadline are what the reader needs: they close the notice, which
+    // keeps them whatever else a notice past SNS's limit leaves out.
+    let tail = vec![
+        String::new(),
+        format!("To publish: {approve}"),
+        format!("To refuse:  golden-ami deny {execution} {flags} --reason \"...\""),
+        format!(
+            "Without a decision by {}, nothing is published, the new copies are removed and the run reports the family FAILED (States.Timeout at AwaitApproval); the pointers keep their images either way until approved.",
+            request.deadline
+        ),
+        format!("Execution: {}", request.execution_id),
+    ];
     let detail = format!(
         "APPROVAL NEEDED: {} {}",
         request.family,
@@ -951,10 +1084,21 @@ pub fn approval_message(
             .map(|image| image.ami_id.as_str())
             .unwrap_or_default()
     );
+    let notice = Notice {
+        head: lines,
+        sections: Vec::new(),
+        tail,
+        details_at: format!(
+            "`golden-ami status` (what waits, until {}); to publish: {approve}",
+            request.deadline
+        ),
+    };
+    let budget = budget::body_budget(&attributes(config, NotifyEvent::ApprovalRequested));
     Message {
         subject: subject_line(&config.pipeline_name, &detail),
-        body: lines.join("\n"),
+        body: notice.render(budget),
         event: NotifyEvent::ApprovalRequested,
+        details_at: notice.details_at,
     }
 }
 
@@ -1139,7 +1283,7 @@ fn printable(text: &str) -> String {
 mod tests {
     use aws_sdk_sns::Client as Sns;
     use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-    use aws_sdk_sns::types::error::NotFoundException;
+    use aws_sdk_sns::types::error::{InvalidParameterException, NotFoundException};
     use aws_sdk_ssm::Client as Ssm;
     use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
     use aws_sdk_ssm::operation::get_parameter_history::GetParameterHistoryOutput;
@@ -1305,6 +1449,7 @@ mod tests {
             subject: result.subject,
             body,
             event: result.event,
+            details_at: String::new(),
         }
     }
 
@@ -1797,6 +1942,260 @@ mod tests {
         .deps();
         let error = handler(&deps, testing::event(STARTED)).await.unwrap_err();
         assert_eq!(error.error_type(), "Throttled");
+        // Retried by the state machine as it is: no short notice in its place.
+        assert_eq!(throttled.num_calls(), 1);
+        assert_eq!(missing.num_calls(), 1);
+    }
+
+    /// A finished run of `families` families in `regions` regions each, every region failed
+    /// at CheckCopy with a cause of `cause_bytes`.
+    fn many_failed(families: usize, regions: usize, cause_bytes: usize) -> NotifyInput {
+        let mut input: NotifyInput = testing::event(FAILED_BEFORE);
+        let template = input.state.families[0].clone();
+        let region_template = template.regions[0].clone();
+        let cause = format!(
+            r#"{{"errorType":"CopyFailed","errorMessage":"copy failed: {}"}}"#,
+            "Client.InternalError ".repeat(cause_bytes / 21)
+        );
+        input.state.families = (0..families)
+            .map(|f| {
+                let mut result = template.clone();
+                let family = result.family.as_mut().expect("a family");
+                family.name = format!("family-{f:02}");
+                family.regions = (0..regions)
+                    .map(|r| RegionSpec {
+                        region: format!("xx-test-{r}"),
+                        kms_key_arn: format!("arn:aws:kms:xx-test-{r}:111122223333:key/mrk-1"),
+                    })
+                    .collect();
+                result.regions = family
+                    .regions
+                    .iter()
+                    .map(|spec| {
+                        let mut region = region_template.clone();
+                        if let Some(target) = region.target.as_mut() {
+                            target.region = spec.region.clone();
+                        }
+                        if let Some(failure) = region.failure.as_mut() {
+                            failure.region = Some(spec.region.clone());
+                            failure.error.cause = Some(cause.clone());
+                        }
+                        region
+                    })
+                    .collect();
+                result
+            })
+            .collect();
+        input
+    }
+
+    /// What SNS counts of a message: the body and every attribute's name, type and value.
+    fn sns_bytes(message: &Message, deps: &Deps) -> usize {
+        message.body.len()
+            + attributes(&deps.config, message.event)
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+
+    #[test]
+    fn a_failed_notice_of_40_families_in_10_regions_with_long_causes_fits_and_names_every_family() {
+        let input = many_failed(40, 10, 2000);
+        let deps = MockClients::default().deps();
+        let message = compose(&deps, &input, testing::fixed_now(), &Pointers::new()).unwrap();
+        assert_eq!(message.event, NotifyEvent::Failed);
+        assert!(
+            sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES,
+            "{} bytes",
+            sns_bytes(&message, &deps)
+        );
+        for f in 0..40 {
+            assert_contains(
+                &message.body,
+                &[&format!(
+                    "Family family-{f:02} FAILED at CheckCopy in xx-test-0 with CopyFailed."
+                )],
+            );
+        }
+        // Most families keep their detail; the rest are counted and named, with where to look.
+        let summarised = message
+            .body
+            .lines()
+            .find(|line| line.starts_with("This notice is summarised"))
+            .expect("a summary line");
+        assert!(
+            summarised.contains("families (family-")
+                && summarised.ends_with("The full details: `golden-ami why 2026-12-01-monthly`."),
+            "{summarised}"
+        );
+        assert!(
+            message
+                .body
+                .contains("- CheckCopy in xx-test-9: copy failed: Client.InternalError")
+        );
+        assert_contains(
+            &message.body,
+            &[&format!("Execution: {}", testing::EXECUTION_ID)],
+        );
+        // The same run's notice when it fits is whole.
+        let small = compose(
+            &deps,
+            &many_failed(2, 2, 100),
+            testing::fixed_now(),
+            &Pointers::new(),
+        )
+        .unwrap();
+        assert!(!small.body.contains("summarised"), "{}", small.body);
+    }
+
+    #[test]
+    fn a_run_that_failed_with_a_huge_cause_in_many_families_still_fits() {
+        let mut input = many_failed(40, 10, 10);
+        input.event = NotifyEvent::Failed;
+        input.state.plan.as_mut().expect("a plan").families = input
+            .state
+            .families
+            .iter()
+            .filter_map(|f| f.family.clone())
+            .collect();
+        input.state.failure = Some(Failure {
+            state: "ForEachFamily".into(),
+            region: None,
+            error: CaughtError {
+                error: "States.DataLimitExceeded".into(),
+                cause: Some("x".repeat(300_000)),
+            },
+        });
+        let deps = MockClients::default().deps();
+        let message = compose(&deps, &input, testing::fixed_now(), &Pointers::new()).unwrap();
+        assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
+        assert_contains(
+            &message.body,
+            &[
+                "The run failed in state ForEachFamily with States.DataLimitExceeded.",
+                "Cause: xxx",
+                " ... (cut)",
+                "the pointer /golden-ami/current in xx-test-9.",
+                "Cleanup did not run.",
+            ],
+        );
+    }
+
+    #[tokio::test]
+    async fn a_notice_sns_refuses_is_replaced_by_a_short_one_with_the_same_subject_and_event() {
+        let input: NotifyInput = testing::event(FAILED_BEFORE);
+        let get = pointer(Some((OLD, 7)));
+        let refused = mock!(Sns::publish)
+            .match_requests(|r| {
+                let body = r.message().unwrap_or_default();
+                body.contains("Family default FAILED at CheckCopy")
+                    && !body.contains("could not be sent")
+            })
+            .then_error(|| {
+                PublishError::InvalidParameterException(
+                    InvalidParameterException::builder()
+                        .message("Invalid parameter: Message too long")
+                        .build(),
+                )
+            });
+        let fallback = mock!(Sns::publish)
+            .match_requests(|r| {
+                let body = r.message().unwrap_or_default();
+                r.subject() == Some("[golden-ami-pipeline] FAILED at CheckCopy in eu-west-1: CopyFailed")
+                    && r.message_attributes()
+                        .and_then(|a| a.get("event"))
+                        .and_then(|v| v.string_value())
+                        == Some("FAILED")
+                    && body.starts_with("[golden-ami-pipeline] FAILED at CheckCopy in eu-west-1: CopyFailed\n\nThe full notice (")
+                    && body.contains("bytes) could not be sent: sns:Publish failed")
+                    && body.contains("Message too long")
+                    && body.ends_with("The full details: `golden-ami why 2026-12-01-monthly`.")
+            })
+            .then_output(|| PublishOutput::builder().message_id("msg-short").build());
+        let deps = MockClients {
+            sns: vec![&refused, &fallback],
+            ssm: vec![&get],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, input).await.unwrap();
+        assert_eq!((refused.num_calls(), fallback.num_calls()), (1, 1));
+        assert_eq!(result.message_id, "msg-short");
+        assert_eq!(result.event, NotifyEvent::Failed);
+
+        // Refused twice: the step fails, naming both.
+        let always = mock!(Sns::publish).then_error(|| {
+            PublishError::InvalidParameterException(
+                InvalidParameterException::builder()
+                    .message("Invalid parameter: Message too long")
+                    .build(),
+            )
+        });
+        let deps = MockClients {
+            sns: vec![&always],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(STARTED)).await.unwrap_err();
+        assert_eq!(always.num_calls(), 2);
+        assert_eq!(error.error_type(), "NotificationFailed");
+        assert!(
+            error.to_string().contains("and so was the short notice"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_approval_request_past_the_limit_keeps_its_commands_and_deadline() {
+        let input: golden_ami_core::ApprovalInput =
+            testing::event(include_str!("../../../events/request-approval/ok.json"));
+        let mut state = input.state.clone();
+        if let Some(test) = state.test_status.as_mut() {
+            test.report = Some(format!("s3://golden-ami-reports/{}", "r".repeat(300_000)));
+        }
+        let request = golden_ami_core::ApprovalRequest {
+            execution_id:
+                "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:retry(2)"
+                    .into(),
+            family: "default".into(),
+            task_token: "t".into(),
+            requested_at: "2026-12-01T08:05:00Z".into(),
+            deadline: "2026-12-02T08:05:00Z".into(),
+            images: vec![golden_ami_core::RegionImage {
+                region: testing::REGION.into(),
+                ami_id: NEW.into(),
+            }],
+            changes: None,
+        };
+        let deps = MockClients::default().deps();
+        let message = approval_message(&deps.config, &request, &state);
+        assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
+        assert_contains(
+            &message.body,
+            &[
+                "Boot test: 21 baseline controls passed",
+                " ... (cut)",
+                // A name a shell would misread is quoted.
+                "To publish: golden-ami approve 'retry(2)' --family default --stack golden-ami-pipeline --stack-region eu-west-1",
+                "To refuse:  golden-ami deny 'retry(2)' --family default",
+                "Without a decision by 2026-12-02T08:05:00Z",
+            ],
+        );
+        assert!(
+            message
+                .details_at
+                .contains("to publish: golden-ami approve 'retry(2)'"),
+            "{}",
+            message.details_at
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_a_shell_would_misread_them() {
+        assert_eq!(shell_word("2026-12-01-monthly"), "2026-12-01-monthly");
+        assert_eq!(shell_word("rerun@dec"), "rerun@dec");
+        assert_eq!(shell_word("retry+1"), "retry+1");
+        assert_eq!(shell_word("it's(2)"), "'it'\\''s(2)'");
     }
 
     #[test]
