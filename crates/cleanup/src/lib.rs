@@ -75,7 +75,8 @@ pub async fn handler(deps: &Deps, input: CleanupInput) -> Result<CleanupResult, 
 
 /// A gated family's approval request (its task token), however its run ends: answered or
 /// not, the request must not outlive the run. Already gone (`golden-ami approve` removes it)
-/// is fine.
+/// is fine, and so is a name SSM refuses (ValidationException): no request can be stored
+/// under it, so there is nothing to withdraw.
 async fn withdraw_approval(
     deps: &Deps,
     context: &ExecutionContext,
@@ -100,9 +101,9 @@ async fn withdraw_approval(
     {
         Ok(_) => result.withdrawn_approvals.push(name),
         Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_parameter_not_found()) => {}
+            if error.as_service_error().is_some_and(|e| {
+                e.is_parameter_not_found() || golden_ami_core::naming::is_invalid_parameter_name(e)
+            }) => {}
         Err(error) => return Err(classify_sdk_error("ssm:DeleteParameter", error)),
     }
     Ok(())
@@ -846,6 +847,64 @@ mod tests {
         let result = succeed(input, &[&already_gone]).await;
         assert_eq!(already_gone.num_calls(), 1);
         assert!(result.withdrawn_approvals.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_name_ssm_refuses_withdraws_the_request_under_its_safe_name() {
+        let mut input: CleanupInput = testing::event(SUCCESS);
+        input.state.family.as_mut().expect("a family").approval =
+            Some(golden_ami_core::targets::ApprovalGate {
+                timeout_seconds: 3600,
+            });
+        input.context.execution_id =
+            "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:rerun@dec".into();
+        // The name RequestApproval stored it under: no `@`, the hash of the real name.
+        let name = format!(
+            "/golden-ami-pipeline/approvals/rerun_dec-{}/default",
+            &golden_ami_core::naming::parameter_segment("rerun@dec")["rerun_dec-".len()..]
+        );
+        let expected = name.clone();
+        let withdraw = mock!(Ssm::delete_parameter)
+            .match_requests(move |r| r.name() == Some(expected.as_str()))
+            .then_output(|| DeleteParameterOutput::builder().build());
+        let result = succeed(input.clone(), &[&withdraw]).await;
+        assert_eq!(withdraw.num_calls(), 1);
+        assert_eq!(result.withdrawn_approvals, [name]);
+
+        // A name SSM refuses anyway holds no request: nothing to withdraw, not an error.
+        let refused = mock!(Ssm::delete_parameter).then_error(|| {
+            DeleteParameterError::generic(testing::service_error(
+                "ValidationException",
+                "Parameter name: can't be prefixed with \"ssm\" (case-insensitive). If formed as a path, it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_",
+            ))
+        });
+        let result = succeed(input.clone(), &[&refused]).await;
+        assert_eq!(refused.num_calls(), 1);
+        assert!(result.withdrawn_approvals.is_empty());
+
+        // Any other refusal still fails the cleanup, named.
+        let denied = mock!(Ssm::delete_parameter).then_error(|| {
+            DeleteParameterError::generic(testing::service_error(
+                "AccessDeniedException",
+                "not authorized to perform ssm:DeleteParameter",
+            ))
+        });
+        let (get, desc, dereg, left, del) = (
+            pointer(GOLDEN),
+            describe(BAKED),
+            deregister(),
+            no_leftovers(),
+            delete(),
+        );
+        let deps = MockClients {
+            ssm: vec![&denied, &get],
+            ec2: vec![&desc, &dereg, &left, &del],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, input).await.unwrap_err();
+        assert_eq!(denied.num_calls(), 1);
+        assert!(error.to_string().contains("ssm:DeleteParameter"), "{error}");
     }
 
     #[tokio::test]

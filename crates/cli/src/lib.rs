@@ -1048,20 +1048,21 @@ pub struct Answered {
     pub images: Vec<String>,
 }
 
-/// The requests waiting under the stack's APPROVALS_PATH (of one execution, if given).
+/// The requests waiting under the stack's APPROVALS_PATH (of one execution, if given: the name
+/// as a person types it, found under the form RequestApproval stored it in).
 pub async fn waiting_approvals(
     aws: &Aws,
     stack: &Stack,
     execution: Option<&str>,
 ) -> Result<Vec<Waiting>, CliError> {
     let path = match execution {
-        Some(name) => format!("{}/{name}", stack.approvals_path()),
+        Some(name) => ApprovalRequest::execution_path(&stack.approvals_path(), name),
         None => stack.approvals_path(),
     };
     let mut waiting = Vec::new();
     let mut token = None;
     loop {
-        let page = aws
+        let page = match aws
             .ssm
             .get_parameters_by_path()
             .path(&path)
@@ -1069,7 +1070,22 @@ pub async fn waiting_approvals(
             .set_next_token(token)
             .send()
             .await
-            .map_err(sdk("ssm:GetParametersByPath (the approval requests)"))?;
+        {
+            Ok(page) => page,
+            // A path SSM cannot hold (a stack name it refuses) holds no request.
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(golden_ami_core::naming::is_invalid_parameter_name) =>
+            {
+                break;
+            }
+            Err(error) => {
+                return Err(sdk("ssm:GetParametersByPath (the approval requests)")(
+                    error,
+                ));
+            }
+        };
         for parameter in page.parameters() {
             let name = parameter.name().unwrap_or_default().to_string();
             let request: ApprovalRequest =
@@ -1094,6 +1110,10 @@ pub async fn waiting_approvals(
         if token.is_none() {
             break;
         }
+    }
+    // The real name is in the request: the path's level is only its SSM form.
+    if let Some(name) = execution {
+        waiting.retain(|w| w.execution == name);
     }
     waiting
         .sort_by(|a, b| (&a.execution, &a.request.family).cmp(&(&b.execution, &b.request.family)));

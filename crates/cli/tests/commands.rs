@@ -38,7 +38,7 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
 use golden_ami_cli::{self as cli, Aws, FailureSeen, Family, FamilyOutcome, Moved, Stack};
-use golden_ami_core::Pin;
+use golden_ami_core::{ApprovalRequest, Pin};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -1889,4 +1889,90 @@ async fn status_still_reports_a_running_run_whose_history_is_denied() {
         ),
         "{state}"
     );
+}
+
+const RERUN_WAITING: &str = r#"{"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:rerun@dec",
+    "family": "default", "taskToken": "rerun-token", "requestedAt": "2026-12-03T08:00:00Z",
+    "deadline": "2026-12-04T08:00:00Z", "images": [{"region": "eu-west-1", "amiId": "ami-0ccccccccccccccc0"}]}"#;
+
+#[tokio::test]
+async fn approve_finds_a_run_whose_name_ssm_refuses_under_its_safe_form_and_names_it_as_typed() {
+    // RequestApproval stored it under the execution's SSM form; the person types the real name.
+    let stored = ApprovalRequest::parameter_name(APPROVALS, "rerun@dec", "default");
+    let (listed_path, stored_name) = (
+        ApprovalRequest::execution_path(APPROVALS, "rerun@dec"),
+        stored.clone(),
+    );
+    assert!(!stored.contains('@'), "{stored}");
+    let waiting = mock!(aws_sdk_ssm::Client::get_parameters_by_path)
+        .match_requests(move |r| r.path() == Some(listed_path.as_str()))
+        .then_output(move || {
+            GetParametersByPathOutput::builder()
+                .parameters(
+                    Parameter::builder()
+                        .name(stored_name.as_str())
+                        .value(RERUN_WAITING)
+                        .build(),
+                )
+                .build()
+        });
+    let removed_name = stored.clone();
+    let removed = mock!(aws_sdk_ssm::Client::delete_parameter)
+        .match_requests(move |r| r.name() == Some(removed_name.as_str()))
+        .then_output(|| DeleteParameterOutput::builder().build());
+    let success = mock!(aws_sdk_sfn::Client::send_task_success)
+        .match_requests(|r| r.task_token() == Some("rerun-token"))
+        .then_output(|| {
+            aws_sdk_sfn::operation::send_task_success::SendTaskSuccessOutput::builder().build()
+        });
+    let who = caller();
+    let aws = Rules {
+        ssm: vec![&waiting, &removed],
+        sfn: vec![&success],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    let chosen = cli::pick_waiting(&aws, &stack(None), Some("rerun@dec"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (chosen[0].execution.as_str(), chosen[0].parameter.as_str()),
+        ("rerun@dec", stored.as_str())
+    );
+    let answered = cli::approve(&aws, &chosen[0], None, NOW).await.unwrap();
+    assert_eq!(answered.execution, "rerun@dec");
+    assert_eq!(
+        (
+            waiting.num_calls(),
+            success.num_calls(),
+            removed.num_calls()
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test]
+async fn a_path_ssm_refuses_holds_no_approval_request() {
+    let refused = mock!(aws_sdk_ssm::Client::get_parameters_by_path).then_error(|| {
+        aws_sdk_ssm::operation::get_parameters_by_path::GetParametersByPathError::generic(error(
+            "ValidationException",
+            "The parameter doesn't meet the parameter name requirements. The parameter name must begin with a forward slash \"/\".",
+        ))
+    });
+    let aws = Rules {
+        ssm: vec![&refused],
+        ..Default::default()
+    }
+    .aws();
+    let nothing = cli::pick_waiting(&aws, &stack(None), Some("monthly"), None)
+        .await
+        .unwrap_err();
+    assert!(
+        nothing
+            .message
+            .starts_with("nothing of execution monthly waits for approval"),
+        "{nothing}"
+    );
+    assert_eq!(refused.num_calls(), 1);
 }

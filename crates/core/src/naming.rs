@@ -1,5 +1,6 @@
 //! Names, tags, idempotency tokens, dates and id checks: pure functions, tested without mocks.
 
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use time::format_description::well_known::Rfc3339;
 use time::{Date, OffsetDateTime};
 use uuid::Uuid;
@@ -176,6 +177,69 @@ pub fn is_organizational_unit_arn(value: &str) -> bool {
     value.starts_with("arn:aws") && value.contains(":organizations::") && value.contains(":ou/o-")
 }
 
+/// The characters an SSM parameter name may hold (and `/`, which separates its levels):
+/// "Requirements and constraints for parameter names",
+/// https://docs.aws.amazon.com/systems-manager/latest/userguide/sysman-paramstore-su-create.html
+fn is_parameter_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "_.-".contains(c)
+}
+
+/// SSM refused a parameter name or path as one it cannot hold: a ValidationException about the
+/// name (AWS: "Parameter name: ... each sub-path can be formed as a mix of letters, numbers and
+/// the following 3 symbols .-_"; GetParametersByPath: "The parameter doesn't meet the parameter
+/// name requirements"). No parameter can exist under such a name: reading or deleting it finds
+/// nothing.
+pub fn is_invalid_parameter_name(error: &impl ProvideErrorMetadata) -> bool {
+    error.code() == Some("ValidationException")
+        && error.message().is_some_and(|message| {
+            let message = message.to_ascii_lowercase();
+            message.contains("name") || message.contains("path")
+        })
+}
+
+/// Hex digits of the hash a rewritten segment ends with (40 bits: a collision between two
+/// execution names of one stack is out of reach).
+const SEGMENT_HASH_LEN: usize = 10;
+
+/// An execution's name as one level of an SSM parameter name. Step Functions allows names SSM
+/// does not (`rerun@dec`, `retry+1`, non-ASCII letters: StartExecution forbids only whitespace,
+/// brackets, `?*"#%\^|~`$&,;:/` and control characters), so a name SSM would refuse has its
+/// other characters replaced by `_` and a hash of the whole name appended: two names never
+/// share a segment. A name already safe is kept as it is, unless it ends like a rewritten one
+/// (`-` and 10 hex digits), which is rewritten too, so that no name is the image of another.
+/// At most 80 characters (the longest execution name) + 11, far inside SSM's 1011.
+pub fn parameter_segment(name: &str) -> String {
+    let safe = !name.is_empty() && name.chars().all(is_parameter_name_char);
+    if safe && !looks_rewritten(name) {
+        return name.to_string();
+    }
+    let replaced: String = name
+        .chars()
+        .map(|c| if is_parameter_name_char(c) { c } else { '_' })
+        .collect();
+    let hash: String = Uuid::new_v5(
+        &TOKEN_NAMESPACE,
+        format!("parameter-segment/{name}").as_bytes(),
+    )
+    .simple()
+    .to_string()
+    .chars()
+    .take(SEGMENT_HASH_LEN)
+    .collect();
+    format!("{replaced}-{hash}")
+}
+
+/// Ends with `-` and [`SEGMENT_HASH_LEN`] lowercase hex digits, as [`parameter_segment`]'s
+/// rewritten names do.
+fn looks_rewritten(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    bytes.len() > SEGMENT_HASH_LEN
+        && bytes[bytes.len() - SEGMENT_HASH_LEN - 1] == b'-'
+        && bytes[bytes.len() - SEGMENT_HASH_LEN..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
 /// EC2 image names allow 3-128 characters of this set; the prefix leaves room for the rest.
 pub fn is_valid_image_name_prefix(value: &str) -> bool {
     (1..=60).contains(&value.len())
@@ -270,6 +334,87 @@ mod tests {
         assert!(tags.contains(&(TAG_SOURCE_AMI, "ami-12345678".to_string())));
         assert!(tags.contains(&(TAG_PATCH_DATE, "2026-12-01".to_string())));
         assert!(tags.contains(&(TAG_EXECUTION, context().execution_id)));
+    }
+
+    #[test]
+    fn a_safe_execution_name_is_its_own_parameter_segment() {
+        for name in [
+            "2026-12-01-monthly",
+            "manual-20261201T080000",
+            "demo_approval.2",
+        ] {
+            assert_eq!(parameter_segment(name), name);
+        }
+    }
+
+    #[test]
+    fn an_unsafe_execution_name_is_rewritten_with_a_hash_of_the_original() {
+        let segment = parameter_segment("rerun@dec");
+        assert!(segment.starts_with("rerun_dec-"), "{segment}");
+        assert_eq!(segment.len(), "rerun_dec-".len() + SEGMENT_HASH_LEN);
+        // Stable: RequestApproval, cleanup and the CLI derive it apart.
+        assert_eq!(parameter_segment("rerun@dec"), segment);
+        // Names that differ only in the replaced characters stay apart, and none takes the
+        // name of a safe one.
+        let others = [
+            "rerun+dec",
+            "rerun_dec",
+            "rerun@déc",
+            "rerun_dec-0000000000",
+        ];
+        let mut all: Vec<String> = others.iter().map(|n| parameter_segment(n)).collect();
+        all.push(segment.clone());
+        all.push(parameter_segment(&segment));
+        let mut distinct = all.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), all.len(), "{all:?}");
+        // A safe name that ends like a rewritten one is rewritten too.
+        assert_ne!(parameter_segment(&segment), segment);
+        assert_eq!(parameter_segment("rerun_dec"), "rerun_dec");
+    }
+
+    #[test]
+    fn every_segment_is_a_valid_ssm_name_level_within_the_length_limit() {
+        let longest = "é".repeat(80);
+        for name in [
+            "retry+1",
+            "a b",
+            "日本語",
+            "x",
+            "",
+            &longest,
+            "ünïcödé@+=!'()",
+        ] {
+            let segment = parameter_segment(name);
+            assert!(!segment.is_empty());
+            assert!(segment.chars().all(is_parameter_name_char), "{segment}");
+            assert!(segment.len() <= 80 + 1 + SEGMENT_HASH_LEN, "{segment}");
+        }
+    }
+
+    #[test]
+    fn a_validation_exception_about_the_name_means_no_such_parameter() {
+        use aws_smithy_types::error::ErrorMetadata;
+        let error = |code: &str, message: &str| {
+            ErrorMetadata::builder().code(code).message(message).build()
+        };
+        assert!(is_invalid_parameter_name(&error(
+            "ValidationException",
+            "Parameter name: can't be prefixed with \"ssm\" (case-insensitive). If formed as a path, it can consist of sub-paths divided by slash symbol; each sub-path can be formed as a mix of letters, numbers and the following 3 symbols .-_"
+        )));
+        assert!(is_invalid_parameter_name(&error(
+            "ValidationException",
+            "The parameter doesn't meet the parameter name requirements."
+        )));
+        assert!(!is_invalid_parameter_name(&error(
+            "ValidationException",
+            "1 validation error detected: Value 100 at 'maxResults' failed to satisfy constraint"
+        )));
+        assert!(!is_invalid_parameter_name(&error(
+            "AccessDeniedException",
+            "not authorized on parameter name /x"
+        )));
     }
 
     #[test]

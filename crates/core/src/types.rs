@@ -817,9 +817,22 @@ where
 
 impl ApprovalRequest {
     /// Where a family's request of an execution is stored (RequestApproval writes it, cleanup
-    /// withdraws it): APPROVALS_PATH/<execution name>/<family>.
+    /// and the reaper withdraw it, the CLI finds it from the name a person types):
+    /// APPROVALS_PATH/<execution name>/<family>, the execution's name in the form SSM accepts
+    /// ([`crate::naming::parameter_segment`]). The request's JSON keeps the real name.
     pub fn parameter_name(approvals_path: &str, execution_name: &str, family: &str) -> String {
-        format!("{approvals_path}/{execution_name}/{family}")
+        format!(
+            "{}/{family}",
+            Self::execution_path(approvals_path, execution_name)
+        )
+    }
+
+    /// The level under APPROVALS_PATH that holds every request of an execution.
+    pub fn execution_path(approvals_path: &str, execution_name: &str) -> String {
+        format!(
+            "{approvals_path}/{}",
+            crate::naming::parameter_segment(execution_name)
+        )
     }
 }
 
@@ -960,6 +973,27 @@ mod tests {
         }
         assert_eq!(state.intermediate_ami_id(), None);
         assert_eq!(state.baked_ami_id(), Some("ami-0bbbbbbbbbbbbbbbb"));
+    }
+
+    #[test]
+    fn an_approval_request_is_stored_under_the_execution_s_safe_name() {
+        assert_eq!(
+            ApprovalRequest::parameter_name("/p/approvals", "2026-12-01-monthly", "default"),
+            "/p/approvals/2026-12-01-monthly/default"
+        );
+        let name = ApprovalRequest::parameter_name("/p/approvals", "rerun@dec", "arm64");
+        assert_eq!(
+            name,
+            format!(
+                "/p/approvals/{}/arm64",
+                crate::naming::parameter_segment("rerun@dec")
+            )
+        );
+        assert!(name.starts_with("/p/approvals/rerun_dec-"), "{name}");
+        assert!(name.starts_with(&ApprovalRequest::execution_path(
+            "/p/approvals",
+            "rerun@dec"
+        )));
     }
 
     #[test]

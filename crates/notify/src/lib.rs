@@ -10,19 +10,28 @@
 //! someone else during the run, with who and when from the parameter's history). Subjects
 //! always keep the event word and the image ids; a long pipeline name is what gets shortened.
 
+mod approval;
+pub mod budget;
+mod family;
+mod subject;
+
 use std::collections::BTreeMap;
 
+pub use approval::approval_message;
 use aws_sdk_sns::types::MessageAttributeValue;
+use budget::{Notice, Section};
+pub use family::pointer_status;
+use family::{
+    cleanup_line, failed_error, failed_where, family_lines, pin_line, published, started,
+};
 use golden_ami_core::naming;
-use golden_ami_core::types::{EXECUTION_FAILURE_STATE, Outcome, PublishResult, RegionTarget};
+use golden_ami_core::types::{EXECUTION_FAILURE_STATE, Outcome};
 use golden_ami_core::{
     Deps, ExecutionContext, FamilyTarget, NotifyEvent, NotifyInput, NotifyResult, PipelineState,
-    StepError, TestStatus, classify_sdk_error, read_pointer,
+    StepError, classify_sdk_error, read_pointer,
 };
+pub use subject::subject_line;
 use time::OffsetDateTime;
-
-/// SNS rejects subjects of 100 characters or more.
-const SUBJECT_MAX: usize = 99;
 
 pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, StepError> {
     let pointers = read_pointers(deps, &input).await?;
@@ -36,38 +45,94 @@ pub async fn handler(deps: &Deps, input: NotifyInput) -> Result<NotifyResult, St
 }
 
 /// Publish a notice to the stack's topic, with its `event` and `pipeline` attributes; answers
-/// the message id.
+/// the message id. A notice SNS refuses for what it is (InvalidParameter "Message too long",
+/// or any other refusal that is not about the topic and not a throttle) is replaced by a short
+/// one that says it could not be sent, why, and where the full details are: a run is never
+/// left without its notice. Throttling stays the retryable Throttled error.
 pub async fn publish(deps: &Deps, message: &Message) -> Result<String, StepError> {
+    let refused = match send(deps, message, &message.body).await {
+        Ok(id) => return Ok(id),
+        Err(Publish::Fatal(error)) => return Err(error),
+        Err(Publish::Refused(error)) => error,
+    };
+    tracing::warn!(error = %refused, bytes = message.body.len(), "the notice was refused; sending a short one instead");
+    let body = budget::fallback_body(
+        &message.subject,
+        message.body.len(),
+        &refused.to_string(),
+        &message.details_at,
+    );
+    match send(deps, message, &body).await {
+        Ok(id) => Ok(id),
+        Err(Publish::Fatal(error)) => Err(error),
+        Err(Publish::Refused(error)) => Err(StepError::NotificationFailed(format!(
+            "the notice was refused ({refused}), and so was the short notice sent instead ({error})"
+        ))),
+    }
+}
+
+/// Why a Publish failed: the topic or the service (retry or fix the stack), or this message.
+enum Publish {
+    Fatal(StepError),
+    Refused(StepError),
+}
+
+async fn send(deps: &Deps, message: &Message, body: &str) -> Result<String, Publish> {
     let output = deps
         .clients
         .sns()
         .publish()
         .topic_arn(&deps.config.notification_topic_arn)
         .subject(&message.subject)
-        .message(&message.body)
-        .message_attributes("event", string_attribute(message.event.as_str())?)
-        .message_attributes("pipeline", string_attribute(&deps.config.pipeline_name)?)
+        .message(body)
+        .message_attributes(
+            "event",
+            string_attribute(message.event.as_str()).map_err(Publish::Fatal)?,
+        )
+        .message_attributes(
+            "pipeline",
+            string_attribute(&deps.config.pipeline_name).map_err(Publish::Fatal)?,
+        )
         .send()
         .await
         .map_err(|error| match error.as_service_error() {
             Some(service) if service.is_not_found_exception() => {
-                StepError::NotificationFailed(format!(
+                Publish::Fatal(StepError::NotificationFailed(format!(
                     "topic {} does not exist: check NOTIFICATION_TOPIC_ARN",
                     deps.config.notification_topic_arn
-                ))
+                )))
             }
             Some(service)
+                // The topic's key: a shorter message fares no better.
                 if service.is_authorization_error_exception()
-                    || service.is_kms_access_denied_exception() =>
+                    || service.is_kms_access_denied_exception()
+                    || service.is_kms_disabled_exception()
+                    || service.is_kms_invalid_state_exception()
+                    || service.is_kms_not_found_exception()
+                    || service.is_kms_opt_in_required() =>
             {
-                StepError::NotificationFailed(format!(
+                Publish::Fatal(StepError::NotificationFailed(format!(
                     "not allowed to publish to {}: {service}",
                     deps.config.notification_topic_arn
-                ))
+                )))
             }
-            _ => classify_sdk_error("sns:Publish", error),
+            _ => match classify_sdk_error("sns:Publish", error) {
+                error @ StepError::Throttled { .. } => Publish::Fatal(error),
+                error => Publish::Refused(error),
+            },
         })?;
     Ok(output.message_id().unwrap_or_default().to_string())
+}
+
+/// The message attributes of every notice (their bytes count towards SNS's limit).
+pub(crate) fn attributes(
+    config: &golden_ami_core::Config,
+    event: NotifyEvent,
+) -> [(&'static str, &str); 2] {
+    [
+        ("event", event.as_str()),
+        ("pipeline", config.pipeline_name.as_str()),
+    ]
 }
 
 fn string_attribute(value: &str) -> Result<MessageAttributeValue, StepError> {
@@ -217,6 +282,8 @@ pub struct Message {
     pub body: String,
     /// What the notice announces (a FINISHED run is SUCCEEDED, SKIPPED or FAILED).
     pub event: NotifyEvent,
+    /// Where the full details are, for the short notice sent if SNS refuses this one.
+    pub details_at: String,
 }
 
 /// The subject and body of a notice.
@@ -229,6 +296,8 @@ pub fn compose(
     let config = &deps.config;
     let state = &input.state;
     let mut lines = Vec::new();
+    let mut sections = Vec::new();
+    let mut tail = Vec::new();
     let (event, detail) = match input.event {
         NotifyEvent::ApprovalRequested => {
             return Err(StepError::invalid_input(
@@ -303,13 +372,20 @@ pub fn compose(
         NotifyEvent::Finished | NotifyEvent::Succeeded => {
             let tally = Tally::of(&state.families);
             for result in &state.families {
-                lines.extend(family_lines(result, pointers));
-                lines.push(String::new());
+                let mut detail = family_lines(result, pointers);
+                let headline = (!detail.is_empty()).then(|| detail.remove(0));
+                detail.push(String::new());
+                sections.push(Section {
+                    family: family_name(result).to_string(),
+                    headline,
+                    detail,
+                    failed: !matches!(result.outcome, Some(Outcome::Published | Outcome::UpToDate)),
+                });
             }
             if let Some(lock) = &state.lock
                 && !lock.released
             {
-                lines.push(format!(
+                tail.push(format!(
                     "The run lock {} was not this run's to release{}.",
                     lock.parameter_name,
                     lock.held_by
@@ -323,7 +399,7 @@ pub fn compose(
                 .as_ref()
                 .map(|p| p.pinned.as_slice())
                 .unwrap_or_default();
-            lines.extend(pinned.iter().map(pin_line));
+            tail.extend(pinned.iter().map(pin_line));
             tally.event_and_detail(&state.families, pinned.len())
         }
         NotifyEvent::Failed => {
@@ -348,47 +424,64 @@ pub fn compose(
             lines.push(format!("Cause: {cause}"));
             for family in state.plan.iter().flat_map(|plan| &plan.families) {
                 let result = state.family_result(&family.name);
-                for region in &family.regions {
-                    let now = pointers
-                        .get(&(family.name.clone(), region.region.clone()))
-                        .unwrap_or(&PointerNow::NotRead);
-                    lines.push(pointer_status(
-                        &family.pointer,
-                        &region.region,
-                        result.and_then(|r| started(r, &region.region)),
-                        result.and_then(|r| published(r, &region.region)),
-                        now,
-                    ));
-                }
+                let detail = family
+                    .regions
+                    .iter()
+                    .map(|region| {
+                        let now = pointers
+                            .get(&(family.name.clone(), region.region.clone()))
+                            .unwrap_or(&PointerNow::NotRead);
+                        pointer_status(
+                            &family.pointer,
+                            &region.region,
+                            result.and_then(|r| started(r, &region.region)),
+                            result.and_then(|r| published(r, &region.region)),
+                            now,
+                        )
+                    })
+                    .collect();
+                sections.push(Section {
+                    family: family.name.clone(),
+                    headline: None,
+                    detail,
+                    failed: true,
+                });
             }
             if state.plan.is_none() {
-                lines.push(
+                tail.push(
                     "No pointer was changed: the run failed before it planned any work."
                         .to_string(),
                 );
             }
             match (&state.cleanup, &state.cleanup_error) {
-                (_, Some(cleanup_error)) => lines.push(format!(
+                (_, Some(cleanup_error)) => tail.push(format!(
                     "Cleanup FAILED ({}: {}); look for what is left of this execution by the names and tags it uses (its images are named after it and tagged golden-ami:execution).",
                     cleanup_error.error,
                     cleanup_error.readable_cause(),
                 )),
-                (Some(cleanup), None) => lines.push(cleanup_line(cleanup)),
-                (None, None) => lines.push("Cleanup did not run.".to_string()),
+                (Some(cleanup), None) => tail.push(cleanup_line(cleanup)),
+                (None, None) => tail.push("Cleanup did not run.".to_string()),
             }
             (NotifyEvent::Failed, format!("at {failed_state}: {error}"))
         }
     };
-    lines.push(String::new());
-    lines.push(format!("Execution: {}", input.context.execution_id));
+    tail.push(String::new());
+    tail.push(format!("Execution: {}", input.context.execution_id));
     if let Some(url) = console_url(&input.context) {
-        lines.push(format!("Console: {url}"));
+        tail.push(format!("Console: {url}"));
     }
-    lines.push(format!(
+    tail.push(format!(
         "Started {}; {} so far.",
         input.context.started_at,
         elapsed(&input.context, now)?
     ));
+    let mut notice = Notice {
+        head: lines,
+        sections,
+        tail,
+        details_at: String::new(),
+    };
+    notice.details_at = run_details_at(config, &input.context, &notice);
     Ok(Message {
         subject: subject_line(
             &config.pipeline_name,
@@ -398,13 +491,60 @@ pub fn compose(
                 format!("{}: {detail}", event.as_str())
             },
         ),
-        body: lines.join("\n"),
+        body: notice.render(budget::body_budget(&attributes(config, event))),
         event,
+        details_at: notice.details_at,
     })
 }
 
+/// Where the full details of a run are: `golden-ami why`, and the report bucket when the
+/// notice names reports in it.
+fn run_details_at(
+    config: &golden_ami_core::Config,
+    context: &ExecutionContext,
+    notice: &Notice,
+) -> String {
+    let why = format!("`golden-ami why {}`", shell_word(context.execution_name()));
+    let bucket = format!("s3://{}/", config.report_bucket_name);
+    let names_reports = notice
+        .head
+        .iter()
+        .chain(
+            notice
+                .sections
+                .iter()
+                .flat_map(|s| s.headline.iter().chain(&s.detail)),
+        )
+        .chain(&notice.tail)
+        .any(|line| line.contains(&bucket));
+    if names_reports {
+        format!("{why}, and the run's reports under {bucket}")
+    } else {
+        why
+    }
+}
+
+/// A word a shell reads back as it is: quoted when it holds anything but the characters that
+/// need none (an execution may be named `retry(2)`).
+pub(crate) fn shell_word(word: &str) -> String {
+    if !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "@%+=:,./_-".contains(c))
+    {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
+/// The family's name, as the results carry it.
+fn family_name(result: &PipelineState) -> &str {
+    result.family.as_ref().map_or("?", |f| f.name.as_str())
+}
+
 /// "90 minutes", "24 hours".
-fn minutes(seconds: u64) -> String {
+pub(crate) fn minutes(seconds: u64) -> String {
     match seconds / 60 {
         m if m % 60 == 0 => count((m / 60) as usize, "hour", "hours"),
         m => count(m as usize, "minute", "minutes"),
@@ -501,587 +641,6 @@ impl Tally {
     }
 }
 
-/// Where a family failed: the state, and the region for a region's failure.
-fn failed_where(result: &PipelineState, failure: &golden_ami_core::types::Failure) -> String {
-    match region_failures(result).first() {
-        Some(inner) if failure.error.error == "RegionFailed" => match &inner.region {
-            Some(region) => format!("{} in {region}", inner.state),
-            None => inner.state.clone(),
-        },
-        _ => match &failure.region {
-            Some(region) => format!("{} in {region}", failure.state),
-            None => failure.state.clone(),
-        },
-    }
-}
-
-/// The error name, the region's own for a region's failure.
-fn failed_error(result: &PipelineState, failure: &golden_ami_core::types::Failure) -> String {
-    match region_failures(result).first() {
-        Some(inner) if failure.error.error == "RegionFailed" => inner.error.error.clone(),
-        _ => failure.error.error.clone(),
-    }
-}
-
-/// The failures of the family's regions (copy or publication), in region order.
-fn region_failures(result: &PipelineState) -> Vec<&golden_ami_core::types::Failure> {
-    result
-        .regions
-        .iter()
-        .chain(&result.pointers)
-        .filter_map(|r| r.failure.as_ref())
-        .collect()
-}
-
-/// The region's pointer as this run read it.
-fn started<'a>(result: &'a PipelineState, region: &str) -> Option<&'a RegionTarget> {
-    result
-        .current
-        .as_ref()?
-        .regions
-        .iter()
-        .find(|t| t.region == region)
-}
-
-/// What this run published in the region.
-fn published<'a>(result: &'a PipelineState, region: &str) -> Option<&'a PublishResult> {
-    result
-        .pointers
-        .iter()
-        .filter_map(|p| p.publish.as_ref())
-        .find(|p| p.region == region)
-}
-
-/// One family's part of the end notice.
-fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<String> {
-    let Some(family) = &result.family else {
-        return vec![
-            "A family without its name in the results (the state is inconsistent).".into(),
-        ];
-    };
-    let mut lines = Vec::new();
-    match result.outcome {
-        Some(Outcome::Published) => {
-            lines.push(format!("Family {}: published.", family.name));
-            for region in &result.pointers {
-                let Some(publish) = &region.publish else {
-                    continue;
-                };
-                lines.push(match &publish.previous_ami_id {
-                    Some(previous) => format!(
-                        "- {}: {previous} -> {}; the pointer {} is at version {} and holds {} (consumers get it on their next deploy).",
-                        publish.region,
-                        publish.new_ami_id,
-                        publish.parameter_name,
-                        publish.version,
-                        publish.new_ami_id
-                    ),
-                    None => format!(
-                        "- {}: {}, the family's first image there; this run created the pointer {} (version {}) and shared it with the organization.",
-                        publish.region, publish.new_ami_id, publish.parameter_name, publish.version
-                    ),
-                });
-                if let Some(copy) = &region.copy {
-                    let direct = family.encryption == golden_ami_core::Encryption::Direct
-                        && publish.region == family.home_region;
-                    lines.push(if direct {
-                        format!(
-                            "  Baked under {} as {} (direct encryption: no intermediate image, no copy).",
-                            copy.kms_key_arn, copy.golden_ami_name
-                        )
-                    } else {
-                        format!(
-                            "  Encrypted under {} as {}.",
-                            copy.kms_key_arn, copy.golden_ami_name
-                        )
-                    });
-                }
-                if let Some(share) = &region.share {
-                    lines.push(format!(
-                        "  Launch permission: {}.",
-                        share.principals.describe().join(", ")
-                    ));
-                }
-            }
-            lines.extend(change_lines(result));
-            if let Some(test) = &result.test_status {
-                lines.push(test_line(test));
-            }
-            if let Some(approval) = &result.approval {
-                lines.push(format!(
-                    "Approved by {} at {}{}.",
-                    approval.approved_by,
-                    approval.approved_at,
-                    approval
-                        .reason
-                        .as_ref()
-                        .map(|r| format!(" ({r})"))
-                        .unwrap_or_default()
-                ));
-            }
-            if let Some(cleanup) = &result.cleanup {
-                lines.push(cleanup_line(cleanup));
-            }
-            if let Some(retention) = &result.retention {
-                lines.extend(retention_lines(retention));
-            }
-            for publish in result.pointers.iter().filter_map(|p| p.publish.as_ref()) {
-                if let Some(previous) = &publish.previous_ami_id {
-                    lines.push(format!(
-                        "To roll back in {}: aws ssm put-parameter --region {} --name {} --type String --data-type aws:ec2:image --overwrite --value {previous}",
-                        publish.region, publish.region, publish.parameter_name,
-                    ));
-                }
-            }
-        }
-        Some(Outcome::UpToDate) => {
-            let headline = result
-                .bake_status
-                .as_ref()
-                .and_then(|s| s.updates.as_ref())
-                .map_or_else(|| "no pending update".to_string(), |u| u.headline());
-            let image = result
-                .current
-                .as_ref()
-                .map_or("(unknown)", |c| c.ami_id.as_str());
-            lines.push(format!(
-                "Family {}: {image} is up to date: {headline}. The bake stopped without creating an image and terminated its instance; every pointer of the family is unchanged.",
-                family.name
-            ));
-            lines.push(
-                "To bake anyway (e.g. after a baseline change), set the stack parameter RebuildWhenUpToDate=true."
-                    .to_string(),
-            );
-        }
-        _ => {
-            let failure = result.failure.as_ref();
-            match failure {
-                Some(failure) => {
-                    lines.push(format!(
-                        "Family {} FAILED at {} with {}.",
-                        family.name,
-                        failed_where(result, failure),
-                        failed_error(result, failure)
-                    ));
-                    let inner = region_failures(result);
-                    if failure.error.error == "RegionFailed" && !inner.is_empty() {
-                        for region_failure in inner {
-                            lines.push(format!(
-                                "- {} in {}: {} ({})",
-                                region_failure.state,
-                                region_failure.region.as_deref().unwrap_or("?"),
-                                region_failure.error.readable_cause(),
-                                region_failure.error.error
-                            ));
-                        }
-                    } else if failure.state == "AwaitApproval"
-                        && failure.error.error == "States.Timeout"
-                    {
-                        lines.push(format!(
-                            "Cause: nobody approved or denied it within its {} deadline; nothing was published.",
-                            family
-                                .approval
-                                .map(|gate| minutes(gate.timeout_seconds))
-                                .unwrap_or_else(|| "approval".into())
-                        ));
-                    } else {
-                        lines.push(format!("Cause: {}", failure.error.readable_cause()));
-                    }
-                }
-                None => lines.push(format!(
-                    "Family {} FAILED (no failure recorded).",
-                    family.name
-                )),
-            }
-            for region in &family.regions {
-                let now = pointers
-                    .get(&(family.name.clone(), region.region.clone()))
-                    .unwrap_or(&PointerNow::NotRead);
-                lines.push(pointer_status(
-                    &family.pointer,
-                    &region.region,
-                    started(result, &region.region),
-                    published(result, &region.region),
-                    now,
-                ));
-            }
-            match (&result.cleanup, &result.cleanup_error) {
-                (_, Some(cleanup_error)) => lines.push(format!(
-                    "Cleanup FAILED ({}: {}); remove by hand what is left: {}.",
-                    cleanup_error.error,
-                    cleanup_error.readable_cause(),
-                    leftovers(result)
-                )),
-                (Some(cleanup), None) => lines.push(cleanup_line(cleanup)),
-                (None, None) => lines.push("Cleanup did not run.".to_string()),
-            }
-        }
-    }
-    lines
-}
-
-/// Where a region's pointer stands, as read when the message is written: untouched since the
-/// run read it, moved by this run, or moved by someone else during the run.
-pub fn pointer_status(
-    pointer: &str,
-    region: &str,
-    started: Option<&RegionTarget>,
-    published: Option<&PublishResult>,
-    now: &PointerNow,
-) -> String {
-    let started_from = started.and_then(|t| {
-        t.ami_id
-            .as_ref()
-            .map(|ami| format!("{ami} (version {})", t.parameter_version))
-    });
-    let started_new = started.is_some_and(|t| t.ami_id.is_none());
-    let pointer = format!("{pointer} in {region}");
-    match now {
-        PointerNow::Read { value, version, .. }
-            if published.is_some_and(|p| &p.new_ami_id == value && p.version == *version) =>
-        {
-            format!(
-                "The pointer {pointer} ALREADY holds the new image {value} (version {version}), published by this run: the failure came after publishing, so consumers get the new image."
-            )
-        }
-        PointerNow::Read { value, version, .. }
-            if started.is_some_and(|t| {
-                t.ami_id.as_deref() == Some(value.as_str()) && t.parameter_version == *version
-            }) =>
-        {
-            format!(
-                "The pointer {pointer} still holds {value} (version {version}), untouched since this run read it: consumers are not affected."
-            )
-        }
-        PointerNow::Read {
-            value,
-            version,
-            changed_by,
-            changed_at,
-        } => match (&started_from, published) {
-            (None, None) => format!(
-                "The pointer {pointer} holds {value} (version {version}); this run did not change it."
-            ),
-            (started, published) => {
-                let who = changed_by
-                    .as_deref()
-                    .unwrap_or("someone (the history names nobody)");
-                let when = changed_at
-                    .as_deref()
-                    .map(|at| format!(" at {at}"))
-                    .unwrap_or_default();
-                let ours = match published {
-                    Some(p) => format!(
-                        "this run had published {} (version {}) before that change, which now stands",
-                        p.new_ami_id, p.version
-                    ),
-                    None => "this run published nothing, so that change (a pin?) is respected"
-                        .to_string(),
-                };
-                format!(
-                    "The pointer {pointer} was changed during this run by {who}{when}: it now holds {value} (version {version}), not the {} this run started from; {ours}.",
-                    started.as_deref().unwrap_or("value")
-                )
-            }
-        },
-        PointerNow::Missing if started_new => format!(
-            "The pointer {pointer} does not exist yet (the family's first run there creates it when it publishes); consumers there have no image to resolve."
-        ),
-        PointerNow::Missing => format!(
-            "The pointer {pointer} does not exist now; this run did not delete it (it started from {}).",
-            started_from.as_deref().unwrap_or("no value")
-        ),
-        PointerNow::Unreadable(reason) => match published {
-            Some(p) => format!(
-                "The pointer {pointer} could not be read now ({reason}); this run published {} (version {}) to it.",
-                p.new_ami_id, p.version
-            ),
-            None => format!(
-                "The pointer {pointer} could not be read now ({reason}); this run did not change it (it started from {}).",
-                started_from.as_deref().unwrap_or("no value")
-            ),
-        },
-        PointerNow::NotRead => match (published, &started_from) {
-            (Some(p), _) => format!(
-                "The pointer {pointer} was set by this run to {} (version {}).",
-                p.new_ami_id, p.version
-            ),
-            (None, Some(started)) => {
-                format!("This run did not change the pointer {pointer}; it started from {started}.")
-            }
-            (None, None) => format!("This run did not change the pointer {pointer}."),
-        },
-    }
-}
-
-/// What the update changed, from the bake's report.
-fn change_lines(state: &PipelineState) -> Vec<String> {
-    let Some(updates) = state
-        .bake_status
-        .as_ref()
-        .and_then(|status| status.updates.as_ref())
-    else {
-        return vec!["What changed: the bake reported no change summary.".to_string()];
-    };
-    let mut lines = vec![format!("What changed: {}.", updates.headline())];
-    if !updates.advisory_ids.is_empty() {
-        lines.push(format!("Advisories: {}.", updates.advisory_list()));
-    }
-    if let Some(report) = &updates.report {
-        lines.push(format!("Full update report: {report}"));
-    }
-    lines
-}
-
-/// The boot test's result.
-fn test_line(test: &TestStatus) -> String {
-    format!(
-        "Boot test: {} baseline controls passed ({} skipped) on instance {} launched from {}; check output: {}",
-        test.controls_passed,
-        test.controls_skipped,
-        test.instance_id.as_deref().unwrap_or("(unknown)"),
-        test.golden_ami_id.as_deref().unwrap_or("(unknown)"),
-        test.report.as_deref().unwrap_or("(not recorded)")
-    )
-}
-
-fn cleanup_line(cleanup: &golden_ami_core::CleanupResult) -> String {
-    let mut parts = Vec::new();
-    if !cleanup.stopped_automations.is_empty() {
-        parts.push(format!(
-            "stopped automation {} (its instance is terminated)",
-            cleanup.stopped_automations.join(", ")
-        ));
-    }
-    if !cleanup.terminated_instances.is_empty() {
-        parts.push(format!(
-            "terminated instances {}",
-            cleanup.terminated_instances.join(", ")
-        ));
-    }
-    if !cleanup.tagged_untagged.is_empty() {
-        parts.push(format!(
-            "tagged {} (left untagged by a create that failed half way) to remove it",
-            cleanup.tagged_untagged.join(", ")
-        ));
-    }
-    if !cleanup.deregistered_images.is_empty() {
-        parts.push(format!(
-            "deregistered {}",
-            cleanup.deregistered_images.join(", ")
-        ));
-    }
-    if !cleanup.deleted_snapshots.is_empty() {
-        parts.push(format!(
-            "deleted snapshots {}",
-            cleanup.deleted_snapshots.join(", ")
-        ));
-    }
-    if !cleanup.kept.is_empty() {
-        parts.push(format!("kept {}", cleanup.kept.join("; ")));
-    }
-    if parts.is_empty() {
-        "Cleanup: nothing to remove.".to_string()
-    } else {
-        format!("Cleanup: {}.", parts.join("; "))
-    }
-}
-
-/// A pinned family: what it holds, since when and why, and how to let runs patch it again.
-/// The approval request of a gated family (sent by RequestApproval): what approving
-/// publishes, what changed, the boot test, the deadline, and the exact commands.
-pub fn approval_message(
-    config: &golden_ami_core::Config,
-    request: &golden_ami_core::ApprovalRequest,
-    state: &PipelineState,
-) -> Message {
-    let execution = request
-        .execution_id
-        .rsplit(':')
-        .next()
-        .unwrap_or(&request.execution_id);
-    let home = state.family.as_ref().map(|f| f.home_region.as_str());
-    let pointer = state
-        .family
-        .as_ref()
-        .map(|f| f.pointer.as_str())
-        .unwrap_or("the pointer");
-    let mut lines = vec![format!(
-        "Family {} has a new golden image, verified in every region and booted, and waits for your approval until {}.",
-        request.family, request.deadline
-    )];
-    lines.push(format!("Approving moves {pointer} in:"));
-    for image in &request.images {
-        let from = match (&state.current, home) {
-            (Some(current), Some(home)) if home == image.region => {
-                format!(" (now {})", current.ami_id)
-            }
-            _ => String::new(),
-        };
-        lines.push(format!("- {}: {}{from}", image.region, image.ami_id));
-    }
-    lines.extend(change_lines(state));
-    if let Some(test) = &state.test_status {
-        lines.push(test_line(test));
-    }
-    let flags = format!(
-        "--family {} --stack {} --stack-region {}",
-        request.family,
-        config.pipeline_name,
-        home.unwrap_or(config.home_region.as_str())
-    );
-    lines.push(String::new());
-    lines.push(format!(
-        "To publish: golden-ami approve {execution} {flags}"
-    ));
-    lines.push(format!(
-        "To refuse:  golden-ami deny {execution} {flags} --reason \"...\""
-    ));
-    lines.push(format!(
-        "Without a decision by {}, nothing is published, the new copies are removed and the run reports the family FAILED (States.Timeout at AwaitApproval); the pointers keep their images either way until approved.",
-        request.deadline
-    ));
-    lines.push(format!("Execution: {}", request.execution_id));
-    let detail = format!(
-        "APPROVAL NEEDED: {} {}",
-        request.family,
-        request
-            .images
-            .first()
-            .map(|image| image.ami_id.as_str())
-            .unwrap_or_default()
-    );
-    Message {
-        subject: subject_line(&config.pipeline_name, &detail),
-        body: lines.join("\n"),
-        event: NotifyEvent::ApprovalRequested,
-    }
-}
-
-fn pin_line(pin: &golden_ami_core::Pin) -> String {
-    format!(
-        "Family {}: pinned to {} in {} by {} since {}{}; this run leaves it alone (golden-ami unpin --family {} lets the next run patch it).",
-        pin.family,
-        pin.ami_id,
-        pin.region,
-        pin.pinned_by,
-        pin.pinned_at,
-        pin.reason
-            .as_ref()
-            .map(|r| format!(" ({r})"))
-            .unwrap_or_default(),
-        pin.family
-    )
-}
-
-/// What Retain did to the family's older images per region (or, in a dry run, would do), and
-/// what it could not do: the image is published either way.
-fn retention_lines(retention: &golden_ami_core::RetainResult) -> Vec<String> {
-    if let Some(error) = &retention.error {
-        return vec![format!(
-            "Retention could not run ({}: {}); the image is published, and older images are as they were.",
-            error.error,
-            error.readable_cause()
-        )];
-    }
-    let (title, verb) = if retention.dry_run {
-        ("Retention (dry run, nothing changed)", "would ")
-    } else {
-        ("Retention", "")
-    };
-    let mut lines = Vec::new();
-    for region in &retention.regions {
-        let deprecated = region
-            .deprecated
-            .iter()
-            .map(|d| format!("{} (from {})", d.image_id, d.deprecate_at))
-            .collect();
-        let removed = region
-            .removed
-            .iter()
-            .map(|r| format!("{} and {} snapshot(s)", r.image_id, r.snapshot_ids.len()))
-            .collect();
-        let mut parts: Vec<String> = [
-            ("protect", region.protected.clone()),
-            ("cancel the deprecation of", region.undeprecated.clone()),
-            ("deprecate", deprecated),
-            ("remove the protection of", region.unprotected.clone()),
-            ("remove", removed),
-        ]
-        .into_iter()
-        .filter(|(_, images)| !images.is_empty())
-        .map(|(action, images)| format!("{verb}{action} {}", images.join(", ")))
-        .collect();
-        if parts.is_empty() {
-            parts.push("nothing to change".into());
-        }
-        lines.push(format!(
-            "{title} in {}: {}.",
-            region.region,
-            parts.join("; ")
-        ));
-        for kept in &region.kept {
-            lines.push(format!("  kept {}: {}", kept.image_id, kept.reason));
-        }
-        for failed in &region.failed {
-            lines.push(format!(
-                "  Retention could not {}; the image is published all the same.",
-                failed.trim_start_matches("could not ")
-            ));
-        }
-    }
-    lines
-}
-
-/// What a family's run may have left behind when its cleanup failed.
-fn leftovers(state: &PipelineState) -> String {
-    let mut items = Vec::new();
-    if let Some(bake) = &state.bake {
-        items.push(format!(
-            "automation {} and image named {}",
-            bake.automation_execution_id, bake.target_ami_name
-        ));
-    }
-    if let Some(id) = state.intermediate_ami_id() {
-        items.push(format!("intermediate image {id}"));
-    } else if let Some(id) = state.baked_ami_id() {
-        // A direct bake's image is the home region's golden image: listed with the regions
-        // below once CopyImage took it (and never if it was published).
-        let in_regions = state.regions.iter().any(|region| {
-            region
-                .copy
-                .as_ref()
-                .is_some_and(|copy| copy.golden_ami_id == id)
-        });
-        if !in_regions {
-            items.push(format!(
-                "baked image {id} (the home region's golden image of a direct bake)"
-            ));
-        }
-    }
-    if let Some(test) = &state.test {
-        items.push(format!(
-            "boot test automation {} and its instance",
-            test.automation_execution_id
-        ));
-    }
-    for region in &state.regions {
-        if let (Some(copy), Some(target)) = (&region.copy, &region.target)
-            && published(state, &target.region).is_none()
-        {
-            items.push(format!(
-                "unpublished copy {} ({}) in {}",
-                copy.golden_ami_id, copy.golden_ami_name, target.region
-            ));
-        }
-    }
-    if items.is_empty() {
-        "nothing was created before the failure".to_string()
-    } else {
-        items.join(", ")
-    }
-}
-
 /// The Step Functions console page of the execution (the region is in its ARN).
 fn console_url(context: &ExecutionContext) -> Option<String> {
     let region = context
@@ -1100,46 +659,11 @@ fn elapsed(context: &ExecutionContext, now: OffsetDateTime) -> Result<String, St
     Ok(format!("{}m{:02}s", seconds / 60, seconds % 60))
 }
 
-/// The fewest characters of the pipeline's name a shortened subject keeps.
-const NAME_MIN: usize = 8;
-
-/// `[pipeline] EVENT: detail` as an SNS subject (printable ASCII, no line breaks, under 100
-/// characters). The event word and the detail (image ids) matter most: a long pipeline name is
-/// shortened first, and only a detail too long on its own is cut, at its end.
-pub fn subject_line(pipeline: &str, detail: &str) -> String {
-    let (name, detail) = (printable(pipeline), printable(detail));
-    let room = SUBJECT_MAX.saturating_sub(detail.len() + 3); // "[" + "] "
-    let name = if name.len() <= room.max(NAME_MIN + 3) {
-        name
-    } else {
-        let keep = room.max(NAME_MIN + 3) - 3;
-        format!("{}...", &name[..keep.min(name.len())])
-    };
-    let subject = format!("[{name}] {detail}");
-    if subject.len() <= SUBJECT_MAX {
-        subject
-    } else {
-        format!("{}...", &subject[..SUBJECT_MAX - 3])
-    }
-}
-
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use aws_sdk_sns::Client as Sns;
     use aws_sdk_sns::operation::publish::{PublishError, PublishOutput};
-    use aws_sdk_sns::types::error::NotFoundException;
+    use aws_sdk_sns::types::error::{InvalidParameterException, NotFoundException};
     use aws_sdk_ssm::Client as Ssm;
     use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
     use aws_sdk_ssm::operation::get_parameter_history::GetParameterHistoryOutput;
@@ -1151,6 +675,8 @@ mod tests {
     use golden_ami_core::{LockHolder, RegionSpec};
 
     use super::*;
+    use crate::family::{leftovers, retention_lines};
+    use golden_ami_core::types::{PublishResult, RegionTarget};
 
     fn retention(dry_run: bool) -> golden_ami_core::RetainResult {
         golden_ami_core::RetainResult {
@@ -1305,6 +831,7 @@ mod tests {
             subject: result.subject,
             body,
             event: result.event,
+            details_at: String::new(),
         }
     }
 
@@ -1797,6 +1324,260 @@ mod tests {
         .deps();
         let error = handler(&deps, testing::event(STARTED)).await.unwrap_err();
         assert_eq!(error.error_type(), "Throttled");
+        // Retried by the state machine as it is: no short notice in its place.
+        assert_eq!(throttled.num_calls(), 1);
+        assert_eq!(missing.num_calls(), 1);
+    }
+
+    /// A finished run of `families` families in `regions` regions each, every region failed
+    /// at CheckCopy with a cause of `cause_bytes`.
+    fn many_failed(families: usize, regions: usize, cause_bytes: usize) -> NotifyInput {
+        let mut input: NotifyInput = testing::event(FAILED_BEFORE);
+        let template = input.state.families[0].clone();
+        let region_template = template.regions[0].clone();
+        let cause = format!(
+            r#"{{"errorType":"CopyFailed","errorMessage":"copy failed: {}"}}"#,
+            "Client.InternalError ".repeat(cause_bytes / 21)
+        );
+        input.state.families = (0..families)
+            .map(|f| {
+                let mut result = template.clone();
+                let family = result.family.as_mut().expect("a family");
+                family.name = format!("family-{f:02}");
+                family.regions = (0..regions)
+                    .map(|r| RegionSpec {
+                        region: format!("xx-test-{r}"),
+                        kms_key_arn: format!("arn:aws:kms:xx-test-{r}:111122223333:key/mrk-1"),
+                    })
+                    .collect();
+                result.regions = family
+                    .regions
+                    .iter()
+                    .map(|spec| {
+                        let mut region = region_template.clone();
+                        if let Some(target) = region.target.as_mut() {
+                            target.region = spec.region.clone();
+                        }
+                        if let Some(failure) = region.failure.as_mut() {
+                            failure.region = Some(spec.region.clone());
+                            failure.error.cause = Some(cause.clone());
+                        }
+                        region
+                    })
+                    .collect();
+                result
+            })
+            .collect();
+        input
+    }
+
+    /// What SNS counts of a message: the body and every attribute's name, type and value.
+    fn sns_bytes(message: &Message, deps: &Deps) -> usize {
+        message.body.len()
+            + attributes(&deps.config, message.event)
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>()
+    }
+
+    #[test]
+    fn a_failed_notice_of_40_families_in_10_regions_with_long_causes_fits_and_names_every_family() {
+        let input = many_failed(40, 10, 2000);
+        let deps = MockClients::default().deps();
+        let message = compose(&deps, &input, testing::fixed_now(), &Pointers::new()).unwrap();
+        assert_eq!(message.event, NotifyEvent::Failed);
+        assert!(
+            sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES,
+            "{} bytes",
+            sns_bytes(&message, &deps)
+        );
+        for f in 0..40 {
+            assert_contains(
+                &message.body,
+                &[&format!(
+                    "Family family-{f:02} FAILED at CheckCopy in xx-test-0 with CopyFailed."
+                )],
+            );
+        }
+        // Most families keep their detail; the rest are counted and named, with where to look.
+        let summarised = message
+            .body
+            .lines()
+            .find(|line| line.starts_with("This notice is summarised"))
+            .expect("a summary line");
+        assert!(
+            summarised.contains("families (family-")
+                && summarised.ends_with("The full details: `golden-ami why 2026-12-01-monthly`."),
+            "{summarised}"
+        );
+        assert!(
+            message
+                .body
+                .contains("- CheckCopy in xx-test-9: copy failed: Client.InternalError")
+        );
+        assert_contains(
+            &message.body,
+            &[&format!("Execution: {}", testing::EXECUTION_ID)],
+        );
+        // The same run's notice when it fits is whole.
+        let small = compose(
+            &deps,
+            &many_failed(2, 2, 100),
+            testing::fixed_now(),
+            &Pointers::new(),
+        )
+        .unwrap();
+        assert!(!small.body.contains("summarised"), "{}", small.body);
+    }
+
+    #[test]
+    fn a_run_that_failed_with_a_huge_cause_in_many_families_still_fits() {
+        let mut input = many_failed(40, 10, 10);
+        input.event = NotifyEvent::Failed;
+        input.state.plan.as_mut().expect("a plan").families = input
+            .state
+            .families
+            .iter()
+            .filter_map(|f| f.family.clone())
+            .collect();
+        input.state.failure = Some(Failure {
+            state: "ForEachFamily".into(),
+            region: None,
+            error: CaughtError {
+                error: "States.DataLimitExceeded".into(),
+                cause: Some("x".repeat(300_000)),
+            },
+        });
+        let deps = MockClients::default().deps();
+        let message = compose(&deps, &input, testing::fixed_now(), &Pointers::new()).unwrap();
+        assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
+        assert_contains(
+            &message.body,
+            &[
+                "The run failed in state ForEachFamily with States.DataLimitExceeded.",
+                "Cause: xxx",
+                " ... (cut)",
+                "the pointer /golden-ami/current in xx-test-9.",
+                "Cleanup did not run.",
+            ],
+        );
+    }
+
+    #[tokio::test]
+    async fn a_notice_sns_refuses_is_replaced_by_a_short_one_with_the_same_subject_and_event() {
+        let input: NotifyInput = testing::event(FAILED_BEFORE);
+        let get = pointer(Some((OLD, 7)));
+        let refused = mock!(Sns::publish)
+            .match_requests(|r| {
+                let body = r.message().unwrap_or_default();
+                body.contains("Family default FAILED at CheckCopy")
+                    && !body.contains("could not be sent")
+            })
+            .then_error(|| {
+                PublishError::InvalidParameterException(
+                    InvalidParameterException::builder()
+                        .message("Invalid parameter: Message too long")
+                        .build(),
+                )
+            });
+        let fallback = mock!(Sns::publish)
+            .match_requests(|r| {
+                let body = r.message().unwrap_or_default();
+                r.subject() == Some("[golden-ami-pipeline] FAILED at CheckCopy in eu-west-1: CopyFailed")
+                    && r.message_attributes()
+                        .and_then(|a| a.get("event"))
+                        .and_then(|v| v.string_value())
+                        == Some("FAILED")
+                    && body.starts_with("[golden-ami-pipeline] FAILED at CheckCopy in eu-west-1: CopyFailed\n\nThe full notice (")
+                    && body.contains("bytes) could not be sent: sns:Publish failed")
+                    && body.contains("Message too long")
+                    && body.ends_with("The full details: `golden-ami why 2026-12-01-monthly`.")
+            })
+            .then_output(|| PublishOutput::builder().message_id("msg-short").build());
+        let deps = MockClients {
+            sns: vec![&refused, &fallback],
+            ssm: vec![&get],
+            ..Default::default()
+        }
+        .deps();
+        let result = handler(&deps, input).await.unwrap();
+        assert_eq!((refused.num_calls(), fallback.num_calls()), (1, 1));
+        assert_eq!(result.message_id, "msg-short");
+        assert_eq!(result.event, NotifyEvent::Failed);
+
+        // Refused twice: the step fails, naming both.
+        let always = mock!(Sns::publish).then_error(|| {
+            PublishError::InvalidParameterException(
+                InvalidParameterException::builder()
+                    .message("Invalid parameter: Message too long")
+                    .build(),
+            )
+        });
+        let deps = MockClients {
+            sns: vec![&always],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(STARTED)).await.unwrap_err();
+        assert_eq!(always.num_calls(), 2);
+        assert_eq!(error.error_type(), "NotificationFailed");
+        assert!(
+            error.to_string().contains("and so was the short notice"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn an_approval_request_past_the_limit_keeps_its_commands_and_deadline() {
+        let input: golden_ami_core::ApprovalInput =
+            testing::event(include_str!("../../../events/request-approval/ok.json"));
+        let mut state = input.state.clone();
+        if let Some(test) = state.test_status.as_mut() {
+            test.report = Some(format!("s3://golden-ami-reports/{}", "r".repeat(300_000)));
+        }
+        let request = golden_ami_core::ApprovalRequest {
+            execution_id:
+                "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:retry(2)"
+                    .into(),
+            family: "default".into(),
+            task_token: "t".into(),
+            requested_at: "2026-12-01T08:05:00Z".into(),
+            deadline: "2026-12-02T08:05:00Z".into(),
+            images: vec![golden_ami_core::RegionImage {
+                region: testing::REGION.into(),
+                ami_id: NEW.into(),
+            }],
+            changes: None,
+        };
+        let deps = MockClients::default().deps();
+        let message = approval_message(&deps.config, &request, &state);
+        assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
+        assert_contains(
+            &message.body,
+            &[
+                "Boot test: 21 baseline controls passed",
+                " ... (cut)",
+                // A name a shell would misread is quoted.
+                "To publish: golden-ami approve 'retry(2)' --family default --stack golden-ami-pipeline --stack-region eu-west-1",
+                "To refuse:  golden-ami deny 'retry(2)' --family default",
+                "Without a decision by 2026-12-02T08:05:00Z",
+            ],
+        );
+        assert!(
+            message
+                .details_at
+                .contains("to publish: golden-ami approve 'retry(2)'"),
+            "{}",
+            message.details_at
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_when_a_shell_would_misread_them() {
+        assert_eq!(shell_word("2026-12-01-monthly"), "2026-12-01-monthly");
+        assert_eq!(shell_word("rerun@dec"), "rerun@dec");
+        assert_eq!(shell_word("retry+1"), "retry+1");
+        assert_eq!(shell_word("it's(2)"), "'it'\\''s(2)'");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A gated family (its `approval` in the targets document) reaches AwaitApproval once every
 //! region's golden copy is verified and the home copy booted. Step Functions invokes this
 //! function with a task token and waits. The function stores the token, with what approving
-//! publishes, at APPROVALS_PATH/<execution name>/<family> and asks the people on the topic
+//! publishes, at APPROVALS_PATH/<execution name>/<family> (the name in the form SSM accepts:
+//! `rerun@dec` is a valid execution name, not a valid parameter name) and asks the people on the topic
 //! for a decision: the change summary, the boot test, the deadline and the exact
 //! `golden-ami approve` / `deny` commands. `golden-ami approve` answers SendTaskSuccess (the
 //! family publishes), `deny` SendTaskFailure with ApprovalDenied; past the deadline the task
@@ -188,6 +189,48 @@ mod tests {
         assert_eq!((put.num_calls(), publish.num_calls()), (1, 1));
         assert_eq!(done.deadline, "2026-12-02T08:05:00Z");
         assert_eq!(done.message_id, "m-1");
+    }
+
+    #[tokio::test]
+    async fn a_run_named_what_ssm_refuses_stores_its_request_under_the_safe_form() {
+        let mut input = gated();
+        input.context.execution_id =
+            "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:rerun@dec".into();
+        let expected = format!(
+            "/golden-ami-pipeline/approvals/{}/default",
+            golden_ami_core::naming::parameter_segment("rerun@dec")
+        );
+        assert!(
+            expected.starts_with("/golden-ami-pipeline/approvals/rerun_dec-"),
+            "{expected}"
+        );
+        let name = expected.clone();
+        let put = mock!(Ssm::put_parameter)
+            .match_requests(move |r| {
+                let value: ApprovalRequest =
+                    serde_json::from_str(r.value().unwrap_or_default()).unwrap();
+                // The request keeps the real name: status shows it, approve matches it.
+                r.name() == Some(name.as_str())
+                    && value.execution_id.ends_with(":rerun@dec")
+                    && r.description().unwrap_or_default().contains("in rerun@dec")
+            })
+            .then_output(|| PutParameterOutput::builder().version(1).build());
+        let publish = mock!(Sns::publish)
+            .match_requests(|r| {
+                r.message().unwrap_or_default().contains(
+                    "To publish: golden-ami approve rerun@dec --family default --stack golden-ami-pipeline",
+                )
+            })
+            .then_output(|| PublishOutput::builder().message_id("m-2").build());
+        let deps = MockClients {
+            ssm: vec![&put],
+            sns: vec![&publish],
+            ..Default::default()
+        }
+        .deps();
+        let done = handler(&deps, input).await.unwrap();
+        assert_eq!((put.num_calls(), publish.num_calls()), (1, 1));
+        assert_eq!(done.parameter_name, expected);
     }
 
     #[tokio::test]
