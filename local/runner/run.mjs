@@ -558,8 +558,12 @@ export async function runStateMachine(options = {}) {
   }
 
   const name = options.executionName ?? `local-${new Date().toISOString().replace(/[-:.]/g, '').slice(0, 15)}-${crypto.randomBytes(3).toString('hex')}`;
-  if (!/^[A-Za-z0-9_-]{1,80}$/.test(name)) {
-    throw new RunnerError(`execution name ${JSON.stringify(name)} must be 1-80 characters of A-Z a-z 0-9 _ -`);
+  // StartExecution's rule (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html,
+  // name): 1-80 characters, no white space, brackets < > { } [ ], wildcards ? *, special characters
+  // " # % \ ^ | ~ ` $ & , ; : / or control characters. Names such as rerun@dec or retry+1 are
+  // allowed, and the pipeline must cope with them.
+  if (!/^[^\s<>{}[\]?*"#%\\^|~`$&,;:/\u0000-\u001f\u007f-\u009f\ufffe\uffff]{1,80}$/u.test(name)) {
+    throw new RunnerError(`execution name ${JSON.stringify(name)} must be 1-80 characters without white space, < > { } [ ] ? * " # % \\ ^ | ~ \` $ & , ; : / or control characters (StartExecution's rule)`);
   }
   const stateMachineArn = `arn:aws:states:${region}:${account}:stateMachine:${stateMachineName}`;
   const executionArn = `arn:aws:states:${region}:${account}:execution:${stateMachineName}:${name}`;
