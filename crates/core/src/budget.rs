@@ -47,7 +47,6 @@ use std::time::Duration;
 
 use crate::config::Config;
 use crate::error::StepError;
-use crate::pacing::MIN_POLL_SECONDS;
 use crate::targets::FamilyTarget;
 
 /// Maximum execution history size (service quotas).
