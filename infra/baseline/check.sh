@@ -7,8 +7,9 @@
 #   check.sh --list   one line per control: id <TAB> how apply.sh applies it <TAB> how it is checked
 #
 # Output: one line per control, "PASS|FAIL|SKIP <control> <evidence>", then
-# "SUMMARY pass=N fail=N skip=N". Lines stay under 90 characters, so a full run stays under
-# 2,400 bytes: it travels back through a 2,500-character SSM output field.
+# "SUMMARY pass=N fail=N skip=N". The output travels back through a 2,500-character SSM output
+# field, and the boot test needs its SUMMARY: each line is cut to an equal share of the field,
+# so that every line at its longest and the SUMMARY still fit, however many controls there are.
 # Exit status: 0 when no control fails, 1 when any does, 2 on a usage error.
 set -euo pipefail
 export LC_ALL=C
@@ -19,7 +20,6 @@ ROOT=/
 PASSED=0
 FAILED=0
 SKIPPED=0
-LINE_MAX=88
 
 # id|applied by apply.sh|checked by this script (the README's baseline table comes from here)
 CONTROLS=(
@@ -50,6 +50,10 @@ CONTROLS=(
   "time-sync|keeps or adds server 169.254.169.123 prefer (Amazon Time Sync); enables chronyd|that line in chrony.conf or its source files; chronyd enabled"
   "chronyd-active|systemctl enable --now chronyd|on the running instance: systemctl is-active chronyd"
 )
+
+OUTPUT_MAX=2500 # the SSM output field
+SUMMARY_MAX=32  # "SUMMARY pass=NN fail=NN skip=NN" and its newline
+LINE_MAX=$(((OUTPUT_MAX - SUMMARY_MAX) / ${#CONTROLS[@]} - 1)) # and a newline
 
 ALLOWED_CIPHERS="chacha20-poly1305@openssh.com aes256-gcm@openssh.com aes128-gcm@openssh.com aes256-ctr aes192-ctr aes128-ctr"
 ALLOWED_MACS="hmac-sha2-512-etm@openssh.com hmac-sha2-256-etm@openssh.com umac-128-etm@openssh.com"
