@@ -4,6 +4,9 @@
 #   check.sh [ROOT]   check the system under ROOT (default /); every file control reads under
 #                     ROOT, so tests point it at fixture trees. Runtime-only controls need the
 #                     running system and print SKIP when ROOT is not /.
+#   GOLDEN_AMI_CHECK_RUNTIME=1 check.sh ROOT
+#                     for tests only: the runtime controls run although ROOT is a tree (the
+#                     tests put stand-ins for the commands they call first on PATH).
 #   check.sh --list   one line per control: id <TAB> how apply.sh applies it <TAB> how it is checked
 #
 # Output: one line per control, "PASS|FAIL|SKIP <control> <evidence>", then
@@ -36,6 +39,7 @@ CONTROLS=(
   "auditd-enabled|dnf install audit; systemctl enable auditd|multi-user.target wants auditd.service"
   "auditd-active|augenrules --load (auditd refuses systemctl restart)|on the running instance: systemctl is-active auditd"
   "auditd-rules|/etc/audit/rules.d/50-golden-ami.rules; comments out -a task,never|keys identity, sudoers, logins, time-change, modules, privileged cover every item; no -a task,never"
+  "auditd-rules-loaded|augenrules --load when it changed the rules|on the running instance: auditctl -l covers the same keys and items; no -a never,task"
   "aide-installed|dnf install aide|/usr/sbin/aide and /etc/aide.conf exist"
   "aide-database|aide --init LAST, after the update and every other change|aide.db.gz is newer than the rpm database"
   "sysctl-redirects|no ICMP redirects accepted or sent (/etc/sysctl.d/90-golden-ami.conf)|effective sysctl.d values, in systemd-sysctl's order"
@@ -100,9 +104,10 @@ skip() { report SKIP "$@"; }
 
 on_root() { [[ $ROOT == / ]]; }
 
-# A runtime control: run FUNCTION on the running system, or SKIP when ROOT is a tree.
+# A runtime control: run FUNCTION on the running system, or SKIP when ROOT is a tree (unless a
+# test asks for it with GOLDEN_AMI_CHECK_RUNTIME=1).
 runtime() { # CONTROL FUNCTION
-  if on_root; then
+  if on_root || [[ ${GOLDEN_AMI_CHECK_RUNTIME:-} == 1 ]]; then
     "$2"
   else
     skip "$1" "runtime check; root is $ROOT, not /"
@@ -400,7 +405,9 @@ check_auditd_active() {
 # For each key of AUDIT_KEYS, "key<TAB>missing items" (nothing when it covers them all). A rule
 # counts when it is a watch or an "always" rule; execution is a watch with -p x, or -F perm=x
 # on -F path, or -F exe; a privileged execution also filters -F auid>=1000 -F auid!=unset.
-audit_missing() { # RULES_FILE
+# Rules files and auditctl -l read alike: auditctl lists a watch as "-w PATH -p PERM -k KEY"
+# (a directory with a trailing /), any other rule with "-F key=KEY", and unset as -1.
+audit_missing() { # RULES_FILE (- for stdin)
   awk -v keys="$AUDIT_KEYS" -v required="$AUDIT_REQUIRED" '
     function base(p) { sub(/.*\//, "", p); return p }
     function clean(p) { sub(/\/+$/, "", p); sub(/^\/var\/run\//, "/run/", p); return p }
@@ -471,6 +478,36 @@ check_auditd_rules() {
     fail auditd-rules "missing $(printf '%s; ' "${missing[@]}" | sed 's/; $//')"
   else
     pass auditd-rules "50-golden-ami.rules: every key covers every item"
+  fi
+}
+
+# The rules the kernel has: augenrules can fail to load a file (or never run) while the files
+# are right.
+check_auditd_rules_loaded() {
+  local loaded missing=() key items
+  if ! command -v auditctl >/dev/null; then
+    fail auditd-rules-loaded "auditctl is not installed"
+    return
+  fi
+  if ! loaded=$(auditctl -l 2>&1); then
+    fail auditd-rules-loaded "auditctl -l failed: ${loaded%%$'\n'*}"
+    return
+  fi
+  if [[ $loaded == "No rules" ]]; then
+    fail auditd-rules-loaded "auditctl -l: No rules"
+    return
+  fi
+  if grep -qE '^-a[[:space:]]+(never,task|task,never)' <<<"$loaded"; then
+    fail auditd-rules-loaded "auditctl -l has -a never,task: syscall auditing is off"
+    return
+  fi
+  while IFS=$'\t' read -r key items; do
+    missing+=("$key: $items")
+  done < <(audit_missing - <<<"$loaded")
+  if ((${#missing[@]})); then
+    fail auditd-rules-loaded "auditctl -l lacks $(printf '%s; ' "${missing[@]}" | sed 's/; $//')"
+  else
+    pass auditd-rules-loaded "auditctl -l: every key covers every item"
   fi
 }
 
@@ -655,6 +692,7 @@ main() {
   check_auditd_enabled
   runtime auditd-active check_auditd_active
   check_auditd_rules
+  runtime auditd-rules-loaded check_auditd_rules_loaded
   check_aide_installed
   check_aide_database
   # shellcheck disable=SC2086 # the lists are space-separated on purpose
