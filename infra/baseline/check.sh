@@ -50,6 +50,7 @@ CONTROLS=(
   "sysctl-network|SYN cookies, ignore broadcast and bogus ICMP, log martians (90-golden-ami.conf)|effective sysctl.d values"
   "sysctl-runtime|sysctl --system|on the running instance: the live values are the required ones"
   "services-disabled|disable and mask rpcbind, avahi, cups, nfs-server, postfix, telnet, tftp, vsftpd|no target wants any of them"
+  "services-inactive|on the running system: disable --now, mask --now (stopped too)|on the running instance: systemctl is-enabled disabled, masked, linked, static or not-found; is-active inactive or failed"
   "cloudwatch-agent|dnf install amazon-cloudwatch-agent; systemctl enable it|agent binary present, unit enabled"
   "time-sync|keeps or adds server 169.254.169.123 prefer (Amazon Time Sync); enables chronyd|that line in chrony.conf or its source files; chronyd enabled"
   "chronyd-active|systemctl enable --now chronyd|on the running instance: systemctl is-active chronyd"
@@ -586,6 +587,42 @@ check_services_disabled() {
   fi
 }
 
+# systemctl(1)'s is-enabled states in which nothing starts the unit: masked, disabled, linked
+# (is-enabled exits non-zero for them), static (no [Install] section: only something else can
+# start it, and is-active shows whether something did), not-found (systemd 253 and later; 252,
+# AL2023's, says "No such file or directory" instead). enabled, alias, indirect, generated and
+# transient may start it, and an error tells nothing: they fail.
+UNIT_OFF_STATES="masked masked-runtime disabled linked linked-runtime static not-found"
+
+unit_enablement() { # UNIT -> its is-enabled state, or "unknown"
+  local state
+  # The last line: the state, after any note a SysV script's redirection prints first.
+  state=$(systemctl is-enabled "$1" 2>&1 | tail -n 1) || true
+  case $state in
+    *"No such file or directory") printf 'not-found' ;;
+    *[!a-z-]* | "") printf 'unknown' ;;
+    *) printf '%s' "$state" ;;
+  esac
+}
+
+# What the running system does, beyond the links on disk: a unit disabled without --now, or
+# masked while it ran, still runs; a socket still listens.
+check_services_inactive() {
+  local unit enabled active bad=()
+  for unit in $UNNEEDED_UNITS; do
+    enabled=$(unit_enablement "$unit")
+    active=$(systemctl is-active "$unit" 2>/dev/null) || true
+    if [[ " $UNIT_OFF_STATES " != *" $enabled "* || ! $active =~ ^(inactive|failed)$ ]]; then
+      bad+=("$unit ($enabled, ${active:-unknown})")
+    fi
+  done
+  if ((${#bad[@]})); then
+    fail services-inactive "$(join "${bad[@]}")"
+  else
+    pass services-inactive "none of the 9 unneeded units is enabled or active"
+  fi
+}
+
 check_cloudwatch_agent() {
   if [[ ! -f $(path /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent) ]]; then
     fail cloudwatch-agent "not installed: no /opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent"
@@ -706,6 +743,7 @@ main() {
   }
   runtime sysctl-runtime check_sysctl_runtime
   check_services_disabled
+  runtime services-inactive check_services_inactive
   check_cloudwatch_agent
   check_time_sync
   runtime chronyd-active check_chronyd_active

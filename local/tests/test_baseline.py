@@ -65,7 +65,8 @@ def skipped_for_the_tree(evidence: str, root: Path) -> bool:
 
 def test_the_runtime_controls_are_the_ones_named_for_the_running_system():
     assert RUNTIME == {"selinux-runtime", "ssh-effective-runtime", "auditd-active",
-                       "auditd-rules-loaded", "sysctl-runtime", "chronyd-active"}
+                       "auditd-rules-loaded", "sysctl-runtime", "services-inactive",
+                       "chronyd-active"}
 
 
 def test_the_compliant_tree_passes_every_file_control_and_skips_the_runtime_ones(tmp_path):
@@ -513,13 +514,14 @@ RUNNING_UNITS = {
 }
 
 RUNTIME_STUBS = {
-    # auditctl -l: the rules the kernel has, or an error.
+    # auditctl -l: the rules the kernel has, or an error on stderr.
     "auditctl": """
 if args != ["-l"]:
     sys.exit("auditctl stand-in: only -l (a question) is expected")
 state = json.loads(os.environ["STUB_RUNNING"])
-sys.stdout.write(state["auditctl"])
-sys.exit(state.get("auditctl_rc", 0))
+rc = state.get("auditctl_rc", 0)
+(sys.stderr if rc else sys.stdout).write(state["auditctl"])
+sys.exit(rc)
 """,
     # systemctl is-enabled|is-active UNIT, as systemctl(1) documents them: is-enabled exits 0
     # for enabled, enabled-runtime, alias, static, indirect, generated, transient, and non-zero
@@ -532,10 +534,10 @@ if len(args) != 2 or args[0] not in ("is-enabled", "is-active"):
     sys.exit("systemctl stand-in: only is-enabled and is-active (questions) are expected")
 verb, unit = args
 unit = unit if "." in unit else unit + ".service"  # as systemctl completes a bare name
-if state.get("systemd_down"):
-    sys.exit("System has not been booted with systemd as init system (PID 1). Can't operate.")
 known = state["units"].get(unit)
 if verb == "is-active":
+    if state.get("systemd_down"):  # is-enabled reads the unit files; is-active asks systemd
+        sys.exit("System has not been booted with systemd as init system (PID 1). Can't operate.")
     active = known[1] if known else "inactive"
     print(active)
     sys.exit(0 if active == "active" else 3)
@@ -597,7 +599,7 @@ def test_on_a_fixture_tree_the_controls_of_the_running_system_skip_with_the_reas
     shutil.copytree(baseline.FIXTURES / "baseline" / tree, root, symlinks=True)
     _, output = baseline.run_check(root)
     found = verdicts(output)
-    assert "auditd-rules-loaded" in RUNTIME
+    assert {"auditd-rules-loaded", "services-inactive"} <= RUNTIME
     for control in RUNTIME:
         assert found[control][0] == "SKIP", (control, found[control])
         assert skipped_for_the_tree(found[control][1], root), found[control]
@@ -611,6 +613,8 @@ def test_on_an_instance_of_the_golden_image_every_control_passes_and_nothing_cha
     assert output.splitlines()[-1] == f"SUMMARY pass={len(CONTROLS)} fail=0 skip=0"
     assert verdicts(output)["auditd-rules-loaded"] == (
         "PASS", "auditctl -l: every key covers every item")
+    assert verdicts(output)["services-inactive"] == (
+        "PASS", "none of the 9 unneeded units is enabled or active")
     # Questions only: the check changes nothing on the instance.
     assert {tuple(c[:2]) for c in made} <= {
         ("auditctl", "-l"), ("systemctl", "is-enabled"), ("systemctl", "is-active"),
@@ -625,7 +629,8 @@ def test_on_an_instance_of_the_golden_image_every_control_passes_and_nothing_cha
     (LOADED_RULES.replace("path=/usr/bin/su -F perm=x -F auid>=1000 -F auid!=-1",
                           "path=/usr/bin/su -F perm=x"), "auditctl -l lacks privileged: su"),
     # The item is loaded, but under another key: it counts for that key only.
-    (LOADED_RULES.replace("-w /etc/sudoers.d/ -p wa -k sudoers", "-w /etc/sudoers.d/ -p wa -k sudo"),
+    (LOADED_RULES.replace("-w /etc/sudoers.d/ -p wa -k sudoers",
+                          "-w /etc/sudoers.d/ -p wa -k sudo"),
      "auditctl -l lacks sudoers: /etc/sudoers.d"),
     # Nothing loaded (augenrules never ran), or a rule that turns syscall auditing off.
     ("No rules\n", "auditctl -l: No rules"),
@@ -644,6 +649,55 @@ def test_auditctl_failing_is_a_failure_with_its_message(tmp_path):
     assert code == 1
     assert verdicts(output)["auditd-rules-loaded"] == (
         "FAIL", "auditctl -l failed: You must be root to run this program.")
+
+
+@pytest.mark.parametrize("units, evidence", [
+    # Masked while it ran, without --now: the socket still listens.
+    ({"rpcbind.socket": ("masked", "active")}, "rpcbind.socket (masked, active)"),
+    # Enabled: it starts at the next boot, though nothing runs it now.
+    ({"cups.service": ("enabled", "inactive")}, "cups.service (enabled, inactive)"),
+    ({"telnet.socket": ("enabled-runtime", "inactive")},
+     "telnet.socket (enabled-runtime, inactive)"),
+    # Static: nothing enables it, but something started it.
+    ({"vsftpd.service": ("static", "active")}, "vsftpd.service (static, active)"),
+    ({"avahi-daemon.service": ("disabled", "activating")},
+     "avahi-daemon.service (disabled, activating)"),
+    # indirect and generated may start it under another name or from a generator.
+    ({"nfs-server.service": ("indirect", "inactive")}, "nfs-server.service (indirect, inactive)"),
+    ({"tftp.socket": ("generated", "inactive")}, "tftp.socket (generated, inactive)"),
+    # Each unit that is on is named.
+    ({"cups.service": ("enabled", "active"), "tftp.socket": ("static", "active")},
+     "cups.service (enabled, active), tftp.socket (static, active)"),
+])
+def test_an_unneeded_unit_enabled_or_active_on_the_instance_fails(tmp_path, units, evidence):
+    code, output, _ = running(tmp_path, units={**RUNNING_UNITS, **units})
+    assert code == 1, output
+    assert failed(output) == ["services-inactive"], output
+    assert verdicts(output)["services-inactive"] == ("FAIL", evidence)
+
+
+@pytest.mark.parametrize("changes", [
+    # Disabled, static, linked or failed and not running: nothing starts them.
+    {"units": {**RUNNING_UNITS, "postfix.service": ("disabled", "inactive"),
+               "cups.service": ("static", "inactive"), "vsftpd.service": ("linked", "inactive"),
+               "telnet.socket": ("masked-runtime", "failed")}},
+    # A unit that is not installed, as systemd 253 and later say it.
+    {"not_found_word": True},
+], ids=["off-states", "not-found-word"])
+def test_units_that_nothing_starts_pass(tmp_path, changes):
+    code, output, _ = running(tmp_path, **changes)
+    assert code == 0, output
+    assert verdicts(output)["services-inactive"] == (
+        "PASS", "none of the 9 unneeded units is enabled or active")
+
+
+def test_systemd_that_cannot_answer_is_a_failure(tmp_path):
+    code, output, _ = running(tmp_path, systemd_down=True)
+    assert code == 1
+    verdict, evidence = verdicts(output)["services-inactive"]
+    assert verdict == "FAIL"
+    assert evidence.startswith(
+        "rpcbind.service (masked, unknown), rpcbind.socket (masked, "), evidence
 
 
 # ---- the scripts, and the README's table ---------------------------------------------------------
