@@ -4,11 +4,15 @@
 #   check.sh [ROOT]   check the system under ROOT (default /); every file control reads under
 #                     ROOT, so tests point it at fixture trees. Runtime-only controls need the
 #                     running system and print SKIP when ROOT is not /.
+#   GOLDEN_AMI_CHECK_RUNTIME=1 check.sh ROOT
+#                     for tests only: the runtime controls run although ROOT is a tree (the
+#                     tests put stand-ins for the commands they call first on PATH).
 #   check.sh --list   one line per control: id <TAB> how apply.sh applies it <TAB> how it is checked
 #
 # Output: one line per control, "PASS|FAIL|SKIP <control> <evidence>", then
-# "SUMMARY pass=N fail=N skip=N". Lines stay under 90 characters, so a full run stays under
-# 2,400 bytes: it travels back through a 2,500-character SSM output field.
+# "SUMMARY pass=N fail=N skip=N". The output travels back through a 2,500-character SSM output
+# field, and the boot test needs its SUMMARY: each line is cut to an equal share of the field,
+# so that every line at its longest and the SUMMARY still fit, however many controls there are.
 # Exit status: 0 when no control fails, 1 when any does, 2 on a usage error.
 set -euo pipefail
 export LC_ALL=C
@@ -19,7 +23,6 @@ ROOT=/
 PASSED=0
 FAILED=0
 SKIPPED=0
-LINE_MAX=88
 
 # id|applied by apply.sh|checked by this script (the README's baseline table comes from here)
 CONTROLS=(
@@ -36,6 +39,7 @@ CONTROLS=(
   "auditd-enabled|dnf install audit; systemctl enable auditd|multi-user.target wants auditd.service"
   "auditd-active|augenrules --load (auditd refuses systemctl restart)|on the running instance: systemctl is-active auditd"
   "auditd-rules|/etc/audit/rules.d/50-golden-ami.rules; comments out -a task,never|keys identity, sudoers, logins, time-change, modules, privileged cover every item; no -a task,never"
+  "auditd-rules-loaded|augenrules --load when it changed the rules|on the running instance: auditctl -l covers the same keys and items; no -a never,task"
   "aide-installed|dnf install aide|/usr/sbin/aide and /etc/aide.conf exist"
   "aide-database|aide --init LAST, after the update and every other change|aide.db.gz is newer than the rpm database"
   "sysctl-redirects|no ICMP redirects accepted or sent (/etc/sysctl.d/90-golden-ami.conf)|effective sysctl.d values, in systemd-sysctl's order"
@@ -46,10 +50,15 @@ CONTROLS=(
   "sysctl-network|SYN cookies, ignore broadcast and bogus ICMP, log martians (90-golden-ami.conf)|effective sysctl.d values"
   "sysctl-runtime|sysctl --system|on the running instance: the live values are the required ones"
   "services-disabled|disable and mask rpcbind, avahi, cups, nfs-server, postfix, telnet, tftp, vsftpd|no target wants any of them"
+  "services-inactive|on the running system: disable --now, mask --now (stopped too)|on the running instance: systemctl is-enabled disabled, masked, linked, static or not-found; is-active inactive or failed"
   "cloudwatch-agent|dnf install amazon-cloudwatch-agent; systemctl enable it|agent binary present, unit enabled"
   "time-sync|keeps or adds server 169.254.169.123 prefer (Amazon Time Sync); enables chronyd|that line in chrony.conf or its source files; chronyd enabled"
   "chronyd-active|systemctl enable --now chronyd|on the running instance: systemctl is-active chronyd"
 )
+
+OUTPUT_MAX=2500 # the SSM output field
+SUMMARY_MAX=32  # "SUMMARY pass=NN fail=NN skip=NN" and its newline
+LINE_MAX=$(((OUTPUT_MAX - SUMMARY_MAX) / ${#CONTROLS[@]} - 1)) # and a newline
 
 ALLOWED_CIPHERS="chacha20-poly1305@openssh.com aes256-gcm@openssh.com aes128-gcm@openssh.com aes256-ctr aes192-ctr aes128-ctr"
 ALLOWED_MACS="hmac-sha2-512-etm@openssh.com hmac-sha2-256-etm@openssh.com umac-128-etm@openssh.com"
@@ -96,9 +105,10 @@ skip() { report SKIP "$@"; }
 
 on_root() { [[ $ROOT == / ]]; }
 
-# A runtime control: run FUNCTION on the running system, or SKIP when ROOT is a tree.
+# A runtime control: run FUNCTION on the running system, or SKIP when ROOT is a tree (unless a
+# test asks for it with GOLDEN_AMI_CHECK_RUNTIME=1).
 runtime() { # CONTROL FUNCTION
-  if on_root; then
+  if on_root || [[ ${GOLDEN_AMI_CHECK_RUNTIME:-} == 1 ]]; then
     "$2"
   else
     skip "$1" "runtime check; root is $ROOT, not /"
@@ -396,7 +406,9 @@ check_auditd_active() {
 # For each key of AUDIT_KEYS, "key<TAB>missing items" (nothing when it covers them all). A rule
 # counts when it is a watch or an "always" rule; execution is a watch with -p x, or -F perm=x
 # on -F path, or -F exe; a privileged execution also filters -F auid>=1000 -F auid!=unset.
-audit_missing() { # RULES_FILE
+# Rules files and auditctl -l read alike: auditctl lists a watch as "-w PATH -p PERM -k KEY"
+# (a directory with a trailing /), any other rule with "-F key=KEY", and unset as -1.
+audit_missing() { # RULES_FILE (- for stdin)
   awk -v keys="$AUDIT_KEYS" -v required="$AUDIT_REQUIRED" '
     function base(p) { sub(/.*\//, "", p); return p }
     function clean(p) { sub(/\/+$/, "", p); sub(/^\/var\/run\//, "/run/", p); return p }
@@ -467,6 +479,36 @@ check_auditd_rules() {
     fail auditd-rules "missing $(printf '%s; ' "${missing[@]}" | sed 's/; $//')"
   else
     pass auditd-rules "50-golden-ami.rules: every key covers every item"
+  fi
+}
+
+# The rules the kernel has: augenrules can fail to load a file (or never run) while the files
+# are right.
+check_auditd_rules_loaded() {
+  local loaded missing=() key items
+  if ! command -v auditctl >/dev/null; then
+    fail auditd-rules-loaded "auditctl is not installed"
+    return
+  fi
+  if ! loaded=$(auditctl -l 2>&1); then
+    fail auditd-rules-loaded "auditctl -l failed: ${loaded%%$'\n'*}"
+    return
+  fi
+  if [[ $loaded == "No rules" ]]; then
+    fail auditd-rules-loaded "auditctl -l: No rules"
+    return
+  fi
+  if grep -qE '^-a[[:space:]]+(never,task|task,never)' <<<"$loaded"; then
+    fail auditd-rules-loaded "auditctl -l has -a never,task: syscall auditing is off"
+    return
+  fi
+  while IFS=$'\t' read -r key items; do
+    missing+=("$key: $items")
+  done < <(audit_missing - <<<"$loaded")
+  if ((${#missing[@]})); then
+    fail auditd-rules-loaded "auditctl -l lacks $(printf '%s; ' "${missing[@]}" | sed 's/; $//')"
+  else
+    pass auditd-rules-loaded "auditctl -l: every key covers every item"
   fi
 }
 
@@ -542,6 +584,42 @@ check_services_disabled() {
     fail services-disabled "enabled: $(join "${enabled[@]}")"
   else
     pass services-disabled "none of the 9 unneeded units is enabled"
+  fi
+}
+
+# systemctl(1)'s is-enabled states in which nothing starts the unit: masked, disabled, linked
+# (is-enabled exits non-zero for them), static (no [Install] section: only something else can
+# start it, and is-active shows whether something did), not-found (systemd 253 and later; 252,
+# AL2023's, says "No such file or directory" instead). enabled, alias, indirect, generated and
+# transient may start it, and an error tells nothing: they fail.
+UNIT_OFF_STATES="masked masked-runtime disabled linked linked-runtime static not-found"
+
+unit_enablement() { # UNIT -> its is-enabled state, or "unknown"
+  local state
+  # The last line: the state, after any note a SysV script's redirection prints first.
+  state=$(systemctl is-enabled "$1" 2>&1 | tail -n 1) || true
+  case $state in
+    *"No such file or directory") printf 'not-found' ;;
+    *[!a-z-]* | "") printf 'unknown' ;;
+    *) printf '%s' "$state" ;;
+  esac
+}
+
+# What the running system does, beyond the links on disk: a unit disabled without --now, or
+# masked while it ran, still runs; a socket still listens.
+check_services_inactive() {
+  local unit enabled active bad=()
+  for unit in $UNNEEDED_UNITS; do
+    enabled=$(unit_enablement "$unit")
+    active=$(systemctl is-active "$unit" 2>/dev/null) || true
+    if [[ " $UNIT_OFF_STATES " != *" $enabled "* || ! $active =~ ^(inactive|failed)$ ]]; then
+      bad+=("$unit ($enabled, ${active:-unknown})")
+    fi
+  done
+  if ((${#bad[@]})); then
+    fail services-inactive "$(join "${bad[@]}")"
+  else
+    pass services-inactive "none of the 9 unneeded units is enabled or active"
   fi
 }
 
@@ -651,6 +729,7 @@ main() {
   check_auditd_enabled
   runtime auditd-active check_auditd_active
   check_auditd_rules
+  runtime auditd-rules-loaded check_auditd_rules_loaded
   check_aide_installed
   check_aide_database
   # shellcheck disable=SC2086 # the lists are space-separated on purpose
@@ -664,6 +743,7 @@ main() {
   }
   runtime sysctl-runtime check_sysctl_runtime
   check_services_disabled
+  runtime services-inactive check_services_inactive
   check_cloudwatch_agent
   check_time_sync
   runtime chronyd-active check_chronyd_active

@@ -33,6 +33,9 @@ SUMMARY = re.compile(r"^SUMMARY pass=(\d+) fail=(\d+) skip=(\d+)$")
 CONTROLS = baseline.controls()
 RUNTIME = baseline.runtime_controls()
 FILE_CONTROLS = [c for c in CONTROLS if c not in RUNTIME]
+# A line's share of the 2,500-character SSM output field, after the SUMMARY (at most 32 bytes
+# with its newline): every line at its longest still leaves room for the SUMMARY.
+LINE_MAX = (2500 - 32) // len(CONTROLS) - 1
 
 
 def verdicts(output: str) -> dict[str, tuple[str, str]]:
@@ -51,11 +54,19 @@ def failed(output: str) -> list[str]:
     return [c for c, (verdict, _) in verdicts(output).items() if verdict == "FAIL"]
 
 
+def skipped_for_the_tree(evidence: str, root: Path) -> bool:
+    """A runtime control's SKIP evidence on the tree at root: the whole reason, or as much of it
+    as fits the line."""
+    reason = f"runtime check; root is {root}, not /"
+    return evidence == reason or (evidence.endswith("...") and reason.startswith(evidence[:-3]))
+
+
 # ---- check.sh on the compliant tree and on broken ones ------------------------------------------
 
 def test_the_runtime_controls_are_the_ones_named_for_the_running_system():
     assert RUNTIME == {"selinux-runtime", "ssh-effective-runtime", "auditd-active",
-                       "sysctl-runtime", "chronyd-active"}
+                       "auditd-rules-loaded", "sysctl-runtime", "services-inactive",
+                       "chronyd-active"}
 
 
 def test_the_compliant_tree_passes_every_file_control_and_skips_the_runtime_ones(tmp_path):
@@ -66,15 +77,12 @@ def test_the_compliant_tree_passes_every_file_control_and_skips_the_runtime_ones
     assert list(found) == CONTROLS
     for control, (verdict, evidence) in found.items():
         if control in RUNTIME:
-            reason = f"runtime check; root is {root}, not /"
             assert verdict == "SKIP", (control, evidence)
-            # The whole reason, or as much of it as fits the line.
-            assert evidence == reason or (evidence.endswith("...")
-                                          and reason.startswith(evidence[:-3])), evidence
+            assert skipped_for_the_tree(evidence, root), evidence
         else:
             assert verdict == "PASS", (control, evidence)
     assert output.splitlines()[-1] == f"SUMMARY pass={len(FILE_CONTROLS)} fail=0 skip={len(RUNTIME)}"
-    assert all(len(line) <= 100 for line in output.splitlines()), output
+    assert all(len(line) <= LINE_MAX for line in output.splitlines()), output
     # The output travels through a 2,500-character SSM output field.
     assert len(output.encode()) < 2400
 
@@ -122,7 +130,7 @@ def test_everything_broken_still_fits_the_ssm_output_field(tmp_path):
     code, output = baseline.run_check(root)
     assert code == 1
     assert failed(output) == FILE_CONTROLS
-    assert all(len(line) <= 100 for line in output.splitlines()), output
+    assert all(len(line) <= LINE_MAX for line in output.splitlines()), output
     assert len(output.encode()) < 2400, len(output.encode())
 
 
@@ -461,6 +469,235 @@ def test_apply_refuses_a_missing_root_and_options(tmp_path, stubs):
         assert result.returncode == 2, result
         assert result.stderr and not result.stdout
     assert calls(log) == []
+
+
+# ---- check.sh on a running instance, with stand-ins for the commands it asks --------------------
+
+# What `auditctl -l` prints once augenrules has loaded the compliant tree's rules: auditctl lists
+# a watch as "-w PATH -p PERM -k KEY" (a directory with a trailing /), any other rule with its
+# arch first, its syscalls in number order, "-F key=KEY", and auid's unset as -1
+# (audit-userspace, src/auditctl-listing.c).
+LOADED_RULES = """\
+-w /etc/passwd -p wa -k identity
+-w /etc/group -p wa -k identity
+-w /etc/shadow -p wa -k identity
+-w /etc/gshadow -p wa -k identity
+-w /etc/security/opasswd -p wa -k identity
+-w /etc/sudoers -p wa -k sudoers
+-w /etc/sudoers.d/ -p wa -k sudoers
+-w /var/log/lastlog -p wa -k logins
+-w /var/run/faillock/ -p wa -k logins
+-a always,exit -F arch=b64 -S adjtimex,settimeofday,clock_settime -F key=time-change
+-a always,exit -F arch=b32 -S settimeofday,adjtimex,clock_settime -F key=time-change
+-w /etc/localtime -p wa -k time-change
+-a always,exit -F arch=b64 -S init_module,delete_module,finit_module -F key=modules
+-a always,exit -F arch=b32 -S init_module,delete_module,finit_module -F key=modules
+-w /usr/bin/kmod -p x -k modules
+-w /usr/sbin/insmod -p x -k modules
+-w /usr/sbin/modprobe -p x -k modules
+-w /usr/sbin/rmmod -p x -k modules
+-a always,exit -S all -F path=/usr/bin/sudo -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/su -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/passwd -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/chage -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/newgrp -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/mount -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+-a always,exit -S all -F path=/usr/bin/umount -F perm=x -F auid>=1000 -F auid!=-1 -F key=privileged
+"""
+
+# unit -> (systemctl is-enabled, systemctl is-active) on an instance of the golden image: apply.sh
+# masked the unneeded units that AL2023 installs; the others are not installed.
+RUNNING_UNITS = {
+    "auditd.service": ("enabled", "active"), "chronyd.service": ("enabled", "active"),
+    "rpcbind.service": ("masked", "inactive"), "rpcbind.socket": ("masked", "inactive"),
+    "postfix.service": ("masked", "inactive"),
+}
+
+RUNTIME_STUBS = {
+    # auditctl -l: the rules the kernel has, or an error on stderr.
+    "auditctl": """
+if args != ["-l"]:
+    sys.exit("auditctl stand-in: only -l (a question) is expected")
+state = json.loads(os.environ["STUB_RUNNING"])
+rc = state.get("auditctl_rc", 0)
+(sys.stderr if rc else sys.stdout).write(state["auditctl"])
+sys.exit(rc)
+""",
+    # systemctl is-enabled|is-active UNIT, as systemctl(1) documents them: is-enabled exits 0
+    # for enabled, enabled-runtime, alias, static, indirect, generated, transient, and non-zero
+    # otherwise; a unit that is not installed is "not-found" (systemd 253 and later, exit 4) or,
+    # before (AL2023 ships 252), an error on stderr. is-active exits 0 for active only, and
+    # prints inactive for a unit that is not loaded.
+    "systemctl": """
+state = json.loads(os.environ["STUB_RUNNING"])
+if len(args) != 2 or args[0] not in ("is-enabled", "is-active"):
+    sys.exit("systemctl stand-in: only is-enabled and is-active (questions) are expected")
+verb, unit = args
+unit = unit if "." in unit else unit + ".service"  # as systemctl completes a bare name
+known = state["units"].get(unit)
+if verb == "is-active":
+    if state.get("systemd_down"):  # is-enabled reads the unit files; is-active asks systemd
+        sys.exit("System has not been booted with systemd as init system (PID 1). Can't operate.")
+    active = known[1] if known else "inactive"
+    print(active)
+    sys.exit(0 if active == "active" else 3)
+if known is None:
+    if state.get("not_found_word"):
+        print("not-found")
+        sys.exit(4)
+    sys.exit(f"Failed to get unit file state for {unit}: No such file or directory")
+print(known[0])
+sys.exit(0 if known[0] in ("enabled", "enabled-runtime", "alias", "static", "indirect",
+                           "generated", "transient") else 1)
+""",
+    "getenforce": "print('Enforcing')\n",
+    "sshd": """
+if args != ["-T"]:
+    sys.exit("sshd stand-in: only -T is expected")
+print("permitrootlogin no\\npasswordauthentication no\\nkbdinteractiveauthentication no")
+""",
+    # sysctl -n KEY: the values the compliant tree's sysctl.d sets.
+    "sysctl": """
+if len(args) != 2 or args[0] != "-n":
+    sys.exit("sysctl stand-in: only -n KEY is expected")
+print(json.loads(os.environ["STUB_RUNNING"])["sysctl"][args[1]])
+""",
+}
+
+
+def sysctl_d(root: Path) -> dict[str, str]:
+    lines = (root / "etc/sysctl.d/90-golden-ami.conf").read_text().splitlines()
+    return dict((part.strip() for part in line.split("=", 1))
+                for line in lines if "=" in line and not line.startswith("#"))
+
+
+def running(tmp_path: Path, **changes) -> tuple[int, str, list[list[str]]]:
+    """check.sh as on an instance of the golden image: the compliant disk, and stand-ins that
+    answer as that instance would (changes replace parts of their state). GOLDEN_AMI_CHECK_RUNTIME
+    runs the runtime controls although the root is a tree. (exit status, stdout, the commands
+    the check ran)"""
+    root = baseline.prepare_tree(tmp_path / "disk")
+    state = {"auditctl": LOADED_RULES, "units": dict(RUNNING_UNITS), "sysctl": sysctl_d(root)}
+    state.update(changes)
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name, body in RUNTIME_STUBS.items():
+        path = bin_dir / name
+        path.write_text(_PRELUDE.format(python=sys.executable, name=name) + body)
+        path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "LC_ALL": "C", "GOLDEN_AMI_CHECK_RUNTIME": "1",
+           "STUB_LOG": str(log), "STUB_RUNNING": json.dumps(state)}
+    result = subprocess.run(["bash", str(baseline.CHECK), str(root)], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.stderr == "", result.stderr
+    return result.returncode, result.stdout, calls(log)
+
+
+@pytest.mark.parametrize("tree", ["al2023-base", "compliant"])
+def test_on_a_fixture_tree_the_controls_of_the_running_system_skip_with_the_reason(tmp_path, tree):
+    root = tmp_path / "disk"
+    shutil.copytree(baseline.FIXTURES / "baseline" / tree, root, symlinks=True)
+    _, output = baseline.run_check(root)
+    found = verdicts(output)
+    assert {"auditd-rules-loaded", "services-inactive"} <= RUNTIME
+    for control in RUNTIME:
+        assert found[control][0] == "SKIP", (control, found[control])
+        assert skipped_for_the_tree(found[control][1], root), found[control]
+
+
+def test_on_an_instance_of_the_golden_image_every_control_passes_and_nothing_changes(tmp_path):
+    code, output, made = running(tmp_path)
+    assert code == 0, output
+    assert list(verdicts(output)) == CONTROLS
+    assert failed(output) == [] and "SKIP " not in output, output
+    assert output.splitlines()[-1] == f"SUMMARY pass={len(CONTROLS)} fail=0 skip=0"
+    assert verdicts(output)["auditd-rules-loaded"] == (
+        "PASS", "auditctl -l: every key covers every item")
+    assert verdicts(output)["services-inactive"] == (
+        "PASS", "none of the 9 unneeded units is enabled or active")
+    # Questions only: the check changes nothing on the instance.
+    assert {tuple(c[:2]) for c in made} <= {
+        ("auditctl", "-l"), ("systemctl", "is-enabled"), ("systemctl", "is-active"),
+        ("getenforce",), ("sshd", "-T"), ("sysctl", "-n")}, made
+
+
+@pytest.mark.parametrize("loaded, evidence", [
+    # augenrules failed on the kmod line: the file has it, the kernel does not.
+    (LOADED_RULES.replace("-w /usr/bin/kmod -p x -k modules\n", ""),
+     "auditctl -l lacks modules: kmod"),
+    # A privileged command audited for everyone, not for users' sessions, does not count.
+    (LOADED_RULES.replace("path=/usr/bin/su -F perm=x -F auid>=1000 -F auid!=-1",
+                          "path=/usr/bin/su -F perm=x"), "auditctl -l lacks privileged: su"),
+    # The item is loaded, but under another key: it counts for that key only.
+    (LOADED_RULES.replace("-w /etc/sudoers.d/ -p wa -k sudoers",
+                          "-w /etc/sudoers.d/ -p wa -k sudo"),
+     "auditctl -l lacks sudoers: /etc/sudoers.d"),
+    # Nothing loaded (augenrules never ran), or a rule that turns syscall auditing off.
+    ("No rules\n", "auditctl -l: No rules"),
+    ("-a never,task\n" + LOADED_RULES, "auditctl -l has -a never,task: syscall auditing is off"),
+])
+def test_the_loaded_audit_rules_need_every_key_and_item(tmp_path, loaded, evidence):
+    code, output, _ = running(tmp_path, auditctl=loaded)
+    assert code == 1, output
+    assert failed(output) == ["auditd-rules-loaded"], output
+    assert verdicts(output)["auditd-rules-loaded"] == ("FAIL", evidence)
+
+
+def test_auditctl_failing_is_a_failure_with_its_message(tmp_path):
+    code, output, _ = running(tmp_path, auditctl="You must be root to run this program.\n",
+                              auditctl_rc=4)
+    assert code == 1
+    assert verdicts(output)["auditd-rules-loaded"] == (
+        "FAIL", "auditctl -l failed: You must be root to run this program.")
+
+
+@pytest.mark.parametrize("units, evidence", [
+    # Masked while it ran, without --now: the socket still listens.
+    ({"rpcbind.socket": ("masked", "active")}, "rpcbind.socket (masked, active)"),
+    # Enabled: it starts at the next boot, though nothing runs it now.
+    ({"cups.service": ("enabled", "inactive")}, "cups.service (enabled, inactive)"),
+    ({"telnet.socket": ("enabled-runtime", "inactive")},
+     "telnet.socket (enabled-runtime, inactive)"),
+    # Static: nothing enables it, but something started it.
+    ({"vsftpd.service": ("static", "active")}, "vsftpd.service (static, active)"),
+    ({"avahi-daemon.service": ("disabled", "activating")},
+     "avahi-daemon.service (disabled, activating)"),
+    # indirect and generated may start it under another name or from a generator.
+    ({"nfs-server.service": ("indirect", "inactive")}, "nfs-server.service (indirect, inactive)"),
+    ({"tftp.socket": ("generated", "inactive")}, "tftp.socket (generated, inactive)"),
+    # Each unit that is on is named.
+    ({"cups.service": ("enabled", "active"), "tftp.socket": ("static", "active")},
+     "cups.service (enabled, active), tftp.socket (static, active)"),
+])
+def test_an_unneeded_unit_enabled_or_active_on_the_instance_fails(tmp_path, units, evidence):
+    code, output, _ = running(tmp_path, units={**RUNNING_UNITS, **units})
+    assert code == 1, output
+    assert failed(output) == ["services-inactive"], output
+    assert verdicts(output)["services-inactive"] == ("FAIL", evidence)
+
+
+@pytest.mark.parametrize("changes", [
+    # Disabled, static, linked or failed and not running: nothing starts them.
+    {"units": {**RUNNING_UNITS, "postfix.service": ("disabled", "inactive"),
+               "cups.service": ("static", "inactive"), "vsftpd.service": ("linked", "inactive"),
+               "telnet.socket": ("masked-runtime", "failed")}},
+    # A unit that is not installed, as systemd 253 and later say it.
+    {"not_found_word": True},
+], ids=["off-states", "not-found-word"])
+def test_units_that_nothing_starts_pass(tmp_path, changes):
+    code, output, _ = running(tmp_path, **changes)
+    assert code == 0, output
+    assert verdicts(output)["services-inactive"] == (
+        "PASS", "none of the 9 unneeded units is enabled or active")
+
+
+def test_systemd_that_cannot_answer_is_a_failure(tmp_path):
+    code, output, _ = running(tmp_path, systemd_down=True)
+    assert code == 1
+    verdict, evidence = verdicts(output)["services-inactive"]
+    assert verdict == "FAIL"
+    assert evidence.startswith(
+        "rpcbind.service (masked, unknown), rpcbind.socket (masked, "), evidence
 
 
 # ---- the scripts, and the README's table ---------------------------------------------------------
