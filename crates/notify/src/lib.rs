@@ -1633,7 +1633,7 @@ mod tests {
             changes: None,
         };
         let deps = MockClients::default().deps();
-        let message = approval_message(&deps.config, &request, &state);
+        let message = approval_message(&deps.config, &request, &state, &Default::default());
         assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
         assert_contains(
             &message.body,
