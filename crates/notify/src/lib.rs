@@ -1161,6 +1161,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_reapers_notice_names_the_approval_request_it_withdrew() {
+        const REQUEST: &str = "/golden-ami-pipeline/approvals/2026-12-01-monthly/default";
+        // What the reaper sends after sweeping a gated run stopped while it waited for approval.
+        let mut input: NotifyInput = testing::event(FAILED_AT_START);
+        let failure = input.state.failure.as_mut().unwrap();
+        failure.state = EXECUTION_FAILURE_STATE.into();
+        failure.error.error = "ExecutionAborted".into();
+        input.state.cleanup = Some(golden_ami_core::CleanupResult {
+            deregistered_images: vec!["ami-0ccccccccccccccc0".into()],
+            withdrawn_approvals: vec![REQUEST.into()],
+            ..Default::default()
+        });
+        let message = send_input(input, "FAILED", vec![]).await;
+        assert_contains(
+            &message.body,
+            &[&format!(
+                "Cleanup: deregistered ami-0ccccccccccccccc0; withdrew the approval request {REQUEST} (the run that asked is over: there is nothing left to approve or deny)."
+            )],
+        );
+    }
+
+    #[tokio::test]
     async fn a_run_that_failed_outside_a_family_reads_every_planned_pointer() {
         let mut input: NotifyInput = testing::event(STARTED);
         input.event = NotifyEvent::Failed;
