@@ -59,6 +59,7 @@ def refs(template: dict[str, Any], env: Env) -> tuple[dict[str, Any], dict[str, 
         **params,
         "AWS::AccountId": account, "AWS::Region": region, "AWS::Partition": "aws",
         "AWS::StackName": local_stack.STACK_NAME, "AWS::URLSuffix": "amazonaws.com",
+        "AWS::StackId": f"arn:aws:cloudformation:{region}:{account}:stack/{local_stack.STACK_NAME}/*",
         "OrganizationId": env.organization_id, "OrganizationArn": env.organization_arn,
         "ImageNamePrefix": local_stack.IMAGE_NAME_PREFIX, "TargetRegions": targets,
         "BakeSubnetId": env.subnet_id, "BakeVpcId": env.vpc_id,
@@ -81,7 +82,11 @@ def refs(template: dict[str, Any], env: Env) -> tuple[dict[str, Any], dict[str, 
     }
     for name, res in template["Resources"].items():  # anything else: a stand-in physical name
         r.setdefault(name, f"{local_stack.STACK_NAME}-{name}")
-        r.setdefault(f"{name}.Arn", f"arn:aws:local:{region}:{account}:{name}")
+        kind = {"AWS::Serverless::Function": f"lambda:{region}:{account}:function:",
+                "AWS::SQS::Queue": f"sqs:{region}:{account}:", "AWS::IAM::Role": f"iam::{account}:role/",
+                "AWS::Logs::LogGroup": f"logs:{region}:{account}:log-group:"}.get(res["Type"])
+        r.setdefault(f"{name}.Arn", f"arn:aws:{kind}{local_stack.STACK_NAME}-{name}" if kind
+                     else f"arn:aws:local:{region}:{account}:{name}")
     conditions = {"HasTargetRegions": bool(targets), "HasImageFamilies": False,
                   "ApprovalRequired": False, "DirectEncryption": False, "HasNotificationEmail": False}
     return r, conditions
@@ -162,3 +167,38 @@ def load(path: Path = TEMPLATE) -> dict[str, Any]:
 
 def dump(policies: dict[str, list[tuple[str, dict[str, Any]]]]) -> str:
     return json.dumps(policies, indent=1, default=str)
+
+
+def key_policies(env: Env, template: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """key id -> the rendered key policy of the stack's keys (the golden key's replicas keep its
+    key id; infra/region.yaml gives them the same statements)."""
+    template = template if template is not None else local_stack.load_template()
+    r, conditions = refs(template, env)
+    res = template["Resources"]
+    return {env.golden_key_id: render(res["GoldenKey"]["Properties"]["KeyPolicy"], r, conditions),
+            env.pipeline_key_id: render(res["PipelineKey"]["Properties"]["KeyPolicy"], r, conditions)}
+
+
+def statement_locators(template: dict[str, Any]) -> list[tuple[str, str, list[Any], int]]:
+    """(policy name as principal_policies names it, Sid, the statement list, index) of every
+    identity-policy statement in the template (not key or resource policies)."""
+    res = template["Resources"]
+    out = []
+
+    def walk(name: str, doc: dict[str, Any]) -> None:
+        statements = doc["Statement"]
+        for i, st in enumerate(statements):
+            out.append((name, st.get("Sid", f"#{i}"), statements, i))
+
+    for logical, body in res.items():
+        props = body.get("Properties", {})
+        if body["Type"] == "AWS::IAM::ManagedPolicy":
+            walk(logical, props["PolicyDocument"])
+        elif body["Type"] == "AWS::Serverless::Function":
+            for n, item in enumerate(props.get("Policies", [])):
+                if isinstance(item, dict) and "Statement" in item:
+                    walk(f"inline{n}", item)
+        elif body["Type"] == "AWS::IAM::Role":
+            for n, item in enumerate(props.get("Policies", [])):
+                walk(item.get("PolicyName", f"inline{n}"), item["PolicyDocument"])
+    return out

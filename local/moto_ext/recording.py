@@ -321,8 +321,11 @@ def _copy_image(principal: str, region: str, params: dict[str, Any]) -> None:
 def _ssm_parameter(action: str, name_key: str = "Name"):
     def model(principal: str, region: str, params: dict[str, Any]) -> None:
         name = params[name_key]
+        # AWS's public parameters (/aws/service/...) are AWS's: their ARNs name no account
+        # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html).
+        owner = "" if name.startswith("/aws/service/") else DEFAULT_ACCOUNT_ID
         arn = name if name.startswith("arn:") else \
-            f"arn:aws:ssm:{region}:{DEFAULT_ACCOUNT_ID}:parameter/{name.lstrip('/')}"
+            f"arn:aws:ssm:{region}:{owner}:parameter/{name.lstrip('/')}"
         ctx = {}
         if action == "ssm:PutParameter":
             ctx["ssm:Overwrite"] = "true" if params.get("Overwrite") else "false"
