@@ -13,6 +13,7 @@ local/iam/usage.py reads.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -88,6 +89,7 @@ class Checker:
         if self.recording is not None:
             self.recording.parent.mkdir(parents=True, exist_ok=True)
             with self.recording.open("a") as out:
+                out.write(json.dumps({"env": dataclasses.asdict(env)}) + "\n")
                 for call in calls:
                     out.write(json.dumps(call, sort_keys=True) + "\n")
         return denials
