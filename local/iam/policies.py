@@ -127,17 +127,18 @@ def render(value: Any, r: dict[str, Any], conditions: dict[str, bool]) -> Any:
     return {k: render(v, r, conditions) for k, v in value.items()}
 
 
-def _documents(template: dict[str, Any], items: list[Any]) -> list[tuple[str, dict[str, Any]]]:
-    """(policy name, document) of a SAM function's Policies / a role's Policies."""
+def _documents(template: dict[str, Any], logical: str) -> list[tuple[str, dict[str, Any]]]:
+    """(policy name, document) of a SAM function's Policies / a role's Policies; an inline
+    policy is named <resource>.<name or index>, a managed one by its resource."""
     out = []
-    for n, item in enumerate(items):
+    for n, item in enumerate(template["Resources"][logical]["Properties"].get("Policies", [])):
         if isinstance(item, dict) and set(item) == {"Ref"}:
             res = template["Resources"][item["Ref"]]
             out.append((item["Ref"], res["Properties"]["PolicyDocument"]))
         elif isinstance(item, dict) and "Statement" in item:
-            out.append((f"inline{n}", item))
+            out.append((f"{logical}.inline{n}", item))
         elif isinstance(item, dict) and "PolicyDocument" in item:
-            out.append((item.get("PolicyName", f"inline{n}"), item["PolicyDocument"]))
+            out.append((f"{logical}.{item.get('PolicyName', n)}", item["PolicyDocument"]))
         else:
             raise ValueError(f"a policy the evaluation cannot model: {item!r}")
     return out
@@ -153,9 +154,9 @@ def principal_policies(env: Env, template: dict[str, Any] | None = None
     for name, body in res.items():
         if body["Type"] == "AWS::Serverless::Function":
             binary = body["Metadata"]["BuildProperties"]["Binary"]
-            out[f"function:{binary}"] = _documents(template, body["Properties"].get("Policies", []))
-    out["automation"] = _documents(template, res["BakeAutomationRole"]["Properties"]["Policies"])
-    out["instance"] = _documents(template, res["BakeInstanceRole"]["Properties"]["Policies"])
+            out[f"function:{binary}"] = _documents(template, name)
+    out["automation"] = _documents(template, "BakeAutomationRole")
+    out["instance"] = _documents(template, "BakeInstanceRole")
     approver = [("ApproverPolicy", res["ApproverPolicy"]["Properties"]["PolicyDocument"])]
     out["operator:approve"] = out["operator:deny"] = approver
     return {p: [(n, render(d, r, conditions)) for n, d in docs] for p, docs in out.items()}
@@ -197,8 +198,8 @@ def statement_locators(template: dict[str, Any]) -> list[tuple[str, str, list[An
         elif body["Type"] == "AWS::Serverless::Function":
             for n, item in enumerate(props.get("Policies", [])):
                 if isinstance(item, dict) and "Statement" in item:
-                    walk(f"inline{n}", item)
+                    walk(f"{logical}.inline{n}", item)
         elif body["Type"] == "AWS::IAM::Role":
             for n, item in enumerate(props.get("Policies", [])):
-                walk(item.get("PolicyName", f"inline{n}"), item["PolicyDocument"])
+                walk(f"{logical}.{item.get('PolicyName', n)}", item["PolicyDocument"])
     return out
