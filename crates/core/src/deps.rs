@@ -330,7 +330,10 @@ mod tests {
         let name = super::app_name(Some("plan-run".into())).unwrap().unwrap();
         assert_eq!(name.to_string(), "plan-run");
         let deployed = super::app_name(Some("golden-ami-PlanRunFunction-Ab_12".into())).unwrap();
-        assert_eq!(deployed.unwrap().to_string(), "golden-ami-PlanRunFunction-Ab_12");
+        assert_eq!(
+            deployed.unwrap().to_string(),
+            "golden-ami-PlanRunFunction-Ab_12"
+        );
         assert!(super::app_name(None).unwrap().is_none());
         assert!(super::app_name(Some(String::new())).unwrap().is_none());
         assert!(super::app_name(Some("no spaces".into())).is_err());
