@@ -321,6 +321,8 @@ def _copy_image(principal: str, region: str, params: dict[str, Any]) -> None:
 def _ssm_parameter(action: str, name_key: str = "Name"):
     def model(principal: str, region: str, params: dict[str, Any]) -> None:
         name = params[name_key]
+        if name_key == "Name" and not name.startswith("arn:"):
+            name = name.split(":", 1)[0]  # Name:version / Name:label selects; the resource is the parameter
         # AWS's public parameters (/aws/service/...) are AWS's: their ARNs name no account
         # (https://docs.aws.amazon.com/systems-manager/latest/userguide/parameter-store-public-parameters.html).
         owner = "" if name.startswith("/aws/service/") else DEFAULT_ACCOUNT_ID
@@ -578,8 +580,16 @@ def install() -> None:
         add(AUTOMATION, "ec2:CreateTags", self.region,
             [_ec2_resource(self.region, i) for i in inputs.get("ResourceIds", [])], request_tags(tags))
 
-    cls._run_instances = before(cls._run_instances, lambda s, i: record_run_instances(s.region, i))
-    cls._create_image_api = before(cls._create_image_api, lambda s, i: record_create_image(s.region, i))
+    def execute_api(self: Any, inputs: dict[str, Any]) -> None:
+        # At the step's request (not _create_image_api, which a halfway fault also calls with
+        # the tags taken off to leave an untagged image: AWS authorized the tagged request).
+        api = (inputs.get("Service"), inputs.get("Api"))
+        if api == ("ec2", "RunInstances"):
+            record_run_instances(self.region, inputs)
+        elif api == ("ec2", "CreateImage"):
+            record_create_image(self.region, inputs)
+
+    cls._execute_aws_api = before(cls._execute_aws_api, execute_api)
     cls._create_image = before(cls._create_image, lambda s, i: record_create_image(s.region, i))
     cls._run_command = before(cls._run_command, lambda s, i: record_send_command(s.region, i))
     cls._change_instance_state = before(cls._change_instance_state, state_change)
