@@ -793,7 +793,8 @@ class LocalStack:
             "COPY_POLL_SECONDS": "0",
             "GOLDEN_KMS_KEY_ARN": s.kms_key_arn,
             "IMAGE_NAME_PREFIX": IMAGE_NAME_PREFIX,
-            # SHARE_ORGANIZATION_ARN stays unset: ShareImage looks it up (DescribeOrganization).
+            # As the template sets it (its ShareImage role has no DescribeOrganization).
+            "SHARE_ORGANIZATION_ARN": s.organization_arn,
             "SHARE_WITH_ORGANIZATION": "true",
             "NOTIFICATION_TOPIC_ARN": s.topic_arn,
             "PIPELINE_NAME": STACK_NAME,

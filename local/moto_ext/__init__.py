@@ -24,6 +24,9 @@ It fills moto's gaps that the pipeline hits; it is not an emulator of whole serv
   local runner: SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat record the answer of a
   token the runner registered (moto's own are no-ops), TaskTimedOut / TaskDoesNotExist for dead
   ones; the runner registers, polls and expires tokens through POST /_golden/task-tokens[/...].
+- recording.py: who called what: every call of the stack's principals (functions, the operator
+  CLI, automation steps, the instances, AWS on a caller's behalf) with its IAM action, resources
+  and condition context, for local/iam to evaluate against the templates' policies.
 - admin.py: POST /_golden/faults|config|reset|images|task-tokens[/poll|/expire],
   GET /_golden/state (fault injection, config, seeding, task tokens).
 
@@ -49,8 +52,8 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    from . import (automation, image_use, images, lifecycle, ram, sns_limits, ssm_names,
-                   ssm_params, tasktokens)
+    from . import (automation, image_use, images, lifecycle, ram, recording, sns_limits,
+                   ssm_names, ssm_params, tasktokens)
 
     automation.install()
     images.install()
@@ -61,4 +64,5 @@ def install() -> None:
     ssm_params.install()
     ssm_names.install()  # wraps ssm_params' PutParameter: names and sizes are checked first
     tasktokens.install()
+    recording.install()  # wraps automation.py's steps and commands.py's upload
     _installed = True

@@ -44,6 +44,8 @@ Admin API (JSON in, JSON out):
                             SUCCEEDED, "error"/"cause" when FAILED}; an unknown token is a 404,
                             registering one twice a 400. SendTaskSuccess / SendTaskFailure /
                             SendTaskHeartbeat answer them; see tasktokens.py)
+  GET  /_golden/calls   {"calls": [...]}: every call of a stack principal so far (recording.py)
+  POST /_golden/calls/take   the same, and forgets them; POST /_golden/calls/clear forgets them
   POST /_golden/reset   clears faults, config, executions, task tokens AND moto's own state
                         (/moto-api/reset)
   GET  /_golden/state   {"config", "faults", "executions": [...with step history...], "pendingImages",
@@ -79,7 +81,7 @@ import uuid
 from typing import Any, Callable
 from urllib.parse import parse_qs
 
-from . import baseline, images, lifecycle, ram, ssm_params, tasktokens
+from . import baseline, images, lifecycle, ram, recording, ssm_params, tasktokens
 from .state import LOCK, STATE
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request")
@@ -95,6 +97,7 @@ class GoldenMiddleware:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_golden/"):
             return self._admin(environ, start_response, path[len("/_golden/"):])
+        recording.record_request(environ, _read_body(environ))  # who called what (IAM)
         self._hold_at_barrier(environ)
         fault = self._match_fault(environ)
         if fault is not None:
@@ -123,6 +126,11 @@ class GoldenMiddleware:
                 result = tasktokens.poll(body)
             elif (method, what) == ("POST", "task-tokens/expire"):
                 result = tasktokens.expire(body)
+            elif (method, what) in (("GET", "calls"), ("POST", "calls/take")):
+                result = {"calls": recording.calls(take=what == "calls/take")}
+            elif (method, what) == ("POST", "calls/clear"):
+                recording.clear()
+                result = {"calls": []}
             elif (method, what) == ("POST", "reset"):
                 result = _reset()
             elif (method, what) == ("GET", "state"):

@@ -10,8 +10,8 @@ import time
 
 from checks import assert_failed_once, assert_nothing_left
 
-from local.stack import (APPROVALS_PATH, POINTER_PARAMETER_NAME, Facts, LocalStack, RunningExecution,
-                         read_facts, read_notifications)
+from local.stack import (APPROVALS_PATH, POINTER_PARAMETER_NAME, REGION, Facts, LocalStack,
+                         RunningExecution, read_facts, read_notifications)
 
 
 def waiting_request(fresh: LocalStack, running: RunningExecution, name: str) -> dict:
@@ -175,3 +175,26 @@ def test_a_denied_run_whose_name_ssm_refuses_withdraws_its_request_without_error
     assert after.pointer == before.pointer
     assert no_request_left(fresh)
     assert_nothing_left(before, after)
+
+
+def test_the_request_says_what_the_pointer_holds_now_in_every_region(fresh: LocalStack, before: Facts):
+    other = "us-east-1"
+    fresh.add_region(other)
+    fresh.set_targets(regions=[other], approval_minutes=60)
+    running = fresh.start_run(name="gated-regions")
+    request = waiting_request(fresh, running, "gated-regions")
+    images = {image["region"]: image["amiId"] for image in request["images"]}
+    assert set(images) == {REGION, other}, images
+    [asked] = [n for n in read_notifications(fresh) if n["event"] == "APPROVAL_REQUESTED"]
+    message = asked["message"]
+    # Read when the request is written, in each region: home holds last month's image, the
+    # other region has no pointer until the family is first published there.
+    assert f"- {REGION}: {images[REGION]} (now {before.pointer['value']})\n" in message, message
+    assert (f"- {other}: {images[other]} (no pointer there yet: approving creates it and adds it "
+            "to the region's pointer share)") in message, message
+
+    denied = fresh.golden_ami("deny", "gated-regions", "--reason", "not this month")
+    assert denied.returncode == 0, denied.stderr
+    result = running.wait()
+    assert result.root_cause["Error"] == "ApprovalDenied"
+    assert no_request_left(fresh)

@@ -39,6 +39,33 @@ def test_every_function_answers_garbage_with_invalid_input(stack: LocalStack, fu
             assert f"missing field `{first}`" in message, message
 
 
+CONTEXT = {"executionId": "arn:aws:states:us-east-1:123456789012:execution:golden-ami-pipeline:x",
+           "startedAt": "2026-12-01T08:00:00Z"}
+# One field of the wrong type, one level down: what a hand-edited state or event gets wrong.
+NESTED_WRONG_TYPE = {
+    "step": ({"context": CONTEXT, "event": "STARTED", "mode": "FAILURE", "taskToken": "t",
+              "state": {"family": "al2023"}},
+             "state.family: expected an object (a family of the targets document), found a string"),
+    "reaper": ({"detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+                "detail": {"executionArn": CONTEXT["executionId"], "status": "ABORTED",
+                           "startDate": "yesterday"}},
+               "detail.startDate: expected a whole number, found a string"),
+}
+
+
+@pytest.mark.parametrize("function", LocalStack.FUNCTIONS)
+def test_every_function_names_a_nested_wrong_type_in_json_words(stack: LocalStack, function: str):
+    event, words = NESTED_WRONG_TYPE["reaper" if function == "reaper" else "step"]
+    status, answer = invoke(stack, function, json.dumps(event))
+    assert status != 200, f"{function} accepted {event}: {answer}"
+    assert answer["errorType"] == "InvalidInput", f"{function}: {answer}"
+    message = answer["errorMessage"]
+    assert message.startswith(f"invalid input: {words}; send "), f"{function}: {message}"
+    # serde's Rust words are not what a person sending JSON can act on.
+    for rust in ("struct ", "invalid type", "i64", "a sequence"):
+        assert rust not in message, f"{function}: {message}"
+
+
 @pytest.mark.parametrize("function", LocalStack.FUNCTIONS)
 def test_a_missing_variable_reaches_the_runtime_api_as_config_error(stack: LocalStack, function: str):
     env = {k: v for k, v in stack.watch_env.items() if k != "TARGETS_PARAMETER_NAME"}

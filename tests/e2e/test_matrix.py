@@ -3,9 +3,14 @@ booted at home, copied, shared and verified in every region, and its pointers mo
 of its regions passed; a family that fails cleans up its own work everywhere and does not stop
 the others; a region where a family has no pointer yet gets one, shared with the organization."""
 
-from bench.scale import budget_constants, sizes
-from local.stack import (POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, automation_outputs,
-                         read_facts)
+import sys
+
+from local.stack import (POINTER_PARAMETER_NAME, REGION, REPO, Facts, LocalStack,
+                         automation_outputs, read_facts)
+
+# bench/ holds bench.py, so "bench" names that module, not the folder: import scale.py by itself.
+sys.path.insert(0, str(REPO / "bench"))
+from scale import budget_constants, sizes  # noqa: E402
 
 OTHER = "us-east-1"
 ARM_POINTER = "/golden-ami/arm64"

@@ -2,11 +2,12 @@
 emulator's parameter and its history: untouched, moved by this run, or moved by someone else
 during the run (a pin, which the run respects)."""
 
+import json
 from datetime import timezone
 
 from checks import assert_failed_once, assert_nothing_left
-from local.stack import (POINTER_PARAMETER_NAME, REGION, Facts, LocalStack, put_image_parameter,
-                         read_facts)
+from local.stack import (PINS_PATH, POINTER_PARAMETER_NAME, REGION, Facts, LocalStack,
+                         put_image_parameter, read_facts)
 
 EC2_DENIED = {"service": "ec2", "code": "UnauthorizedOperation", "status": 403,
               "message": "You are not authorized to perform this operation (injected)"}
@@ -59,3 +60,23 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
             "nothing, so that change (a pin?) is respected.") in message, message
     assert "untouched" not in message and "ALREADY" not in message
     assert_nothing_left(before, after)
+
+
+def test_a_run_with_every_family_pinned_says_so_and_by_whom_when_it_starts(fresh: LocalStack):
+    pinned = fresh.golden_ami("pin", fresh.seed.golden_ami_id, "--reason", "kernel regression")
+    assert pinned.returncode == 0, pinned.stderr
+    pin = json.loads(fresh.client("ssm").get_parameter(Name=f"{PINS_PATH}/default")
+                     ["Parameter"]["Value"])
+    result = fresh.run()
+    assert result.succeeded, result.stderr[-3000:]
+    facts = read_facts(fresh)
+    assert facts.automations == []  # nothing baked
+    started = facts.notifications[0]
+    assert started["subject"].endswith(
+        "STARTED: nothing to patch, every family pinned (default)"), started["subject"]
+    message = started["message"]
+    assert ("The monthly patch of the golden images has started, but nothing runs: every image "
+            f"family is pinned (default), by {pin['pinnedBy']}. This run bakes, tests and "
+            "publishes nothing; every pointer keeps what it holds.") in message, message
+    assert f"Family default: pinned to {fresh.seed.golden_ami_id} in {REGION}" in message
+    assert "0 image families" not in message and " in ." not in message

@@ -4,9 +4,10 @@ is delivered to the reaper the way EventBridge would, and then nothing of the ru
 lock is gone, and exactly one FAILED notice says how it ended and what was removed."""
 
 import json
+import time
 
 from checks import assert_nothing_left, failed_messages
-from local.stack import LOCK_PARAMETER_NAME, Facts, LocalStack, read_facts
+from local.stack import APPROVALS_PATH, LOCK_PARAMETER_NAME, Facts, LocalStack, read_facts
 
 
 def lock(stack: LocalStack) -> dict | None:
@@ -89,3 +90,27 @@ def test_a_run_that_failed_through_its_own_failure_path_is_left_alone(fresh: Loc
     assert answer["action"] == "IGNORED", answer
     assert "already cleaned up and notified" in answer["reason"]
     assert read_facts(fresh).notifications == notified
+
+
+def test_a_gated_run_stopped_while_it_waits_for_approval_names_the_request_it_withdrew(
+        fresh: LocalStack, before: Facts):
+    fresh.set_targets(approval_minutes=60)
+    running = fresh.start_run(name="stopped-awaiting", wait_ms=50)
+    running.wait_for(lambda e: e["type"] == "StateEntered" and e["state"] == "AwaitApproval")
+    ssm = fresh.client("ssm")
+    deadline = time.monotonic() + 60
+    while not (stored := ssm.get_parameters_by_path(Path=APPROVALS_PATH, Recursive=True)["Parameters"]):
+        assert time.monotonic() < deadline, "no approval request was stored"
+        time.sleep(0.05)
+    [request] = [p["Name"] for p in stored]
+    started = fresh.stop_execution(running)
+
+    answer = reap(fresh, started, "ABORTED")
+    assert answer["action"] == "REAPED", answer
+    assert answer["cleanup"]["withdrawnApprovals"] == [request], answer["cleanup"]
+    assert ssm.get_parameters_by_path(Path=APPROVALS_PATH, Recursive=True)["Parameters"] == []
+    after = read_facts(fresh)
+    assert_nothing_left(before, after)
+    [notice] = failed_messages(after)
+    assert (f"withdrew the approval request {request} (the run that asked is over: there is "
+            "nothing left to approve or deny)") in notice["message"], notice["message"]

@@ -345,12 +345,77 @@ mod tests {
 
     #[tokio::test]
     async fn cancelled_and_timed_out_bakes_fail() {
-        for status in [Status::Cancelled, Status::Timedout] {
+        for (status, words) in [
+            (
+                Status::Cancelled,
+                "was cancelled (StopAutomationExecution), not failed",
+            ),
+            (Status::Timedout, "ended TimedOut"),
+        ] {
             let poll = get(status.clone(), vec![], &[]);
             let error = run(EVENT, vec![&poll]).await.unwrap_err();
             assert_eq!(error.error_type(), "BakeFailed");
-            assert!(error.to_string().contains(status.as_str()));
+            assert!(error.to_string().contains(words), "{error}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_bake_cancelled_while_it_waits_for_ssm_says_cancelled_not_unreachable() {
+        const STARTER: &str = "arn:aws:sts::111122223333:assumed-role/StartBakeRole/start-bake";
+        // GetAutomationExecution after StopAutomationExecution (Cancel) in waitForSsm: the
+        // execution and that step Cancelled, the onCancel route's terminate step run, and
+        // ExecutedBy the starter (nothing records the stopper).
+        let poll = mock!(Ssm::get_automation_execution)
+            .match_requests(|request| request.automation_execution_id() == Some(ID))
+            .then_output(|| {
+                GetAutomationExecutionOutput::builder()
+                    .automation_execution(
+                        AutomationExecution::builder()
+                            .automation_execution_id(ID)
+                            .automation_execution_status(Status::Cancelled)
+                            .executed_by(STARTER)
+                            .step_executions(step(
+                                "launchInstance",
+                                "aws:runInstances",
+                                Status::Success,
+                                None,
+                            ))
+                            .step_executions(step(
+                                "waitForSsm",
+                                "aws:waitForAwsResourceProperty",
+                                Status::Cancelled,
+                                Some("Step cancelled"),
+                            ))
+                            .step_executions(step(
+                                "terminateInstance",
+                                "aws:changeInstanceState",
+                                Status::Success,
+                                None,
+                            ))
+                            .build(),
+                    )
+                    .build()
+            });
+        let stop = stop_rule();
+        let error = run(EVENT, vec![&poll, &stop]).await.unwrap_err();
+        assert_eq!(error.error_type(), "BakeFailed");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!(
+                "automation {ID} was cancelled (StopAutomationExecution) during step waitForSsm, not failed"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("started by {STARTER}")),
+            "{message}"
+        );
+        assert!(
+            message.contains("SSM does not record who stopped it"),
+            "{message}"
+        );
+        assert!(!message.contains("egress on 443"), "{message}");
+        assert_eq!((poll.num_calls(), stop.num_calls()), (1, 0));
     }
 
     #[tokio::test]

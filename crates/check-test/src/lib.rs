@@ -10,7 +10,7 @@
 use aws_sdk_ssm::types::AutomationExecution;
 use golden_ami_core::automation::{
     Progress, WAIT_FOR_SSM_STEP, command_output_location, current_step, failed_step,
-    failure_message, output, progress, ran_for, status_name,
+    failure_message, output, progress, ran_for, status_name, was_cancelled,
 };
 use golden_ami_core::naming::parse_timestamp;
 use golden_ami_core::report::Outcome;
@@ -138,6 +138,10 @@ fn ended_failures(execution: &AutomationExecution, id: &str, report: &str) -> Ve
         }
     }
     let message = failure_message(execution, id);
+    if was_cancelled(execution) {
+        // Stopped by someone, not a verdict on the image: say so, and not "may not boot".
+        return vec![message];
+    }
     if name == WAIT_FOR_SSM_STEP {
         vec![format!(
             "the golden image did not come Online in Systems Manager: it may not boot (a kernel update?), or {message}"
@@ -323,7 +327,60 @@ mod tests {
         );
         let error = run(EVENT, vec![&poll]).await.unwrap_err();
         assert_eq!(error.error_type(), "TestFailed");
-        assert!(error.to_string().contains("Cancelled"), "{error}");
+        assert!(
+            error.to_string().contains(&format!(
+                "automation {ID} was cancelled (StopAutomationExecution) during step runCheck"
+            )),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_test_cancelled_while_it_waits_for_ssm_is_not_an_image_that_may_not_boot() {
+        const STARTER: &str = "arn:aws:sts::111122223333:assumed-role/StartTestRole/start-test";
+        // GetAutomationExecution after StopAutomationExecution (Cancel) in waitForSsm: the
+        // execution and that step Cancelled, the onCancel route's terminate step run, and
+        // ExecutedBy the starter (nothing records the stopper).
+        let poll = mock!(Ssm::get_automation_execution)
+            .match_requests(|request| request.automation_execution_id() == Some(ID))
+            .then_output(|| {
+                GetAutomationExecutionOutput::builder()
+                    .automation_execution(
+                        AutomationExecution::builder()
+                            .automation_execution_id(ID)
+                            .automation_execution_status(Status::Cancelled)
+                            .executed_by(STARTER)
+                            .step_executions(step("launchInstance", Status::Success, None, None))
+                            .step_executions(step(
+                                WAIT_FOR_SSM_STEP,
+                                Status::Cancelled,
+                                Some("Step cancelled"),
+                                None,
+                            ))
+                            .step_executions(step("terminateInstance", Status::Success, None, None))
+                            .build(),
+                    )
+                    .build()
+            });
+        let stop = stop_rule();
+        let error = run(EVENT, vec![&poll, &stop]).await.unwrap_err();
+        assert_eq!(error.error_type(), "TestFailed");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!(
+                "automation {ID} was cancelled (StopAutomationExecution) during step waitForSsm, not failed"
+            )),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!("started by {STARTER}")),
+            "{message}"
+        );
+        assert!(!message.contains("may not boot"), "{message}");
+        assert!(!message.contains("Online"), "{message}");
+        assert_eq!(poll.num_calls(), 1);
+        // Already cancelled: nothing to stop.
+        assert_eq!(stop.num_calls(), 0);
     }
 
     #[tokio::test]

@@ -769,6 +769,19 @@ mod tests {
             .then_output(|| DescribeImagesOutput::builder().build())
     }
 
+    /// GetAutomationExecution: the automations of the run ended (Success).
+    fn finished_automation() -> Rule {
+        mock!(Ssm::get_automation_execution).then_output(|| {
+            GetAutomationExecutionOutput::builder()
+                .automation_execution(
+                    AutomationExecution::builder()
+                        .automation_execution_status(AutomationExecutionStatus::Success)
+                        .build(),
+                )
+                .build()
+        })
+    }
+
     fn deregister() -> Rule {
         mock!(Ec2::deregister_image).then_output(|| DeregisterImageOutput::builder().build())
     }
@@ -984,23 +997,13 @@ mod tests {
         assert_eq!(dereg.num_calls(), 0);
     }
 
-    #[tokio::test]
-    async fn failure_before_publishing_removes_the_intermediate_image_and_the_copy() {
-        let instances = no_instances();
-        let running = none_running();
-        let automation = mock!(Ssm::get_automation_execution).then_output(|| {
-            GetAutomationExecutionOutput::builder()
-                .automation_execution(
-                    AutomationExecution::builder()
-                        .automation_execution_status(AutomationExecutionStatus::Success)
-                        .build(),
-                )
-                .build()
-        });
-        let (get, baked, golden, names, dereg, left, del) = (
+    /// A family that failed before publishing, its golden copy answered by `golden`.
+    async fn fail_before_publishing(golden: Rule) -> CleanupResult {
+        let (instances, running, automation) =
+            (no_instances(), none_running(), finished_automation());
+        let (get, baked, names, dereg, left, del) = (
             pointer(OLD),
             describe(BAKED),
-            describe(GOLDEN),
             by_name_none(),
             deregister(),
             no_leftovers(),
@@ -1012,9 +1015,14 @@ mod tests {
             ..Default::default()
         }
         .deps();
-        let result = handler(&deps, testing::event(FAILURE_BEFORE))
+        handler(&deps, testing::event(FAILURE_BEFORE))
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn failure_before_publishing_removes_the_intermediate_image_and_the_copy() {
+        let result = fail_before_publishing(describe(GOLDEN)).await;
         assert_eq!(result.deregistered_images, [BAKED, GOLDEN]);
         assert_eq!(result.deleted_snapshots.len(), 2);
         assert!(result.stopped_automations.is_empty());
@@ -1023,17 +1031,6 @@ mod tests {
 
     #[tokio::test]
     async fn a_copy_a_pointer_write_was_issued_for_is_kept_while_ssm_may_validate_it() {
-        let instances = no_instances();
-        let running = none_running();
-        let automation = mock!(Ssm::get_automation_execution).then_output(|| {
-            GetAutomationExecutionOutput::builder()
-                .automation_execution(
-                    AutomationExecution::builder()
-                        .automation_execution_status(AutomationExecutionStatus::Success)
-                        .build(),
-                )
-                .build()
-        });
         // The pointer still reads as before (its write is pending): only the tag says so.
         let written = mock!(Ec2::describe_images)
             .match_requests(|request| request.image_ids() == [GOLDEN])
@@ -1047,23 +1044,7 @@ mod tests {
                 );
                 DescribeImagesOutput::builder().images(image).build()
             });
-        let (get, baked, names, dereg, left, del) = (
-            pointer(OLD),
-            describe(BAKED),
-            by_name_none(),
-            deregister(),
-            no_leftovers(),
-            delete(),
-        );
-        let deps = MockClients {
-            ssm: vec![&get, &automation, &running],
-            ec2: vec![&instances, &baked, &written, &names, &dereg, &left, &del],
-            ..Default::default()
-        }
-        .deps();
-        let result = handler(&deps, testing::event(FAILURE_BEFORE))
-            .await
-            .unwrap();
+        let result = fail_before_publishing(written).await;
         assert_eq!(result.deregistered_images, [BAKED]);
         assert_eq!(result.kept.len(), 1, "{:?}", result.kept);
         assert!(
@@ -1078,15 +1059,7 @@ mod tests {
     async fn failure_after_publishing_keeps_the_published_copy() {
         let instances = no_instances();
         let running = none_running();
-        let automation = mock!(Ssm::get_automation_execution).then_output(|| {
-            GetAutomationExecutionOutput::builder()
-                .automation_execution(
-                    AutomationExecution::builder()
-                        .automation_execution_status(AutomationExecutionStatus::Success)
-                        .build(),
-                )
-                .build()
-        });
+        let automation = finished_automation();
         let (get, baked, names, dereg, left, del) = (
             pointer(GOLDEN),
             describe(BAKED),

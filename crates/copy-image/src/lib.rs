@@ -14,6 +14,7 @@
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
+use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::TAG_EXECUTION;
 use golden_ami_core::naming::{
     format_timestamp, golden_image_name, golden_image_tags, target_token,
@@ -300,17 +301,8 @@ async fn adopt_baked_image(
     context: &ExecutionContext,
     tags: Vec<Tag>,
 ) -> Result<(), StepError> {
-    let image = region
-        .ec2()
-        .describe_images()
-        .image_ids(baked)
-        .send()
-        .await
-        .map(|output| output.images().first().cloned())
-        .or_else(|error| match error_code(&error) {
-            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
-            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
-        })?
+    let image = describe_image(region.ec2(), baked, false)
+        .await?
         .ok_or_else(|| {
             StepError::CopyFailed(format!(
                 "the direct bake's image {baked} is gone: re-run the pipeline to bake a new one"

@@ -86,9 +86,42 @@ pub fn failed_step(execution: &AutomationExecution) -> Option<&StepExecution> {
     })
 }
 
+/// Whether someone stopped the automation (StopAutomationExecution, type Cancel): its status is
+/// Cancelled, and the step that was running when it stopped is Cancelled too.
+pub fn was_cancelled(execution: &AutomationExecution) -> bool {
+    matches!(
+        execution.automation_execution_status(),
+        Some(AutomationExecutionStatus::Cancelled | AutomationExecutionStatus::Cancelling)
+    )
+}
+
+/// What a person reads about an automation someone cancelled: that it was cancelled, in which
+/// step, and what the execution says about who. GetAutomationExecution's AutomationExecution
+/// records `ExecutedBy`, the ARN that started it, and no field for the caller that stopped it
+/// (https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_AutomationExecution.html):
+/// the stopper is in CloudTrail, under the StopAutomationExecution event, not here.
+pub fn cancelled_message(execution: &AutomationExecution, id: &str) -> String {
+    let during = failed_step(execution)
+        .and_then(StepExecution::step_name)
+        .map(|name| format!(" during step {name}"))
+        .unwrap_or_default();
+    let started_by = execution
+        .executed_by()
+        .filter(|who| !who.is_empty())
+        .map(|who| format!("; it was started by {who}"))
+        .unwrap_or_default();
+    format!(
+        "automation {id} was cancelled (StopAutomationExecution){during}, not failed: nothing is known against the image{started_by}, and SSM does not record who stopped it (CloudTrail's StopAutomationExecution event for {id} names the caller); re-run the pipeline once whoever stopped it agrees"
+    )
+}
+
 /// Name the step that failed and why; fall back to the automation's own message. A failed
-/// wait for Systems Manager also names its likely causes.
+/// wait for Systems Manager also names its likely causes. A cancelled automation says so,
+/// whichever step it stopped in.
 pub fn failure_message(execution: &AutomationExecution, id: &str) -> String {
+    if was_cancelled(execution) {
+        return cancelled_message(execution, id);
+    }
     let status = status_name(execution);
     match failed_step(execution) {
         Some(step) => {
@@ -295,6 +328,65 @@ mod tests {
             message.contains("AmazonSSMManagedInstanceCore"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_cancelled_wait_for_ssm_says_cancelled_and_by_whom_it_started_not_unreachable() {
+        // What GetAutomationExecution answers after StopAutomationExecution (Cancel) while the
+        // instance waits for SSM: the execution and the running step are Cancelled, the
+        // onCancel step ran, and only the starter is recorded.
+        let execution = AutomationExecution::builder()
+            .automation_execution_status(AutomationExecutionStatus::Cancelled)
+            .executed_by("arn:aws:sts::111122223333:assumed-role/StartBakeRole/start-bake")
+            .step_executions(step(
+                "launchInstance",
+                AutomationExecutionStatus::Success,
+                None,
+            ))
+            .step_executions(step(
+                WAIT_FOR_SSM_STEP,
+                AutomationExecutionStatus::Cancelled,
+                Some("Step cancelled"),
+            ))
+            .step_executions(step(
+                "terminateInstance",
+                AutomationExecutionStatus::Success,
+                None,
+            ))
+            .build();
+        let message = failure_message(&execution, "a-1");
+        assert!(
+            message.starts_with(
+                "automation a-1 was cancelled (StopAutomationExecution) during step waitForSsm, not failed"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains(
+                "it was started by arn:aws:sts::111122223333:assumed-role/StartBakeRole/start-bake"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("SSM does not record who stopped it"),
+            "{message}"
+        );
+        assert!(!message.contains("egress on 443"), "{message}");
+        assert!(!message.contains("Online"), "{message}");
+    }
+
+    #[test]
+    fn a_cancelled_automation_without_its_starter_invents_no_one() {
+        let execution = AutomationExecution::builder()
+            .automation_execution_status(AutomationExecutionStatus::Cancelled)
+            .build();
+        let message = failure_message(&execution, "a-2");
+        assert!(
+            message
+                .starts_with("automation a-2 was cancelled (StopAutomationExecution), not failed"),
+            "{message}"
+        );
+        assert!(!message.contains("started by"), "{message}");
     }
 
     #[test]

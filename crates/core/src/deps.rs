@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 use lambda_runtime::Diagnostic;
 use time::OffsetDateTime;
 
@@ -95,11 +95,16 @@ enum Regional {
 impl Clients {
     /// Clients from the default chain (Lambda's role; AWS_ENDPOINT_URL when run locally), over
     /// an HTTPS client that trusts the Amazon Trust Services roots only (see `https_client`).
+    /// Every call carries the function's name as the SDK's app name (User-Agent `app/<name>`):
+    /// Lambda sets AWS_LAMBDA_FUNCTION_NAME, and so does `cargo lambda watch` locally, where the
+    /// emulator tells the callers apart by it to check each call against that function's policy.
     pub async fn from_env() -> Result<Self, StepError> {
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(https_client(Roots::Aws)?)
-            .load()
-            .await;
+        let mut loader =
+            aws_config::defaults(BehaviorVersion::latest()).http_client(https_client(Roots::Aws)?);
+        if let Some(name) = app_name(std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok())? {
+            loader = loader.app_name(name);
+        }
+        let shared = loader.load().await;
         let home_region = shared.region().map(|region| region.to_string());
         let home = Arc::new(RegionClients::new(Arc::new(shared)));
         let cache: HashMap<String, Arc<RegionClients>> = home_region
@@ -181,6 +186,20 @@ impl Clients {
                     .clone()
             }
         }
+    }
+}
+
+/// The SDK app name of a function (its AWS_LAMBDA_FUNCTION_NAME), none outside Lambda. A Lambda
+/// function name (letters, digits, `-`, `_`) is always a valid app name; anything else is a
+/// configuration error named at start.
+pub fn app_name(function_name: Option<String>) -> Result<Option<AppName>, StepError> {
+    match function_name.filter(|name| !name.is_empty()) {
+        None => Ok(None),
+        Some(name) => AppName::new(name.clone()).map(Some).map_err(|_| {
+            StepError::ConfigError(format!(
+                "AWS_LAMBDA_FUNCTION_NAME {name:?} is no valid SDK app name"
+            ))
+        }),
     }
 }
 
@@ -305,6 +324,20 @@ mod tests {
     use tracing_subscriber::filter::LevelFilter;
 
     use super::log_filter;
+
+    #[test]
+    fn a_function_name_is_the_sdk_app_name_and_none_outside_lambda() {
+        let name = super::app_name(Some("plan-run".into())).unwrap().unwrap();
+        assert_eq!(name.to_string(), "plan-run");
+        let deployed = super::app_name(Some("golden-ami-PlanRunFunction-Ab_12".into())).unwrap();
+        assert_eq!(
+            deployed.unwrap().to_string(),
+            "golden-ami-PlanRunFunction-Ab_12"
+        );
+        assert!(super::app_name(None).unwrap().is_none());
+        assert!(super::app_name(Some(String::new())).unwrap().is_none());
+        assert!(super::app_name(Some("no spaces".into())).is_err());
+    }
 
     #[test]
     fn the_trust_store_holds_the_five_amazon_trust_services_roots() {

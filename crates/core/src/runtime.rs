@@ -82,8 +82,112 @@ pub fn parse_event<T: DeserializeOwned + EventShape>(
         } else {
             path
         };
-        StepError::InvalidInput(format!("{place}: {}; send {}", error.inner(), T::SHAPE))
+        let serde_words = error.inner().to_string();
+        let words = json_words(&serde_words).unwrap_or(serde_words);
+        StepError::InvalidInput(format!("{place}: {words}; send {}", T::SHAPE))
     })
+}
+
+/// serde's words for a value of the wrong type name Rust types ("invalid type: string \"x\",
+/// expected struct FamilyTarget", "expected u64", "expected a sequence"); the person who reads
+/// them writes JSON. Say which JSON the field takes and which it got, or None for a message
+/// that is not about a type (a missing field, an unknown variant: serde's words are plain).
+fn json_words(message: &str) -> Option<String> {
+    // serde takes an array for a struct, field by field: an empty or short one is "invalid
+    // length N, expected struct X with M elements". Nobody sends a struct as an array.
+    if let Some(rest) = message.strip_prefix("invalid length ") {
+        let name = rest.split_once(", expected struct ")?.1.split(' ').next()?;
+        return Some(format!(
+            "expected {}, found an array",
+            expected_words(&format!("struct {name}"))?
+        ));
+    }
+    let rest = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "))?;
+    // The expectation is a type name; the found value may be a string holding anything.
+    let (found, expected) = rest.rsplit_once(", expected ")?;
+    Some(format!(
+        "expected {}, found {}",
+        expected_words(expected)?,
+        found_words(found)
+    ))
+}
+
+/// The JSON a Rust expectation takes.
+fn expected_words(expected: &str) -> Option<String> {
+    let words = match expected {
+        "a sequence" => "an array",
+        "a map" => "an object",
+        "a string" | "a borrowed string" | "a character" => "a string",
+        // A unit-variant enum from anything but a string (serde_json's Value deserializer).
+        "string or map" => "a string (one of the names in the shape below)",
+        "a boolean" => "true or false",
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number, 0 or more",
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        other if other.starts_with("a tuple") || other.starts_with("tuple struct ") => "an array",
+        other => {
+            let name = other.strip_prefix("struct ")?;
+            return Some(match object_words(name) {
+                Some(what) => format!("an object ({what})"),
+                None => "an object".to_string(),
+            });
+        }
+    };
+    Some(words.to_string())
+}
+
+/// What an input's objects are, in the words of the state machine and its documents.
+fn object_words(rust_name: &str) -> Option<&'static str> {
+    Some(match rust_name {
+        "ExecutionContext" => "the execution context: executionId and startedAt",
+        "PipelineState" => "the state of the run, a family or a region",
+        "FamilyTarget" => "a family of the targets document",
+        "RegionTarget" => "a region of the family, with its pointer as the run read it",
+        "Plan" => "PlanRun's result",
+        "Pin" => "a pin: family, amiId, region, pinnedBy, pinnedAt",
+        "LockHolder" => "the run lock's holder: executionId and expires",
+        "LockRelease" => "ReleaseLock's result",
+        "CurrentImage" => "ReadCurrentAmi's result",
+        "BakeStarted" => "StartBake's result",
+        "BakeStatus" => "CheckBake's result",
+        "CopyStarted" => "CopyImage's result",
+        "CopyStatus" => "CheckCopy's result",
+        "ShareResult" => "ShareImage's result",
+        "VerifyResult" => "VerifyImage's result",
+        "TestStarted" => "StartTest's result",
+        "TestStatus" => "CheckTest's result",
+        "PublishResult" => "PublishPointer's result",
+        "ApprovalDecision" => "AwaitApproval's result: approvedBy and approvedAt",
+        "CleanupResult" => "Cleanup's result",
+        "RetainResult" => "Retain's result",
+        "Failure" => "the failure path's record: the state that failed and its error",
+        "CaughtError" => "a Catch's Error and Cause",
+        "UpdateSummary" => "the bake's update report",
+        "Detail" => "the event's detail: the execution's status change",
+        _ => return None,
+    })
+}
+
+/// The JSON serde found, from its `Unexpected` words.
+fn found_words(found: &str) -> String {
+    if found.starts_with("string ") {
+        return "a string".to_string();
+    }
+    for number in ["integer ", "floating point "] {
+        if let Some(value) = found.strip_prefix(number) {
+            return format!("the number {}", value.trim_matches('`'));
+        }
+    }
+    match found {
+        "boolean `true`" => "true".to_string(),
+        "boolean `false`" => "false".to_string(),
+        "sequence" => "an array".to_string(),
+        "map" => "an object".to_string(),
+        "null" | "unit value" => "null".to_string(),
+        other => other.to_string(),
+    }
 }
 
 /// Tell the Runtime API why this process cannot serve events (best effort: the process exits
@@ -165,8 +269,117 @@ mod tests {
         let body = r#"{"context": {"executionId": "x", "startedAt": "2026-12-01T08:00:00Z"}, "state": {"bake": {"automationExecutionId": 7}}}"#;
         let message = error_of::<StepInput>(body).to_string();
         assert!(
-            message.starts_with("invalid input: state.bake.automationExecutionId: invalid type"),
+            message.starts_with(
+                "invalid input: state.bake.automationExecutionId: expected a string, found the number 7; send "
+            ),
             "{message}"
+        );
+    }
+
+    const CONTEXT: &str = r#""context": {"executionId": "x", "startedAt": "2026-12-01T08:00:00Z"}"#;
+
+    /// The message for `state` = `state_json` (after the path), for StepInput.
+    fn nested(state_json: &str) -> String {
+        let body = format!(r#"{{{CONTEXT}, "state": {state_json}}}"#);
+        let message = error_of::<StepInput>(&body).to_string();
+        let words = message
+            .strip_prefix("invalid input: ")
+            .and_then(|m| m.split_once("; send "))
+            .map(|(words, _)| words.to_string());
+        words.unwrap_or(message)
+    }
+
+    #[test]
+    fn a_nested_wrong_type_says_the_path_and_the_json_expected_not_rust_types() {
+        for (state, words) in [
+            (
+                r#"{"family": "al2023"}"#,
+                "state.family: expected an object (a family of the targets document), found a string",
+            ),
+            (
+                r#"{"regions": {"region": "eu-west-1"}}"#,
+                "state.regions: expected an array, found an object",
+            ),
+            (
+                r#"{"plan": {"families": [], "maxConcurrency": "two", "targetsVersion": 1}}"#,
+                "state.plan.maxConcurrency: expected a whole number, 0 or more, found a string",
+            ),
+            (
+                r#"{"plan": {"families": [], "maxConcurrency": -1, "targetsVersion": 1}}"#,
+                "state.plan.maxConcurrency: expected a whole number, 0 or more, found the number -1",
+            ),
+            (
+                r#"{"plan": {"families": [], "maxConcurrency": 1.5, "targetsVersion": 1}}"#,
+                "state.plan.maxConcurrency: expected a whole number, 0 or more, found the number 1.5",
+            ),
+            (
+                r#"{"verified": "yes"}"#,
+                "state.verified: expected true or false, found a string",
+            ),
+            (
+                r#"{"families": [{"outcome": 3}]}"#,
+                "state.families[0].outcome: expected a string (one of the names in the shape below), found the number 3",
+            ),
+            (
+                r#"{"regions": [{"target": []}]}"#,
+                "state.regions[0].target: expected an object (a region of the family, with its pointer as the run read it), found an array",
+            ),
+            (
+                r#"{"error": {"Error": true}}"#,
+                "state.error.Error: expected a string, found true",
+            ),
+            (
+                r#"{"approval": "yes"}"#,
+                "state.approval: expected an object (AwaitApproval's result: approvedBy and approvedAt), found a string",
+            ),
+            (
+                r#""x""#,
+                "state: expected an object (the state of the run, a family or a region), found a string",
+            ),
+        ] {
+            let message = nested(state);
+            assert_eq!(message, words, "{state}");
+            for rust in ["struct", "sequence", "u32", "invalid type", "boolean"] {
+                assert!(!message.contains(rust), "{state}: {message}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_object_of_the_state_is_described_in_its_own_words() {
+        // A field renamed or added without words would fall back to a bare "an object".
+        for key in [
+            "plan",
+            "family",
+            "target",
+            "current",
+            "bake",
+            "bakeStatus",
+            "copy",
+            "copyStatus",
+            "share",
+            "verify",
+            "test",
+            "testStatus",
+            "publish",
+            "approval",
+            "cleanup",
+            "retention",
+            "failure",
+            "error",
+            "cleanupError",
+            "lock",
+        ] {
+            let message = nested(&format!(r#"{{"{key}": 1}}"#));
+            assert!(
+                message.starts_with(&format!("state.{key}: expected an object (")),
+                "{message}"
+            );
+        }
+        let context = error_of::<NotifyInput>(r#"{"context": [], "event": "STARTED"}"#).to_string();
+        assert!(
+            context.contains("context: expected an object (the execution context: executionId and startedAt), found an array"),
+            "{context}"
         );
     }
 

@@ -388,6 +388,18 @@ pub(crate) fn cleanup_line(cleanup: &golden_ami_core::CleanupResult) -> String {
             cleanup.deleted_snapshots.join(", ")
         ));
     }
+    if !cleanup.withdrawn_approvals.is_empty() {
+        // The people asked to approve should stop looking: the run it was for is over.
+        parts.push(format!(
+            "withdrew the approval {} {} (the run that asked is over: there is nothing left to approve or deny)",
+            if cleanup.withdrawn_approvals.len() == 1 {
+                "request"
+            } else {
+                "requests"
+            },
+            cleanup.withdrawn_approvals.join(", ")
+        ));
+    }
     if !cleanup.kept.is_empty() {
         parts.push(format!("kept {}", cleanup.kept.join("; ")));
     }

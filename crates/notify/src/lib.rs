@@ -316,41 +316,68 @@ pub fn compose(
                     }
                     all
                 });
-            lines.push(format!(
-                "The monthly patch of the golden images has started: {} in {}.",
-                count(plan.families.len(), "image family", "image families"),
-                regions.join(", ")
-            ));
-            for family in &plan.families {
+            if plan.families.is_empty() {
+                // Nothing to count or list: say why nothing runs, and whose pins hold it.
+                let names: Vec<&str> = plan.pinned.iter().map(|p| p.family.as_str()).collect();
+                let why = if names.is_empty() {
+                    "the targets list no image family".to_string()
+                } else {
+                    format!(
+                        "every image family is pinned ({}), by {}",
+                        names.join(", "),
+                        pinned_by(&plan.pinned)
+                    )
+                };
                 lines.push(format!(
-                    "- {}: pointer {} ({}, {}), baked in {} with document {}",
-                    family.name,
-                    family.pointer,
-                    family.architecture.as_str(),
-                    family.instance_type,
-                    family.home_region,
-                    config.bake_document_name
+                    "The monthly patch of the golden images has started, but nothing runs: {why}. This run bakes, tests and publishes nothing; every pointer keeps what it holds."
                 ));
-            }
-            lines.push(
-                "Consumers keep getting the current images until each family's new image is verified in every region and has booted."
-                    .to_string(),
-            );
-            lines.extend(plan.pinned.iter().map(pin_line));
-            if let Some(stale) = &plan.broke {
+                lines.extend(plan.pinned.iter().map(pin_line));
+                let detail = if plan.pinned.is_empty() {
+                    "no image family to patch".to_string()
+                } else {
+                    format!(
+                        "nothing to patch, every family pinned ({})",
+                        names.join(", ")
+                    )
+                };
+                (NotifyEvent::Started, detail)
+            } else {
                 lines.push(format!(
-                    "A stale run lock of execution {} (expired {}) was broken.",
-                    stale.execution_id, stale.expires
+                    "The monthly patch of the golden images has started: {} in {}.",
+                    count(plan.families.len(), "image family", "image families"),
+                    regions.join(", ")
                 ));
+                for family in &plan.families {
+                    lines.push(format!(
+                        "- {}: pointer {} ({}, {}), baked in {} with document {}",
+                        family.name,
+                        family.pointer,
+                        family.architecture.as_str(),
+                        family.instance_type,
+                        family.home_region,
+                        config.bake_document_name
+                    ));
+                }
+                lines.push(
+                    "Consumers keep getting the current images until each family's new image is verified in every region and has booted."
+                        .to_string(),
+                );
+                lines.extend(plan.pinned.iter().map(pin_line));
+                if let Some(stale) = &plan.broke {
+                    lines.push(format!(
+                        "A stale run lock of execution {} (expired {}) was broken.",
+                        stale.execution_id, stale.expires
+                    ));
+                }
+                let mut detail = match plan.families.as_slice() {
+                    [family] => format!("patching {}", family.name),
+                    families => format!("patching {} families", families.len()),
+                };
+                if !plan.pinned.is_empty() {
+                    detail.push_str(&format!(", {} pinned", plan.pinned.len()));
+                }
+                (NotifyEvent::Started, detail)
             }
-            let mut detail = match plan.families.as_slice() {
-                [family] => format!("patching {}", family.name),
-                families => format!("patching {} families", families.len()),
-            };
-            if !plan.pinned.is_empty() {
-                detail.push_str(&format!(", {} pinned", plan.pinned.len()));
-            }
-            (NotifyEvent::Started, detail)
         }
         NotifyEvent::Skipped => {
             let plan = state.require_plan()?;
@@ -638,6 +665,21 @@ impl Tally {
             parts.push(format!("{pinned} pinned"));
         }
         (event, parts.join(", "))
+    }
+}
+
+/// Who pinned the families, each once ("alice", or "alice and bob").
+fn pinned_by(pins: &[golden_ami_core::Pin]) -> String {
+    let mut who: Vec<&str> = Vec::new();
+    for pin in pins {
+        if !who.contains(&pin.pinned_by.as_str()) {
+            who.push(&pin.pinned_by);
+        }
+    }
+    match who.as_slice() {
+        [] => "nobody".to_string(),
+        [one] => (*one).to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -952,6 +994,47 @@ mod tests {
         );
     }
 
+    fn pin(family: &str, by: &str) -> golden_ami_core::Pin {
+        golden_ami_core::Pin {
+            family: family.into(),
+            ami_id: "ami-0123456789abcdef0".into(),
+            region: "eu-west-1".into(),
+            pinned_by: by.into(),
+            pinned_at: "2026-11-20T10:00:00Z".into(),
+            reason: Some("kernel regression".into()),
+        }
+    }
+
+    #[test]
+    fn started_with_every_family_pinned_says_nothing_runs_and_who_pinned_them() {
+        const ALICE: &str = "arn:aws:sts::111122223333:assumed-role/oncall/alice";
+        const BOB: &str = "arn:aws:sts::111122223333:assumed-role/oncall/bob";
+        let mut input: NotifyInput = testing::event(STARTED);
+        if let Some(plan) = input.state.plan.as_mut() {
+            plan.families.clear();
+            plan.pinned = vec![pin("default", ALICE), pin("arm64-minimal", BOB)];
+        }
+        let message = compose_now(&input);
+        assert_eq!(
+            message.subject,
+            "[golden-ami-pipeline] STARTED: nothing to patch, every family pinned (default, arm64-minimal)"
+        );
+        assert_contains(
+            &message.body,
+            &[
+                &format!(
+                    "The monthly patch of the golden images has started, but nothing runs: every image family is pinned (default, arm64-minimal), by {ALICE} and {BOB}. This run bakes, tests and publishes nothing; every pointer keeps what it holds."
+                ),
+                &format!(
+                    "Family default: pinned to ami-0123456789abcdef0 in eu-west-1 by {ALICE} since 2026-11-20T10:00:00Z (kernel regression)"
+                ),
+            ],
+        );
+        for wrong in ["0 image families", " in .", "Consumers keep getting"] {
+            assert!(!message.body.contains(wrong), "{wrong}: {}", message.body);
+        }
+    }
+
     #[tokio::test]
     async fn succeeded_gives_old_and_new_image_version_and_rollback() {
         let message = send(SUCCEEDED, "SUCCEEDED").await;
@@ -1074,6 +1157,28 @@ mod tests {
             !message.body.contains("in state Execution"),
             "{}",
             message.body
+        );
+    }
+
+    #[tokio::test]
+    async fn the_reapers_notice_names_the_approval_request_it_withdrew() {
+        const REQUEST: &str = "/golden-ami-pipeline/approvals/2026-12-01-monthly/default";
+        // What the reaper sends after sweeping a gated run stopped while it waited for approval.
+        let mut input: NotifyInput = testing::event(FAILED_AT_START);
+        let failure = input.state.failure.as_mut().unwrap();
+        failure.state = EXECUTION_FAILURE_STATE.into();
+        failure.error.error = "ExecutionAborted".into();
+        input.state.cleanup = Some(golden_ami_core::CleanupResult {
+            deregistered_images: vec!["ami-0ccccccccccccccc0".into()],
+            withdrawn_approvals: vec![REQUEST.into()],
+            ..Default::default()
+        });
+        let message = send_input(input, "FAILED", vec![]).await;
+        assert_contains(
+            &message.body,
+            &[&format!(
+                "Cleanup: deregistered ami-0ccccccccccccccc0; withdrew the approval request {REQUEST} (the run that asked is over: there is nothing left to approve or deny)."
+            )],
         );
     }
 
@@ -1550,7 +1655,7 @@ mod tests {
             changes: None,
         };
         let deps = MockClients::default().deps();
-        let message = approval_message(&deps.config, &request, &state);
+        let message = approval_message(&deps.config, &request, &state, &Default::default());
         assert!(sns_bytes(&message, &deps) <= budget::SNS_MESSAGE_MAX_BYTES);
         assert_contains(
             &message.body,

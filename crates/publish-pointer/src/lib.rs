@@ -14,11 +14,12 @@ use aws_sdk_ram::types::{
     ResourceShareStatus,
 };
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::TAG_POINTER_WRITE;
 use golden_ami_core::types::{Pin, RegionTarget};
 use golden_ami_core::{
     Deps, PointerValue, PublishResult, RegionClients, StepError, StepInput, WriteOutcome,
-    await_pointer_write, classify_sdk_error, error_code, read_pointer,
+    await_pointer_write, classify_sdk_error, read_pointer,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
@@ -247,18 +248,7 @@ async fn why_not_visible(
     image_id: &str,
     waited: std::time::Duration,
 ) -> Result<String, StepError> {
-    let image = clients
-        .ec2()
-        .describe_images()
-        .image_ids(image_id)
-        .include_disabled(true)
-        .send()
-        .await
-        .map(|output| output.images().first().cloned())
-        .or_else(|error| match error_code(&error) {
-            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
-            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
-        })?;
+    let image = describe_image(clients.ec2(), image_id, true).await?;
     Ok(validation_failure(
         image.as_ref().and_then(|image| image.state()),
         waited,
@@ -754,6 +744,27 @@ mod tests {
             })
     }
 
+    /// The association: `before` (None: none), then ASSOCIATING once, then ASSOCIATED.
+    fn associated_after(before: Option<ResourceShareAssociationStatus>) -> Rule {
+        associations(vec![
+            before,
+            Some(ResourceShareAssociationStatus::Associating),
+            Some(ResourceShareAssociationStatus::Associated),
+        ])
+    }
+
+    /// Mocked clients answering from these SSM, RAM and EC2 rules; the family is not pinned.
+    fn deps(ssm: Vec<&Rule>, ram: Vec<&Rule>, ec2: Vec<&Rule>) -> Deps {
+        let unpinned = no_pin();
+        MockClients {
+            ssm: ssm.into_iter().chain([&unpinned]).collect(),
+            ram,
+            ec2,
+            ..Default::default()
+        }
+        .deps()
+    }
+
     fn associated() -> Rule {
         associations(vec![Some(ResourceShareAssociationStatus::Associated)])
     }
@@ -774,13 +785,7 @@ mod tests {
         let get = pointer(Some((OLD, 7)), 2, (NEW, 8), calls.clone());
         let put = put(NEW, true, calls.clone());
         let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc],
-            ec2: vec![&mark],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![&mark]);
         let result = handler(&deps, testing::event(EVENT)).await.unwrap();
         assert_eq!(
             result,
@@ -810,13 +815,11 @@ mod tests {
             let (list, assoc, mark) =
                 (shares(ResourceShareStatus::Active), associated(), mark(NEW));
             let describe = image_in_state(state);
-            let deps = MockClients {
-                ssm: vec![&no_pin(), &get, &put],
-                ram: vec![&list, &assoc],
-                ec2: vec![&mark, &describe],
-                ..Default::default()
-            }
-            .deps();
+            let deps = deps(
+                vec![&get, &put],
+                vec![&list, &assoc],
+                vec![&mark, &describe],
+            );
             let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
             assert_eq!(error.error_type(), "PointerValidationFailed");
             let message = error.to_string();
@@ -842,13 +845,7 @@ mod tests {
         );
         let put = put(NEW, true, calls.clone());
         let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc],
-            ec2: vec![&mark],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![&mark]);
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "PointerChangedConcurrently");
         assert!(
@@ -869,11 +866,7 @@ mod tests {
             calls.clone(),
         );
         let put = put(NEW, true, calls);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![], vec![]);
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "PointerChangedConcurrently");
         assert!(
@@ -891,12 +884,7 @@ mod tests {
         let get = pointer(Some((NEW, 8)), 0, ("unused", 0), calls.clone());
         let put = put(NEW, true, calls);
         let (list, assoc) = (shares(ResourceShareStatus::Active), associated());
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![]);
         let result = handler(&deps, testing::event(EVENT)).await.unwrap();
         assert_eq!(result.version, 8);
         assert_eq!(put.num_calls(), 0);
@@ -915,18 +903,12 @@ mod tests {
                 associate_rule(),
                 mark(NEW),
             );
-            let assoc = associations(vec![
-                before,
-                Some(ResourceShareAssociationStatus::Associating),
-                Some(ResourceShareAssociationStatus::Associated),
-            ]);
-            let deps = MockClients {
-                ssm: vec![&no_pin(), &get, &put],
-                ram: vec![&list, &assoc, &associate],
-                ec2: vec![&mark],
-                ..Default::default()
-            }
-            .deps();
+            let assoc = associated_after(before);
+            let deps = deps(
+                vec![&get, &put],
+                vec![&list, &assoc, &associate],
+                vec![&mark],
+            );
             calls.store(0, Ordering::SeqCst);
             let result = handler(&deps, testing::event(EVENT)).await.unwrap();
             assert!(result.reshared);
@@ -941,12 +923,7 @@ mod tests {
         let put = put(NEW, true, calls.clone());
         let (list, associate) = (shares(ResourceShareStatus::Active), associate_rule());
         let assoc = associations(vec![None, Some(ResourceShareAssociationStatus::Failed)]);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc, &associate],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc, &associate], vec![]);
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "PointerShareFailed");
         let message = error.to_string();
@@ -964,11 +941,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
         let put = put(NEW, true, calls);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![], vec![]);
         let error = handler(&deps, testing::event(UNVERIFIED))
             .await
             .unwrap_err();
@@ -982,11 +955,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
         let put = put(NEW, true, calls);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![], vec![]);
         let error = handler(&deps, testing::event(UNTESTED)).await.unwrap_err();
         assert_eq!(error.error_type(), "InvalidInput");
         assert!(error.to_string().contains("nobody has booted"), "{error}");
@@ -1019,13 +988,7 @@ mod tests {
                 .then_output(|| DeleteTagsOutput::builder().build());
             let (list, assoc, mark) =
                 (shares(ResourceShareStatus::Active), associated(), mark(NEW));
-            let deps = MockClients {
-                ssm: vec![&no_pin(), &get, &put],
-                ram: vec![&list, &assoc],
-                ec2: vec![&mark, &untag],
-                ..Default::default()
-            }
-            .deps();
+            let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![&mark, &untag]);
             let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
             assert_eq!(
                 error.error_type(),
@@ -1041,13 +1004,7 @@ mod tests {
         let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls);
         let put = mock!(Ssm::put_parameter).then_http_response(|| testing::http_status(503));
         let (list, assoc, mark) = (shares(ResourceShareStatus::Active), associated(), mark(NEW));
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc],
-            ec2: vec![&mark],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![&mark]);
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
         assert_eq!(error.error_type(), "Throttled");
     }
@@ -1147,13 +1104,7 @@ mod tests {
                 .build()
         });
         let mark = mark(REGIONAL);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ram: vec![&list, &assoc],
-            ec2: vec![&mark],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![&list, &assoc], vec![&mark]);
         let result = handler(&deps, second_region_event(REGIONAL)).await.unwrap();
         assert_eq!(
             (result.region.as_str(), result.new_ami_id.as_str()),
@@ -1171,11 +1122,7 @@ mod tests {
         let calls = Arc::new(AtomicUsize::new(0));
         let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
         let put = put(NEW, true, calls);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &put],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &put], vec![], vec![]);
         let error = handler(&deps, input).await.unwrap_err();
         assert_eq!(error.error_type(), "InvalidInput");
         assert!(
@@ -1207,18 +1154,12 @@ mod tests {
             associate_rule(),
             mark(NEW),
         );
-        let assoc = associations(vec![
-            None,
-            Some(ResourceShareAssociationStatus::Associating),
-            Some(ResourceShareAssociationStatus::Associated),
-        ]);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &create],
-            ram: vec![&list, &assoc, &associate],
-            ec2: vec![&mark],
-            ..Default::default()
-        }
-        .deps();
+        let assoc = associated_after(None);
+        let deps = deps(
+            vec![&get, &create],
+            vec![&list, &assoc, &associate],
+            vec![&mark],
+        );
         let result = handler(&deps, first_image_event()).await.unwrap();
         assert_eq!(result.previous_ami_id, None);
         assert_eq!((result.version, result.new_ami_id.as_str()), (1, NEW));
@@ -1233,12 +1174,7 @@ mod tests {
         let get = pointer(None, 0, (NEW, 1), calls.clone());
         let create = put(NEW, false, calls);
         let list = shares(ResourceShareStatus::Deleted);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &create],
-            ram: vec![&list],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &create], vec![&list], vec![]);
         let error = handler(&deps, first_image_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "ConfigError");
         let message = error.to_string();
@@ -1260,11 +1196,7 @@ mod tests {
             calls.clone(),
         );
         let create = put(NEW, false, calls);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &create],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &create], vec![], vec![]);
         let error = handler(&deps, first_image_event()).await.unwrap_err();
         assert_eq!(error.error_type(), "PointerChangedConcurrently");
         assert_eq!(create.num_calls(), 0);
@@ -1277,12 +1209,7 @@ mod tests {
         let create = put(NEW, false, calls);
         let (list, associate) = (shares(ResourceShareStatus::Active), associate_rule());
         let assoc = associations(vec![None, Some(ResourceShareAssociationStatus::Associated)]);
-        let deps = MockClients {
-            ssm: vec![&no_pin(), &get, &create],
-            ram: vec![&list, &assoc, &associate],
-            ..Default::default()
-        }
-        .deps();
+        let deps = deps(vec![&get, &create], vec![&list, &assoc, &associate], vec![]);
         let result = handler(&deps, first_image_event()).await.unwrap();
         assert_eq!(result.version, 1);
         assert_eq!((create.num_calls(), associate.num_calls()), (0, 1));

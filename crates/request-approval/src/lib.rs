@@ -12,11 +12,14 @@
 //! published and its copies are removed. Cleanup removes the stored request however the run
 //! ends.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::naming::format_timestamp;
 use golden_ami_core::{
     ApprovalInput, ApprovalRequest, Deps, PipelineState, RegionImage, StepError, classify_sdk_error,
 };
+use notify::PointerNow;
 use serde::Serialize;
 
 /// What the function did (Step Functions discards it: the task's result is the decision).
@@ -58,7 +61,8 @@ pub async fn handler(deps: &Deps, input: ApprovalInput) -> Result<ApprovalReques
         .send()
         .await
         .map_err(|error| classify_sdk_error("ssm:PutParameter", error))?;
-    let message = notify::approval_message(&deps.config, &request, &input.state);
+    let now = pointers_now(deps, &input.state).await;
+    let message = notify::approval_message(&deps.config, &request, &input.state, &now);
     let message_id = notify::publish(deps, &message).await?;
     tracing::info!(parameter = %name, deadline = %request.deadline, "approval requested");
     Ok(ApprovalRequested {
@@ -108,6 +112,31 @@ pub fn request(deps: &Deps, input: &ApprovalInput) -> Result<ApprovalRequest, St
     })
 }
 
+/// What the family's pointer holds now in every region. Read now, not taken from the state:
+/// the request may wait a day, and a pin or rollback since the run read the pointers decides
+/// what approving can do there. A pointer that cannot be read is said so; the request still
+/// goes out.
+async fn pointers_now(deps: &Deps, state: &PipelineState) -> BTreeMap<String, PointerNow> {
+    let mut now = BTreeMap::new();
+    let Some(family) = state.family.as_ref() else {
+        return now;
+    };
+    for region in &family.regions {
+        let read = state
+            .regions
+            .iter()
+            .filter_map(|result| result.target.as_ref())
+            .find(|target| target.region == region.region);
+        let ours: Vec<i64> = read.map(|t| t.parameter_version).into_iter().collect();
+        let clients = deps.clients.region(&region.region);
+        let pointer = notify::read_pointer_now(clients.ssm(), &family.pointer, &ours)
+            .await
+            .unwrap_or_else(|error| PointerNow::Unreadable(error.to_string()));
+        now.insert(region.region.clone(), pointer);
+    }
+    now
+}
+
 /// The verified golden copy of every region of the family.
 fn images(state: &PipelineState) -> Result<Vec<RegionImage>, StepError> {
     let family = state.require_family()?;
@@ -138,16 +167,156 @@ mod tests {
     use aws_sdk_sns::Client as Sns;
     use aws_sdk_sns::operation::publish::PublishOutput;
     use aws_sdk_ssm::Client as Ssm;
+    use aws_sdk_ssm::operation::get_parameter::{GetParameterError, GetParameterOutput};
+    use aws_sdk_ssm::operation::get_parameter_history::GetParameterHistoryOutput;
     use aws_sdk_ssm::operation::put_parameter::{PutParameterError, PutParameterOutput};
-    use golden_ami_core::testing::{self, MockClients, mock};
+    use aws_sdk_ssm::primitives::DateTime;
+    use aws_sdk_ssm::types::error::ParameterNotFound;
+    use aws_sdk_ssm::types::{Parameter, ParameterHistory};
+    use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
     use super::*;
 
     const EVENT: &str = include_str!("../../../events/request-approval/ok.json");
     const TOKEN: &str = "AQCEAAAAKgAAAAMAAAAAAAAAAR0ken";
 
+    const OTHER: &str = "us-east-1";
+
     fn gated() -> ApprovalInput {
         testing::event(EVENT)
+    }
+
+    /// GetParameter of the pointer, answered once (the regions share the mock client: each
+    /// asks once, home first).
+    fn pointer_holds(value: &'static str, version: i64) -> Rule {
+        mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::POINTER))
+            .sequence()
+            .output(move || {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .name(testing::POINTER)
+                            .value(value)
+                            .version(version)
+                            .build(),
+                    )
+                    .build()
+            })
+            .build()
+    }
+
+    /// The gated family in its home region and OTHER, where the run read version 3 holding
+    /// ami-0eeeeeeeeeeeeeeee and made the copy ami-0ffffffffffffffff.
+    fn gated_in_two_regions() -> ApprovalInput {
+        let mut input = gated();
+        let family = input.state.family.as_mut().expect("a family");
+        let mut other = family.regions[0].clone();
+        other.region = OTHER.into();
+        family.regions.push(other);
+        let mut result = input.state.regions[0].clone();
+        if let Some(target) = result.target.as_mut() {
+            target.region = OTHER.into();
+            target.parameter_version = 3;
+            target.ami_id = Some("ami-0eeeeeeeeeeeeeeee".into());
+        }
+        for id in [
+            result.copy.as_mut().map(|c| &mut c.golden_ami_id),
+            result.share.as_mut().map(|s| &mut s.golden_ami_id),
+            result.verify.as_mut().map(|v| &mut v.golden_ami_id),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *id = "ami-0ffffffffffffffff".into();
+        }
+        input.state.regions.push(result);
+        input
+    }
+
+    /// The message RequestApproval sends for `input`, with these SSM rules.
+    async fn message_body(input: &ApprovalInput, ssm: Vec<&Rule>) -> String {
+        let deps = MockClients {
+            ssm,
+            ..Default::default()
+        }
+        .deps();
+        let request = request(&deps, input).unwrap();
+        let now = pointers_now(&deps, &input.state).await;
+        notify::approval_message(&deps.config, &request, &input.state, &now).body
+    }
+
+    #[tokio::test]
+    async fn the_request_says_what_every_regions_pointer_holds_now() {
+        let home = pointer_holds("ami-0123456789abcdef0", 7);
+        // Someone moved the pointer in OTHER since the run read version 3 (a pin, say).
+        let other = pointer_holds("ami-0dddddddddddddddd", 4);
+        let history = mock!(Ssm::get_parameter_history)
+            .match_requests(|r| r.name() == Some(testing::POINTER))
+            .then_output(|| {
+                GetParameterHistoryOutput::builder()
+                    .parameters(
+                        ParameterHistory::builder()
+                            .name(testing::POINTER)
+                            .value("ami-0dddddddddddddddd")
+                            .version(4)
+                            .last_modified_user(
+                                "arn:aws:sts::111122223333:assumed-role/oncall/alice",
+                            )
+                            .last_modified_date(DateTime::from_secs(1_796_113_800))
+                            .build(),
+                    )
+                    .build()
+            });
+        let body = message_body(&gated_in_two_regions(), vec![&home, &other, &history]).await;
+        assert_eq!(
+            (home.num_calls(), other.num_calls(), history.num_calls()),
+            (1, 1, 1)
+        );
+        assert!(
+            body.contains("- eu-west-1: ami-0ccccccccccccccc0 (now ami-0123456789abcdef0)\n"),
+            "{body}"
+        );
+        assert!(
+            body.contains("- us-east-1: ami-0ffffffffffffffff (now ami-0dddddddddddddddd, version 4: changed by arn:aws:sts::111122223333:assumed-role/oncall/alice at 2026-12-01T08:30:00Z since this run read ami-0eeeeeeeeeeeeeeee (version 3); approving will not overwrite it in this region: PointerChangedConcurrently)"),
+            "{body}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_region_without_a_pointer_or_one_unreadable_says_so() {
+        let missing = mock!(Ssm::get_parameter).then_error(|| {
+            GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+        });
+        let denied = mock!(Ssm::get_parameter).then_error(|| {
+            GetParameterError::generic(testing::service_error(
+                "AccessDeniedException",
+                "not authorized to perform ssm:GetParameter",
+            ))
+        });
+        // After the home region's single answer, these answer every other read.
+        for (rule, words) in [
+            (
+                &missing,
+                "- us-east-1: ami-0ffffffffffffffff (no pointer there yet: approving creates it and adds it to the region's pointer share)",
+            ),
+            (
+                &denied,
+                "- us-east-1: ami-0ffffffffffffffff (could not be read now: ",
+            ),
+        ] {
+            let home = pointer_holds("ami-0123456789abcdef0", 7);
+            let calls = rule.num_calls();
+            let body = message_body(&gated_in_two_regions(), vec![&home, rule]).await;
+            assert_eq!((home.num_calls(), rule.num_calls() - calls), (1, 1));
+            assert!(body.contains(words), "{body}");
+        }
+        let home = pointer_holds("ami-0123456789abcdef0", 7);
+        let body = message_body(&gated_in_two_regions(), vec![&home, &denied]).await;
+        assert!(
+            body.contains("ami-0eeeeeeeeeeeeeeee when the run read it)"),
+            "{body}"
+        );
     }
 
     #[tokio::test]
@@ -176,17 +345,22 @@ mod tests {
                     && body.contains("To refuse:  golden-ami deny 2026-12-01-monthly --family default")
                     && body.contains("waits for your approval until 2026-12-02T08:05:00Z")
                     && body.contains("Boot test: ")
+                    && body.contains("- eu-west-1: ami-0ccccccccccccccc0 (now ami-0123456789abcdef0)")
                     && r.message_attributes().and_then(|a| a.get("event")).and_then(|v| v.string_value()) == Some("APPROVAL_REQUESTED")
             })
             .then_output(|| PublishOutput::builder().message_id("m-1").build());
+        let pointer = pointer_holds("ami-0123456789abcdef0", 7);
         let deps = MockClients {
-            ssm: vec![&put],
+            ssm: vec![&put, &pointer],
             sns: vec![&publish],
             ..Default::default()
         }
         .deps();
         let done = handler(&deps, input).await.unwrap();
-        assert_eq!((put.num_calls(), publish.num_calls()), (1, 1));
+        assert_eq!(
+            (put.num_calls(), pointer.num_calls(), publish.num_calls()),
+            (1, 1, 1)
+        );
         assert_eq!(done.deadline, "2026-12-02T08:05:00Z");
         assert_eq!(done.message_id, "m-1");
     }
@@ -222,8 +396,9 @@ mod tests {
                 )
             })
             .then_output(|| PublishOutput::builder().message_id("m-2").build());
+        let pointer = pointer_holds("ami-0123456789abcdef0", 7);
         let deps = MockClients {
-            ssm: vec![&put],
+            ssm: vec![&put, &pointer],
             sns: vec![&publish],
             ..Default::default()
         }

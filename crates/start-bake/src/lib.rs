@@ -13,11 +13,12 @@ use std::collections::HashMap;
 
 use aws_sdk_ec2::types::ImageState;
 use golden_ami_core::automation::{parameters, start_automation};
+use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::{self, format_timestamp};
 use golden_ami_core::pacing;
 use golden_ami_core::{
     BakeStarted, Config, CurrentImage, Deps, Encryption, ExecutionContext, FamilyTarget, StepError,
-    StepInput, classify_sdk_error, error_code,
+    StepInput,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepError> {
@@ -71,19 +72,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
 /// The source image still exists and is available (a disabled image cannot be launched:
 /// https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/disable-an-ami.html).
 async fn check_source(deps: &Deps, current: &CurrentImage) -> Result<(), StepError> {
-    let image = deps
-        .clients
-        .ec2()
-        .describe_images()
-        .image_ids(&current.ami_id)
-        .include_disabled(true)
-        .send()
-        .await
-        .map(|output| output.images().first().cloned())
-        .or_else(|error| match error_code(&error) {
-            Some(code) if code.starts_with("InvalidAMIID.") => Ok(None),
-            _ => Err(classify_sdk_error("ec2:DescribeImages", error)),
-        })?;
+    let image = describe_image(deps.clients.ec2(), &current.ami_id, true).await?;
     match source_refusal(image.as_ref().and_then(|image| image.state())) {
         None => Ok(()),
         Some(reason) => Err(StepError::SourceImageNotFound {
