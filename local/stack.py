@@ -770,7 +770,6 @@ class LocalStack:
             "PINS_PATH": PINS_PATH,
             "APPROVALS_PATH": APPROVALS_PATH,
             "DURATIONS_PATH": DURATIONS_PATH,
-            "LOCK_TTL_MINUTES": "540",
             # The tests stop a run where only read-only polls can be in flight (CheckBake,
             # CheckCopy): nothing can start after the reaper's sweep, so it need not wait.
             "REAPER_SETTLE_SECONDS": "0",

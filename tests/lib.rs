@@ -1071,6 +1071,36 @@ pub fn check_deadlines(template: &Yaml, definition: &Json) -> Vec<String> {
     violations
 }
 
+/// Rule: the run lock's lifetime is the state machine's: the template gives every function the
+/// ASL's TimeoutSeconds as STATE_MACHINE_TIMEOUT_SECONDS (PlanRun's lock expires that long
+/// after it is taken, plus a Task's time in flight), and the core's default is the same, so no
+/// run that can still be running has its lock broken as stale.
+pub fn check_lock_lifetime(template: &Yaml, definition: &Json) -> Vec<String> {
+    let mut violations = Vec::new();
+    let timeout = definition["TimeoutSeconds"].as_u64();
+    let variables = &template["Globals"]["Function"]["Environment"]["Variables"];
+    let given = variables["STATE_MACHINE_TIMEOUT_SECONDS"]
+        .as_str()
+        .and_then(|value| value.parse::<u64>().ok());
+    if given.is_none() || given != timeout {
+        violations.push(format!(
+            "the functions' STATE_MACHINE_TIMEOUT_SECONDS is {given:?} but the state machine's TimeoutSeconds is {timeout:?}: the run lock must outlive any run, make them equal"
+        ));
+    }
+    if timeout != Some(golden_ami_core::config::STATE_MACHINE_TIMEOUT_SECONDS) {
+        violations.push(format!(
+            "golden_ami_core::config::STATE_MACHINE_TIMEOUT_SECONDS is {} but the state machine's TimeoutSeconds is {timeout:?}: make them equal",
+            golden_ami_core::config::STATE_MACHINE_TIMEOUT_SECONDS
+        ));
+    }
+    if !variables["LOCK_TTL_MINUTES"].is_null() {
+        violations.push(
+            "LOCK_TTL_MINUTES is no longer read: the lock's lifetime is the state machine's timeout".into(),
+        );
+    }
+    violations
+}
+
 /// Rule: every checkov finding the template does not fix is skipped on its resource with a
 /// reason (`make lint` runs checkov and fails on any finding that is neither).
 pub fn check_checkov_skips(template: &Yaml) -> Vec<String> {

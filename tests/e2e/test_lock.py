@@ -67,3 +67,31 @@ def test_two_runs_held_at_the_lock_and_released_together_work_once(fresh: LocalS
     assert after.pointer["version"] == before.pointer["version"] + 1
     assert lock(fresh) is None
     assert_nothing_left(before, after, published=after.pointer["value"])
+
+
+def test_two_runs_breaking_one_stale_lock_together_work_once(fresh: LocalStack, before: Facts):
+    # The reproduction: a stale lock in place, two runs started together (both find it at
+    # their first PutParameter and judge it stale), and one DeleteParameter throttled once (the
+    # SDK or the handler tries it again). Removing the stale lock must never remove the lock the
+    # other run has just taken: exactly one run works, the other ends SKIPPED naming it.
+    hold(fresh, "2020-01-01T00:00:00Z")
+    fresh.admin("faults", {
+        "apiBarrier": {"service": "ssm", "action": "PutParameter", "count": 2, "timeout": 60},
+        "apiFail": {"service": "ssm", "action": "DeleteParameter", "throttle": True, "times": 1},
+    })
+    first = fresh.start_run(name="stale-1")
+    second = fresh.start_run(name="stale-2")
+    results = [first.wait(), second.wait()]
+    [barrier] = fresh.admin("state")["faults"]["apiBarrier"]
+    assert barrier["released"] and not barrier["timedOut"], barrier
+    ends = sorted(str(r.end_state) for r in results)
+    assert ends == ["SkippedAnotherRunInProgress", "Succeeded"], (ends, [r.stderr[-1500:] for r in results])
+    after = read_facts(fresh)
+    assert sorted(after.events()) == ["SKIPPED", "STARTED", "SUCCEEDED"], after.events()
+    [skipped] = [n for n in after.notifications if n["event"] == "SKIPPED"]
+    winner = "stale-1" if results[0].end_state == "Succeeded" else "stale-2"
+    assert f":{winner}) holds the run lock" in skipped["message"], skipped["message"]
+    assert [a["document"] for a in after.automations] == ["golden-ami-bake", "golden-ami-test"]
+    assert after.pointer["version"] == before.pointer["version"] + 1
+    assert lock(fresh) is None
+    assert_nothing_left(before, after, published=after.pointer["value"])

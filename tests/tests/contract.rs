@@ -357,6 +357,26 @@ fn the_largest_deadlines_end_before_the_state_machine_times_out() {
 }
 
 #[test]
+fn the_run_lock_lasts_as_long_as_the_state_machine_can_run() {
+    assert_holds(check_lock_lifetime(&template(), &definition()));
+    let mut shorter = template();
+    shorter["Globals"]["Function"]["Environment"]["Variables"]["STATE_MACHINE_TIMEOUT_SECONDS"] =
+        "32400".into();
+    assert_broken(
+        check_lock_lifetime(&shorter, &definition()),
+        "STATE_MACHINE_TIMEOUT_SECONDS is Some(32400)",
+    );
+    let mut longer = definition();
+    longer["TimeoutSeconds"] = json!(360000);
+    let violations = check_lock_lifetime(&template(), &longer);
+    assert_broken(violations.clone(), "the run lock must outlive any run");
+    assert_broken(
+        violations,
+        "golden_ami_core::config::STATE_MACHINE_TIMEOUT_SECONDS",
+    );
+}
+
+#[test]
 fn approval_waits_on_a_token_with_a_deadline_after_the_boot_test_and_a_denial_publishes_nothing() {
     assert_holds(check_approval_gate(&definition()));
 

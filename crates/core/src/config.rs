@@ -8,6 +8,16 @@ use std::time::Duration;
 use crate::error::StepError;
 use crate::naming;
 
+/// The state machine's TimeoutSeconds (statemachine/golden-ami-pipeline.asl.json, written by
+/// scripts/build-asl.py): 8 hours of bake, copy and test plus the longest approval deadline (72
+/// hours). The template passes the same value as STATE_MACHINE_TIMEOUT_SECONDS; tests/ hold the
+/// ASL, the template and this default equal.
+pub const STATE_MACHINE_TIMEOUT_SECONDS: u64 = 288_000;
+
+/// How long a run's lock outlives its state machine's timeout: a Task invoked just before the
+/// execution timed out may still run for its Lambda timeout (15 minutes at most on Lambda).
+pub const LOCK_MARGIN: Duration = Duration::from_secs(15 * 60);
+
 /// Who the golden image is shared with, as configured (the organization ARN may instead be
 /// looked up with DescribeOrganization).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -68,8 +78,10 @@ pub struct Config {
     pub pointer_share_name: String,
     /// LOCK_PARAMETER_NAME: the run lock (an SSM parameter created with Overwrite=false).
     pub lock_parameter_name: String,
-    /// LOCK_TTL_MINUTES: how long a lock holds before it counts as stale; longer than the
-    /// state machine's own timeout, so a live run's lock is never broken.
+    /// How long a lock holds before it counts as stale: STATE_MACHINE_TIMEOUT_SECONDS (the
+    /// state machine's own TimeoutSeconds, which the template sets from the same value as the
+    /// ASL; a contract test holds the two equal) plus [`LOCK_MARGIN`]. No execution can still be
+    /// running then, so a live run's lock is never broken, however many families it has.
     pub lock_ttl: Duration,
     /// REAPER_SETTLE_SECONDS: how long after an execution stopped the reaper waits before it
     /// sweeps, so a Lambda invocation still in flight when it stopped (StopExecution does not
@@ -236,7 +248,10 @@ impl Config {
                 .optional("POINTER_SHARE_NAME")
                 .unwrap_or_else(|| format!("{pipeline_name}-pointers")),
             lock_parameter_name: env.required("LOCK_PARAMETER_NAME")?,
-            lock_ttl: env.minutes("LOCK_TTL_MINUTES", 9 * 60)?,
+            lock_ttl: Duration::from_secs(env.timeout_seconds(
+                "STATE_MACHINE_TIMEOUT_SECONDS",
+                STATE_MACHINE_TIMEOUT_SECONDS,
+            )?) + LOCK_MARGIN,
             reaper_settle_seconds: env.seconds("REAPER_SETTLE_SECONDS", 90)?,
             bake_document_name: env.required("BAKE_DOCUMENT_NAME")?,
             automation_assume_role_arn,
@@ -304,6 +319,21 @@ impl Env<'_> {
                     Ok(Duration::from_secs(minutes * 60))
                 }
                 _ => Err(self.malformed(name, &value, "a whole number of minutes from 1 to 10080")),
+            },
+        }
+    }
+
+    /// A Step Functions TimeoutSeconds: 1 s to one year (the longest a Standard execution runs).
+    fn timeout_seconds(&self, name: &str, default: u64) -> Result<u64, StepError> {
+        match self.optional(name) {
+            None => Ok(default),
+            Some(value) => match value.parse::<u64>() {
+                Ok(seconds) if (1..=31_536_000).contains(&seconds) => Ok(seconds),
+                _ => Err(self.malformed(
+                    name,
+                    &value,
+                    "a whole number of seconds from 1 to 31536000",
+                )),
             },
         }
     }
@@ -492,7 +522,8 @@ mod tests {
         let config = load(&base()).unwrap();
         assert_eq!(config.home_region, "eu-west-1");
         assert_eq!(config.pointer_prefix, "/golden-ami/");
-        assert_eq!(config.lock_ttl, Duration::from_secs(9 * 3600));
+        // The state machine's 80 hours and a quarter of an hour for a Task still in flight.
+        assert_eq!(config.lock_ttl, Duration::from_secs(288_000 + 900));
         assert_eq!(config.reaper_settle_seconds, 90);
         assert_eq!(config.bake_timeout, Duration::from_secs(7200));
         assert_eq!(config.image_name_prefix, "golden-ami");

@@ -82,6 +82,20 @@ pub enum StepError {
         found_value: String,
     },
 
+    /// An operator pinned the family (`golden-ami pin`) during the run: none of its pointers
+    /// moves, in any region, whatever image the pin names.
+    #[error(
+        "family {family} was pinned to {ami_id} by {pinned_by} at {pinned_at}{reason} during the run: its pointers stay as the pin left them; `golden-ami unpin --family {family}` lets the next run patch it"
+    )]
+    FamilyPinned {
+        family: String,
+        ami_id: String,
+        pinned_by: String,
+        pinned_at: String,
+        /// " (reason)" or empty.
+        reason: String,
+    },
+
     /// SSM never made a pointer write visible: it validates an aws:ec2:image value
     /// asynchronously after PutParameter succeeded, and a value that fails validation is never
     /// written (PutParameter API reference, DataType).
@@ -143,6 +157,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "TestFailed",
     "TestTimedOut",
     "PointerChangedConcurrently",
+    "FamilyPinned",
     "PointerValidationFailed",
     "PointerShareFailed",
     "CleanupRefused",
@@ -172,6 +187,7 @@ impl StepError {
             Self::TestFailed(_) => "TestFailed",
             Self::TestTimedOut(_) => "TestTimedOut",
             Self::PointerChangedConcurrently { .. } => "PointerChangedConcurrently",
+            Self::FamilyPinned { .. } => "FamilyPinned",
             Self::PointerValidationFailed { .. } => "PointerValidationFailed",
             Self::PointerShareFailed { .. } => "PointerShareFailed",
             Self::CleanupRefused(_) => "CleanupRefused",
@@ -334,6 +350,13 @@ mod tests {
                 expected: 0,
                 found: 0,
                 found_value: String::new(),
+            },
+            StepError::FamilyPinned {
+                family: String::new(),
+                ami_id: String::new(),
+                pinned_by: String::new(),
+                pinned_at: String::new(),
+                reason: String::new(),
             },
             StepError::PointerValidationFailed {
                 parameter: String::new(),

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod image;
+pub mod lock;
 pub mod naming;
 pub mod pacing;
 pub mod pointer;

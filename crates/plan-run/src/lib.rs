@@ -3,10 +3,13 @@
 //! It reads the targets parameter (image families x regions), validates it (a bad entry is a
 //! ConfigError naming the entry), and resolves every family against the stack's defaults. Then
 //! it takes the run lock: an SSM parameter created with Overwrite=false, holding this
-//! execution's ARN and an expiry past the state machine's own timeout. Two executions started in
-//! the same second cannot both create it: the loser ends SKIPPED naming the holder. A lock whose
-//! expiry passed belongs to a run that cannot still be running (the state machine would have
-//! timed it out): it is broken, and the plan says so.
+//! execution's ARN and an expiry past the state machine's own timeout (its TimeoutSeconds, which
+//! already holds the longest approval deadline, plus a Task's time in flight). Two executions
+//! started in the same second cannot both create it: the loser ends SKIPPED naming the holder. A
+//! lock whose expiry passed belongs to a run that cannot still be running (the state machine
+//! would have timed it out): it is broken, and the plan says so. Breaking it removes that value
+//! only, never a lock another run has just taken (crates/core/src/lock.rs); two runs breaking
+//! the same stale lock end like two runs started together: one works, the other skips.
 //!
 //! Families an operator pinned (`golden-ami pin`, a parameter under PINS_PATH per family) are
 //! taken out of the plan and listed as pinned: the run leaves them and their pointers alone.
@@ -19,6 +22,7 @@
 
 use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::budget::{self, FamilyShape, Loops};
+use golden_ami_core::lock;
 use golden_ami_core::naming::{format_timestamp, parse_timestamp};
 use golden_ami_core::targets::{Source, Stack};
 use golden_ami_core::types::{LockHolder, Pin, Plan};
@@ -40,9 +44,9 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<Plan, StepError> {
     let fits = budget::check(&shapes, &Loops::of(&deps.config))?;
     tracing::info!(history_events = ?fits.history_events, state_bytes = fits.state_bytes, "the run fits Step Functions' limits");
     let version = plan.targets_version;
-    // A gated family may wait for its approval on top of everything else the run does.
-    let ttl = deps.config.lock_ttl + Targets::longest_approval(&plan.families);
-    match take_lock(deps, &input.context, version, ttl).await? {
+    // The state machine's timeout already holds the longest approval deadline: no run, gated
+    // or not, can still be running when its lock expires.
+    match take_lock(deps, &input.context, version, deps.config.lock_ttl).await? {
         Lock::Taken(ours) => plan.lock = Some(ours),
         Lock::Broke { ours, stale } => {
             tracing::warn!(stale = ?stale, "broke a stale run lock");
@@ -173,6 +177,11 @@ pub enum Lock {
     Held(LockHolder),
 }
 
+/// How many times taking the lock looks again after finding it changing hands, and how long it
+/// waits between looks; past that the step fails Throttled and the state machine retries it.
+const LOCK_ROUNDS: u32 = 6;
+const LOCK_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 async fn take_lock(
     deps: &Deps,
     context: &ExecutionContext,
@@ -184,42 +193,46 @@ async fn take_lock(
         expires: format_timestamp(deps.now() + ttl),
         targets_version: Some(targets_version),
     };
-    if create_lock(deps, &ours).await? {
-        return Ok(Lock::Taken(ours));
-    }
-    let existing = read_lock(deps).await?;
-    match decide(existing.as_ref(), &ours, deps.now())? {
-        Decision::Ours => Ok(Lock::Taken(ours)),
-        Decision::Held(other) => Ok(Lock::Held(other)),
-        Decision::Gone => {
-            // Released between our create and our read: try once more.
-            if create_lock(deps, &ours).await? {
-                Ok(Lock::Taken(ours))
-            } else {
-                held_now(deps, &ours).await
+    let mut broke = None;
+    for round in 0..LOCK_ROUNDS {
+        if round > 0 {
+            tokio::time::sleep(LOCK_PAUSE).await;
+        }
+        if create_lock(deps, &ours).await? {
+            return Ok(match broke {
+                Some(stale) => Lock::Broke { ours, stale },
+                None => Lock::Taken(ours),
+            });
+        }
+        // Released between our create and our read: create again.
+        let Some(seen) = lock::read(deps).await? else {
+            continue;
+        };
+        match decide(Some(&holder_of(&seen.value)), &ours, deps.now())? {
+            Decision::Ours => {
+                return Ok(match broke {
+                    Some(stale) => Lock::Broke { ours, stale },
+                    None => Lock::Taken(ours),
+                });
+            }
+            Decision::Held(other) => return Ok(Lock::Held(other)),
+            Decision::Gone => {}
+            Decision::Stale(stale) => {
+                // Removed only if it still holds exactly this value and no other run is
+                // removing it (crates/core/src/lock.rs); either way the next round creates our
+                // lock or finds who took it first.
+                if lock::remove(deps, &seen, &ours.execution_id).await? {
+                    broke = Some(stale);
+                }
             }
         }
-        Decision::Stale(stale) => {
-            delete_lock(deps).await?;
-            if create_lock(deps, &ours).await? {
-                Ok(Lock::Broke { ours, stale })
-            } else {
-                // Another run broke it at the same moment and won the create.
-                held_now(deps, &ours).await
-            }
-        }
     }
-}
-
-async fn held_now(deps: &Deps, ours: &LockHolder) -> Result<Lock, StepError> {
-    match read_lock(deps).await? {
-        Some(other) if other.execution_id != ours.execution_id => Ok(Lock::Held(other)),
-        Some(_) => Ok(Lock::Taken(ours.clone())),
-        None => Err(StepError::Throttled {
-            operation: "run lock".into(),
-            message: "the lock changed hands twice while this run looked at it; the state machine retries".into(),
-        }),
-    }
+    Err(StepError::Throttled {
+        operation: "run lock".into(),
+        message: format!(
+            "the lock kept changing hands while this run looked at it ({LOCK_ROUNDS} times); the state machine retries"
+        ),
+    })
 }
 
 /// What an existing lock means for this run.
@@ -279,54 +292,19 @@ async fn create_lock(deps: &Deps, holder: &LockHolder) -> Result<bool, StepError
     }
 }
 
-/// The lock's holder, or None if there is no lock. A value that is not a holder (someone wrote
-/// the parameter by hand) counts as stale, so it can never block the pipeline for good.
+/// The lock's holder, or None if there is no lock.
 pub async fn read_lock(deps: &Deps) -> Result<Option<LockHolder>, StepError> {
-    let name = &deps.config.lock_parameter_name;
-    match deps.clients.ssm().get_parameter().name(name).send().await {
-        Ok(output) => {
-            let value = output
-                .parameter()
-                .and_then(|p| p.value())
-                .unwrap_or_default();
-            Ok(Some(serde_json::from_str(value).unwrap_or_else(|_| {
-                LockHolder {
-                    execution_id: format!("(not a lock value: {value:?})"),
-                    expires: "1970-01-01T00:00:00Z".into(),
-                    targets_version: None,
-                }
-            })))
-        }
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found()) =>
-        {
-            Ok(None)
-        }
-        Err(error) => Err(classify_sdk_error("ssm:GetParameter", error)),
-    }
+    Ok(lock::read(deps).await?.map(|seen| holder_of(&seen.value)))
 }
 
-async fn delete_lock(deps: &Deps) -> Result<(), StepError> {
-    match deps
-        .clients
-        .ssm()
-        .delete_parameter()
-        .name(&deps.config.lock_parameter_name)
-        .send()
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_not_found()) =>
-        {
-            Ok(())
-        }
-        Err(error) => Err(classify_sdk_error("ssm:DeleteParameter", error)),
-    }
+/// A lock value's holder. A value that is not a holder (someone wrote the parameter by hand)
+/// counts as stale, so it can never block the pipeline for good.
+pub fn holder_of(value: &str) -> LockHolder {
+    serde_json::from_str(value).unwrap_or_else(|_| LockHolder {
+        execution_id: format!("(not a lock value: {value:?})"),
+        expires: "1970-01-01T00:00:00Z".into(),
+        targets_version: None,
+    })
 }
 
 #[cfg(test)]
@@ -372,9 +350,11 @@ mod tests {
     }
 
     fn exists() -> Rule {
-        mock!(Ssm::put_parameter).then_error(|| {
-            PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
-        })
+        mock!(Ssm::put_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .then_error(|| {
+                PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
+            })
     }
 
     fn lock_value(execution: &'static str, expires: &'static str) -> Rule {
@@ -492,14 +472,14 @@ mod tests {
         assert_eq!(plan.targets_version, 4);
         let lock = plan.lock.unwrap();
         assert_eq!(lock.execution_id, testing::EXECUTION_ID);
-        // Fixed clock 08:05 + the default nine hours: past the machine's 8 h timeout.
-        assert_eq!(lock.expires, "2026-12-01T17:05:00Z");
+        // Fixed clock 08:05 + the state machine's 80 hours + a quarter of an hour in flight.
+        assert_eq!(lock.expires, "2026-12-04T16:20:00Z");
         assert_eq!(plan.held_by, None);
         assert_eq!(put.num_calls(), 1);
     }
 
     #[tokio::test]
-    async fn a_gated_run_holds_its_lock_through_the_longest_approval() {
+    async fn a_gated_run_s_lock_lasts_as_long_as_any_run_can() {
         const GATED: &str = r#"{"families": [
             {"name": "default", "pointer": "/golden-ami/current", "architecture": "x86_64", "instanceType": "t3.small"},
             {"name": "al2023-arm64", "pointer": "/golden-ami/al2023-arm64", "architecture": "arm64", "instanceType": "t4g.small", "approval": false}],
@@ -512,8 +492,8 @@ mod tests {
             Some(86400)
         );
         assert_eq!(plan.families[1].approval, None);
-        // 08:05 + nine hours + the 24-hour approval deadline.
-        assert_eq!(plan.lock.unwrap().expires, "2026-12-02T17:05:00Z");
+        // The state machine's timeout holds the longest approval deadline the stack allows.
+        assert_eq!(plan.lock.unwrap().expires, "2026-12-04T16:20:00Z");
     }
 
     #[tokio::test]
@@ -539,24 +519,169 @@ mod tests {
         assert!(plan.lock.is_some() && plan.held_by.is_none());
     }
 
-    #[tokio::test]
-    async fn a_stale_lock_is_broken_and_reported() {
-        let get = targets(TWO_FAMILIES);
-        let stale = lock_value(OTHER, "2026-12-01T07:00:00Z");
-        let put = mock!(Ssm::put_parameter)
+    const STALE: &str = r#"{"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:other", "expires": "2026-12-01T07:00:00Z"}"#;
+    const WINNER: &str = r#"{"executionId": "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:winner", "expires": "2026-12-04T16:20:00Z"}"#;
+
+    /// The lock parameter as successive reads find it.
+    fn lock_reads(values: &'static [&'static str]) -> Rule {
+        let mut rule = mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .sequence();
+        for value in values {
+            rule = rule.output(move || {
+                GetParameterOutput::builder()
+                    .parameter(Parameter::builder().value(*value).version(3).build())
+                    .build()
+            });
+        }
+        rule.build()
+    }
+
+    fn is_marker(name: Option<&str>) -> bool {
+        name.is_some_and(|name| name.starts_with(&format!("{}-removal/", testing::LOCK_PARAMETER)))
+    }
+
+    fn marker_created() -> Rule {
+        mock!(Ssm::put_parameter)
+            .match_requests(|r| is_marker(r.name()) && r.overwrite() == Some(false))
+            .then_output(|| PutParameterOutput::builder().version(1).build())
+    }
+
+    fn lock_put(first: bool) -> Rule {
+        let rule = mock!(Ssm::put_parameter)
+            .match_requests(|r| {
+                r.name() == Some(testing::LOCK_PARAMETER) && r.overwrite() == Some(false)
+            })
             .sequence()
             .error(|| {
                 PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
+            });
+        if first {
+            rule.output(|| PutParameterOutput::builder().version(1).build())
+                .build()
+        } else {
+            rule.times(2).build()
+        }
+    }
+
+    fn deleted(marker: bool) -> Rule {
+        mock!(Ssm::delete_parameter)
+            .match_requests(move |r| {
+                if marker {
+                    is_marker(r.name())
+                } else {
+                    r.name() == Some(testing::LOCK_PARAMETER)
+                }
             })
-            .output(|| PutParameterOutput::builder().version(1).build())
-            .build();
-        let delete = mock!(Ssm::delete_parameter)
-            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
-            .then_output(|| DeleteParameterOutput::builder().build());
-        let plan = run(vec![&get, &stale, &put, &delete]).await.unwrap();
+            .then_output(|| DeleteParameterOutput::builder().build())
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_is_broken_and_reported() {
+        let get = targets(TWO_FAMILIES);
+        // Judged stale, then read again holding the removal marker: still the same value.
+        let reads = lock_reads(&[STALE, STALE]);
+        let (marker, put) = (marker_created(), lock_put(true));
+        let (delete, unmark) = (deleted(false), deleted(true));
+        let plan = run(vec![&get, &reads, &marker, &put, &delete, &unmark])
+            .await
+            .unwrap();
         assert_eq!(plan.broke.unwrap().execution_id, OTHER);
         assert_eq!(plan.lock.unwrap().execution_id, testing::EXECUTION_ID);
-        assert_eq!((put.num_calls(), delete.num_calls()), (2, 1));
+        assert_eq!((put.num_calls(), marker.num_calls()), (2, 1));
+        assert_eq!((delete.num_calls(), unmark.num_calls()), (1, 1));
+        assert_eq!(reads.num_calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_stale_lock_another_run_is_removing_is_left_to_it_and_this_run_skips() {
+        // The issue's race: both runs judged the same lock stale. The other created its removal
+        // marker first: this run deletes nothing, looks again and finds the other run's lock.
+        let get = targets(TWO_FAMILIES);
+        let reads = lock_reads(&[STALE, WINNER]);
+        let put = lock_put(false);
+        let marker_taken = mock!(Ssm::put_parameter)
+            .match_requests(|r| is_marker(r.name()))
+            .then_error(|| {
+                PutParameterError::ParameterAlreadyExists(ParameterAlreadyExists::builder().build())
+            });
+        let marker_holder = mock!(Ssm::get_parameter)
+            .match_requests(|r| is_marker(r.name()))
+            .then_output(|| {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .value("arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:winner")
+                            .version(1)
+                            .last_modified_date(aws_sdk_ssm::primitives::DateTime::from_secs(
+                                testing::fixed_now().unix_timestamp() - 1,
+                            ))
+                            .build(),
+                    )
+                    .build()
+            });
+        let (delete, unmark) = (deleted(false), deleted(true));
+        let plan = run(vec![
+            &get,
+            &reads,
+            &marker_taken,
+            &marker_holder,
+            &put,
+            &delete,
+            &unmark,
+        ])
+        .await
+        .unwrap();
+        assert_eq!((plan.lock, plan.broke), (None, None));
+        assert!(plan.held_by.unwrap().execution_id.ends_with(":winner"));
+        assert_eq!((delete.num_calls(), unmark.num_calls()), (0, 0));
+        assert_eq!((marker_taken.num_calls(), put.num_calls()), (1, 2));
+    }
+
+    #[tokio::test]
+    async fn a_lock_that_changed_before_the_marker_is_not_removed() {
+        // Judged stale, but by the time this run holds the marker the winner's lock is there:
+        // only the marker goes, and this run skips naming the winner.
+        let get = targets(TWO_FAMILIES);
+        let reads = lock_reads(&[STALE, WINNER, WINNER]);
+        let (marker, put) = (marker_created(), lock_put(false));
+        let (delete, unmark) = (deleted(false), deleted(true));
+        let plan = run(vec![&get, &reads, &marker, &put, &delete, &unmark])
+            .await
+            .unwrap();
+        assert!(plan.held_by.unwrap().execution_id.ends_with(":winner"));
+        assert_eq!(plan.broke, None);
+        assert_eq!(
+            (delete.num_calls(), unmark.num_calls(), marker.num_calls()),
+            (0, 1, 1)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_is_tried_again_only_after_reading_the_lock() {
+        // The SDK does not retry the delete (its first attempt may have gone through, and a
+        // retry would then remove the next run's lock): the lock is read, still the stale
+        // value, and deleted again.
+        let get = targets(TWO_FAMILIES);
+        let reads = lock_reads(&[STALE, STALE, STALE]);
+        let (marker, put, unmark) = (marker_created(), lock_put(true), deleted(true));
+        let delete = mock!(Ssm::delete_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .sequence()
+            .error(|| {
+                aws_sdk_ssm::operation::delete_parameter::DeleteParameterError::generic(
+                    aws_sdk_ssm::error::ErrorMetadata::builder()
+                        .code("ThrottlingException")
+                        .build(),
+                )
+            })
+            .output(|| DeleteParameterOutput::builder().build())
+            .build();
+        let plan = run(vec![&get, &reads, &marker, &put, &delete, &unmark])
+            .await
+            .unwrap();
+        assert_eq!(plan.broke.unwrap().execution_id, OTHER);
+        assert_eq!((delete.num_calls(), reads.num_calls()), (2, 3));
     }
 
     #[tokio::test]

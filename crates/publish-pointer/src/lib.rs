@@ -16,7 +16,7 @@ use aws_sdk_ram::types::{
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::TAG_POINTER_WRITE;
-use golden_ami_core::types::RegionTarget;
+use golden_ami_core::types::{Pin, RegionTarget};
 use golden_ami_core::{
     Deps, PointerValue, PublishResult, RegionClients, StepError, StepInput, WriteOutcome,
     await_pointer_write, classify_sdk_error, read_pointer,
@@ -25,6 +25,23 @@ use golden_ami_core::{
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
     let new_ami_id = input.state.tested_golden_image()?.to_string();
     let target = input.state.require_target()?;
+    // A pin set while the run was in flight stops every region's pointer, even one to the image
+    // the pointer already holds: PlanRun read the pins before the run began, this is the last
+    // look before the write.
+    let family = &input.state.require_family()?.name;
+    if let Some(pin) = read_pin(deps, family).await? {
+        tracing::warn!(%family, pin = ?pin, "the family was pinned during the run; its pointer stays");
+        return Err(StepError::FamilyPinned {
+            family: family.clone(),
+            ami_id: pin.ami_id,
+            pinned_by: pin.pinned_by,
+            pinned_at: pin.pinned_at,
+            reason: pin
+                .reason
+                .map(|reason| format!(" ({reason})"))
+                .unwrap_or_default(),
+        });
+    }
     let clients = deps.clients.region(&target.region);
     let parameter = &target.parameter_name;
     let description = format!(
@@ -108,6 +125,36 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             tracing::info!(%parameter, region = %target.region, version, %new_ami_id, "pointer published");
             Ok(published(version, reshared))
         }
+    }
+}
+
+/// The family's pin (PINS_PATH/<family>, in the home region's SSM, as `golden-ami pin` writes
+/// it), or None. A pin that does not parse still stops the pointer: it names the parameter.
+async fn read_pin(deps: &Deps, family: &str) -> Result<Option<Pin>, StepError> {
+    let name = format!("{}/{family}", deps.config.pins_path);
+    match deps.clients.ssm().get_parameter().name(&name).send().await {
+        Ok(output) => {
+            let value = output
+                .parameter()
+                .and_then(|p| p.value())
+                .unwrap_or_default();
+            Ok(Some(serde_json::from_str(value).unwrap_or_else(|_| Pin {
+                family: family.to_string(),
+                ami_id: format!("(the parameter {name} is not a pin: {value:?})"),
+                region: String::new(),
+                pinned_by: "(unknown)".into(),
+                pinned_at: "(unknown)".into(),
+                reason: None,
+            })))
+        }
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_parameter_not_found()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(classify_sdk_error("ssm:GetParameter", error)),
     }
 }
 
@@ -513,6 +560,63 @@ mod tests {
         "arn:aws:ram:eu-west-1:111122223333:resource-share/0c6a1f6e-1111-4222-8333-444455556666";
     const POINTER_ARN: &str = "arn:aws:ssm:eu-west-1:111122223333:parameter/golden-ami/current";
 
+    const PIN_PARAMETER: &str = "/golden-ami-pipeline/pins/default";
+
+    fn no_pin() -> Rule {
+        mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(PIN_PARAMETER))
+            .then_error(|| {
+                GetParameterError::ParameterNotFound(ParameterNotFound::builder().build())
+            })
+    }
+
+    #[tokio::test]
+    async fn a_pin_set_during_the_run_stops_the_pointer_even_on_the_image_it_holds() {
+        // The pin names the image the pointer holds: the version does not change, and only
+        // reading the pin can tell the run to leave it.
+        let pin = mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(PIN_PARAMETER))
+            .then_output(|| {
+                GetParameterOutput::builder()
+                    .parameter(
+                        Parameter::builder()
+                            .name(PIN_PARAMETER)
+                            .value(format!(
+                                r#"{{"family": "default", "amiId": "{OLD}", "region": "eu-west-1", "pinnedBy": "arn:aws:sts::111122223333:assumed-role/oncall/alice", "pinnedAt": "2026-12-01T09:00:00Z", "reason": "kernel regression"}}"#
+                            ))
+                            .version(1)
+                            .build(),
+                    )
+                    .build()
+            });
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(Some((OLD, 7)), 0, (NEW, 8), calls.clone());
+        let put = put(NEW, true, calls.clone());
+        let mark = mark(NEW);
+        let deps = MockClients {
+            ssm: vec![&pin, &get, &put],
+            ec2: vec![&mark],
+            ..Default::default()
+        }
+        .deps();
+        let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
+        assert_eq!(error.error_type(), "FamilyPinned");
+        let message = error.to_string();
+        assert!(
+            message.contains(&format!("family default was pinned to {OLD} by arn:aws:sts::111122223333:assumed-role/oncall/alice at 2026-12-01T09:00:00Z (kernel regression)")),
+            "{message}"
+        );
+        assert_eq!(
+            (
+                pin.num_calls(),
+                get.num_calls(),
+                put.num_calls(),
+                mark.num_calls()
+            ),
+            (1, 0, 0, 0)
+        );
+    }
+
     fn parameter(value: &str, version: i64) -> GetParameterOutput {
         GetParameterOutput::builder()
             .parameter(
@@ -649,10 +753,11 @@ mod tests {
         ])
     }
 
-    /// Mocked clients answering from these SSM, RAM and EC2 rules.
+    /// Mocked clients answering from these SSM, RAM and EC2 rules; the family is not pinned.
     fn deps(ssm: Vec<&Rule>, ram: Vec<&Rule>, ec2: Vec<&Rule>) -> Deps {
+        let unpinned = no_pin();
         MockClients {
-            ssm,
+            ssm: ssm.into_iter().chain([&unpinned]).collect(),
             ram,
             ec2,
             ..Default::default()
