@@ -186,8 +186,8 @@ def summary(stack: LocalStack, result: RunResult, wall: float, matrix: dict[str,
     families, regions = len(matrix["families"]), len(stack.regions)
     say(f"transitions      {transitions} states entered ({families} families x {regions} regions)")
     size, where = result.largest_payload
-    say(f"AWS quotas       {result.history_events} of 25,000 history events; the largest state "
-        f"{size} of 262,144 bytes ({where or 'the input'})")
+    say(f"AWS quotas       {result.history_events:,} of 25,000 history events; the largest state "
+        f"{size:,} of 262,144 bytes ({where or 'the input'})")
     say(f"wall time        {wall:.1f} s without the build: the execution itself {result.wall_ms} ms; "
         f"start + seed {stack.timings.get('moto_start', 0) + stack.timings.get('seed', 0):.1f} s; "
         f"watch + warm-up {stack.timings.get('watch_start', 0):.1f} s")
