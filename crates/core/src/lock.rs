@@ -192,10 +192,14 @@ async fn delete_if_still(deps: &Deps, seen: &SeenLock) -> Result<bool, StepError
         .await
         {
             Ok(()) => return Ok(true),
-            Err(error) => {
+            // A throttle, a 5xx or a lost response: the delete may have gone through, so read
+            // again before another attempt.
+            Err(error) if error.is_retryable() => {
                 tracing::warn!(%error, "could not delete the run lock; reading it again");
                 last_error = Some(error);
             }
+            // Refused (access denied, ...): trying again changes nothing.
+            Err(error) => return Err(error),
         }
     }
     Err(last_error.unwrap_or_else(|| StepError::Throttled {

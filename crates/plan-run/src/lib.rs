@@ -685,6 +685,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refused_delete_is_not_tried_again() {
+        // Access denied is no passing fault: the run fails instead of trying until it gives up.
+        let get = targets(TWO_FAMILIES);
+        let reads = lock_reads(&[STALE, STALE, STALE]);
+        let (marker, put, unmark) = (marker_created(), lock_put(true), deleted(true));
+        let delete = mock!(Ssm::delete_parameter)
+            .match_requests(|r| r.name() == Some(testing::LOCK_PARAMETER))
+            .then_error(|| {
+                aws_sdk_ssm::operation::delete_parameter::DeleteParameterError::generic(
+                    aws_sdk_ssm::error::ErrorMetadata::builder()
+                        .code("AccessDeniedException")
+                        .message("not authorized to perform ssm:DeleteParameter")
+                        .build(),
+                )
+            });
+        let error = run(vec![&get, &reads, &marker, &put, &delete, &unmark])
+            .await
+            .unwrap_err();
+        assert_eq!(error.error_type(), "AwsError");
+        assert!(
+            error.to_string().contains("AccessDeniedException"),
+            "{error}"
+        );
+        assert_eq!(delete.num_calls(), 1);
+    }
+
+    #[tokio::test]
     async fn a_bad_targets_document_is_a_config_error_naming_the_entry() {
         let get = targets(
             r#"{"families": [{"name": "x", "pointer": "/golden-ami/x", "architecture": "arm64", "instanceType": "t3.small"}],
