@@ -1,5 +1,15 @@
 """WSGI middleware in front of moto: the /_golden admin API and API fault injection.
 
+The admin API is the test harness's, not an AWS API. The errors it injects take the shapes and
+codes AWS documents:
+- EC2's XML error response, and RequestLimitExceeded for throttling:
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html and
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/throttling.html
+- JSON protocols (SSM, RAM, KMS, Step Functions): the __type body and ThrottlingException:
+  https://docs.aws.amazon.com/systems-manager/latest/APIReference/CommonErrors.html
+- query protocols (SNS, STS, IAM, CloudFormation): ErrorResponse XML and Throttling:
+  https://docs.aws.amazon.com/sns/latest/api/CommonErrors.html
+
 Admin API (JSON in, JSON out):
   POST /_golden/faults  {"automationStepFail": {"step": "updateOs", "message": "...", "times": 1,
                                                "document": "golden-ami-test",

@@ -5,6 +5,16 @@ tokens of the Step Functions callback pattern (tasktokens.py).
 moto's server is threaded (one thread per request), so every read-modify-write of this state
 goes through LOCK. Executions are kept here (not in moto's SSM backend) so that one admin call
 can show and reset them; POST /_golden/reset clears it together with moto's own state.
+
+Pages followed by what the config holds (each module cites the rest):
+- pendingDescribes: an image is pending before it is available (Image State):
+  https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html
+- parameterValidationReads: an aws:ec2:image value is validated after PutParameter returned
+  (DataType): https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_PutParameter.html
+- ramAssociationReads: an association is ASSOCIATING before ASSOCIATED or FAILED:
+  https://docs.aws.amazon.com/ram/latest/APIReference/API_ResourceShareAssociation.html
+- automationPollsPerStep: how many polls a step takes locally; AWS documents no step duration,
+  so this is a local timing knob, not a behaviour of AWS.
 """
 
 import threading

@@ -152,15 +152,32 @@ pub async fn remove(deps: &Deps, seen: &SeenLock, remover: &str) -> Result<bool,
 }
 
 async fn create_marker(deps: &Deps, marker: &str, remover: &str) -> Result<bool, StepError> {
+    create_if_absent(
+        deps,
+        marker,
+        remover,
+        "golden-ami-pipeline: who removes a run lock value (only its creator may)",
+    )
+    .await
+}
+
+/// PutParameter with Overwrite=false: true if this call created the parameter, false if it
+/// existed already (the run lock and its removal markers are taken this way).
+pub async fn create_if_absent(
+    deps: &Deps,
+    name: &str,
+    value: &str,
+    description: &str,
+) -> Result<bool, StepError> {
     match deps
         .clients
         .ssm()
         .put_parameter()
-        .name(marker)
-        .value(remover)
+        .name(name)
+        .value(value)
         .r#type(ParameterType::String)
         .overwrite(false)
-        .description("golden-ami-pipeline: who removes a run lock value (only its creator may)")
+        .description(description)
         .send()
         .await
     {

@@ -20,7 +20,6 @@
 //! the largest matrix that fits, before any lock is taken: such a run would end without its
 //! failure path.
 
-use aws_sdk_ssm::types::ParameterType;
 use golden_ami_core::budget::{self, FamilyShape, Loops};
 use golden_ami_core::lock;
 use golden_ami_core::naming::{format_timestamp, parse_timestamp};
@@ -268,28 +267,13 @@ pub fn decide(
 async fn create_lock(deps: &Deps, holder: &LockHolder) -> Result<bool, StepError> {
     let value = serde_json::to_string(holder)
         .map_err(|error| StepError::invalid_input(format!("lock value: {error}")))?;
-    match deps
-        .clients
-        .ssm()
-        .put_parameter()
-        .name(&deps.config.lock_parameter_name)
-        .value(value)
-        .r#type(ParameterType::String)
-        .overwrite(false)
-        .description("golden-ami-pipeline run lock: the execution that holds it and until when")
-        .send()
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_parameter_already_exists()) =>
-        {
-            Ok(false)
-        }
-        Err(error) => Err(classify_sdk_error("ssm:PutParameter", error)),
-    }
+    lock::create_if_absent(
+        deps,
+        &deps.config.lock_parameter_name,
+        &value,
+        "golden-ami-pipeline run lock: the execution that holds it and until when",
+    )
+    .await
 }
 
 /// The lock's holder, or None if there is no lock.
