@@ -15,7 +15,7 @@ use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
 use aws_sdk_kms::types::{KeyManagerType, KeyMetadata, KeySpec, KeyState, KeyUsageType};
 use golden_ami_core::image::describe_image;
-use golden_ami_core::naming::TAG_EXECUTION;
+use golden_ami_core::naming::{TAG_EXECUTION, TAG_PATCH_DATE, TAG_STACK};
 use golden_ami_core::naming::{
     format_timestamp, golden_image_name, golden_image_tags, target_token,
 };
@@ -51,9 +51,25 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<CopyStarted, StepE
         .bake_status
         .as_ref()
         .and_then(|status| status.updates.as_ref());
-    let tags = golden_tags(&name, context, &family.name, source_ami_id, updates)?;
+    let tags = golden_tags(
+        &name,
+        &config.pipeline_name,
+        context,
+        &family.name,
+        source_ami_id,
+        updates,
+    )?;
     if family.encryption == Encryption::Direct && target.region == family.home_region {
-        adopt_baked_image(&region, intermediate_id, &name, key_arn, context, tags).await?;
+        adopt_baked_image(
+            &region,
+            &config.pipeline_name,
+            intermediate_id,
+            &name,
+            key_arn,
+            context,
+            tags,
+        )
+        .await?;
         tracing::info!(golden_ami_id = %intermediate_id, %name, region = %target.region, "the direct bake is the golden image");
         return Ok(CopyStarted {
             golden_ami_id: intermediate_id.to_string(),
@@ -265,13 +281,20 @@ pub fn golden_image_description(
 /// The tags of the golden image and of its snapshots: the golden tags plus a Name.
 pub fn golden_tags(
     name: &str,
+    stack: &str,
     context: &ExecutionContext,
     family: &str,
     source_ami_id: &str,
     updates: Option<&UpdateSummary>,
 ) -> Result<Vec<Tag>, StepError> {
     Ok(std::iter::once(("Name", name.to_string()))
-        .chain(golden_image_tags(context, family, source_ami_id, updates)?)
+        .chain(golden_image_tags(
+            stack,
+            context,
+            family,
+            source_ami_id,
+            updates,
+        )?)
         .map(|(key, value)| Tag::builder().key(key).value(value).build())
         .collect())
 }
@@ -291,10 +314,12 @@ pub fn tag_specifications(tags: Vec<Tag>) -> Vec<TagSpecification> {
 
 /// A direct bake's image becomes the home region's golden image: it must be the image the bake
 /// was asked for (the golden name) with every snapshot under the golden key, or nothing is
-/// tagged (ShareImage shares only golden-tagged images). Tagging again on a retry is skipped:
-/// the role may tag only images no run has claimed yet.
+/// tagged (ShareImage shares only golden-tagged images), and it must carry this stack's and this
+/// run's tags (set by the bake in CreateImage). Tagging again on a retry is skipped: the role
+/// may tag only images whose golden tags are not written yet (no patch date).
 async fn adopt_baked_image(
     region: &RegionClients,
+    stack: &str,
     baked: &str,
     name: &str,
     key_arn: &str,
@@ -330,11 +355,26 @@ async fn adopt_baked_image(
             .to_vec()
     };
     check_direct_bake(&image, &snapshots, baked, name, key_arn)?;
-    let claimed = image
+    let tagged = |key: &str, value: &str| {
+        image
+            .tags()
+            .iter()
+            .any(|tag| tag.key() == Some(key) && tag.value() == Some(value))
+    };
+    // The bake document tags its image with the stack and the run in CreateImage itself: an
+    // image without them was not made by this run's bake, whatever its name says.
+    if !tagged(TAG_EXECUTION, &context.execution_id) || !tagged(TAG_STACK, stack) {
+        return Err(StepError::CopyFailed(format!(
+            "the direct bake's image {baked} does not carry this run's tags ({TAG_STACK}={stack}, {TAG_EXECUTION}={}): it was not made by this run's bake and is never made golden; re-run the pipeline",
+            context.execution_id
+        )));
+    }
+    // The golden tags are written once (the role may tag only an image without a patch date).
+    if image
         .tags()
         .iter()
-        .any(|tag| tag.key() == Some(TAG_EXECUTION) && tag.value() == Some(&context.execution_id));
-    if claimed {
+        .any(|tag| tag.key() == Some(TAG_PATCH_DATE))
+    {
         return Ok(());
     }
     let snapshots = image
@@ -520,7 +560,11 @@ mod tests {
                                 tag.key() == Some("golden-ami:family")
                                     && tag.value() == Some("default")
                             })
-                            && spec.tags().len() == 6
+                            && spec.tags().iter().any(|tag| {
+                                tag.key() == Some(TAG_STACK)
+                                    && tag.value() == Some("golden-ami-pipeline")
+                            })
+                            && spec.tags().len() == 7
                     })
                 };
                 request.source_image_id() == Some(INTERMEDIATE)
@@ -865,7 +909,7 @@ mod tests {
     #[tokio::test]
     async fn a_direct_bake_is_the_home_golden_image_tagged_without_a_copy() {
         use aws_sdk_ec2::operation::create_tags::CreateTagsOutput;
-        let (image, snapshots) = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), &[]);
+        let (image, snapshots) = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), RUN_TAGS);
         let tag = mock!(Ec2::create_tags)
             .match_requests(|request| {
                 let has = |key: &str, value: &str| {
@@ -879,7 +923,8 @@ mod tests {
                     && has("Type", "golden-ami")
                     && has(TAG_SOURCE_AMI, SOURCE)
                     && has(TAG_EXECUTION, testing::EXECUTION_ID)
-                    && request.tags().len() == 6
+                    && has(TAG_STACK, "golden-ami-pipeline")
+                    && request.tags().len() == 7
             })
             .then_output(|| CreateTagsOutput::builder().build());
         let copy = copy_ok();
@@ -904,12 +949,43 @@ mod tests {
         let (claimed, snapshots) = baked(
             GOLDEN_NAME,
             Some(testing::GOLDEN_KEY_ARN),
-            &[(TAG_EXECUTION, testing::EXECUTION_ID)],
+            &[RUN_TAGS[0], RUN_TAGS[1], (TAG_PATCH_DATE, "2026-12-01")],
         );
         run_direct(&[&claimed, &snapshots, &tag, &copy])
             .await
             .unwrap();
         assert_eq!((tag.num_calls(), copy.num_calls()), (1, 0));
+    }
+
+    /// What the bake document tags its image with in CreateImage (infra/bake-document.yaml).
+    const RUN_TAGS: &[(&str, &str)] = &[
+        (TAG_EXECUTION, testing::EXECUTION_ID),
+        (TAG_STACK, "golden-ami-pipeline"),
+    ];
+
+    #[tokio::test]
+    async fn a_direct_bake_image_without_this_runs_tags_is_never_tagged_golden() {
+        let other_run = [
+            (
+                TAG_EXECUTION,
+                "arn:aws:states:eu-west-1:111122223333:execution:golden-ami-pipeline:other",
+            ),
+            RUN_TAGS[1],
+        ];
+        let other_stack = [RUN_TAGS[0], (TAG_STACK, "another-stack")];
+        for tags in [&other_run[..], &other_stack[..], &[]] {
+            let (image, snapshots) = baked(GOLDEN_NAME, Some(testing::GOLDEN_KEY_ARN), tags);
+            let tag = mock!(Ec2::create_tags).then_output(|| {
+                aws_sdk_ec2::operation::create_tags::CreateTagsOutput::builder().build()
+            });
+            let error = run_direct(&[&image, &snapshots, &tag]).await.unwrap_err();
+            assert_eq!(error.error_type(), "CopyFailed");
+            assert!(
+                error.to_string().contains("does not carry this run's tags"),
+                "{error}"
+            );
+            assert_eq!(tag.num_calls(), 0);
+        }
     }
 
     #[tokio::test]

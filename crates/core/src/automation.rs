@@ -242,6 +242,21 @@ pub fn parameters<'a>(
         .collect()
 }
 
+/// The bake and test documents' StackName, RunId and Family: they tag everything the automation
+/// creates with them (golden-ami:stack, golden-ami:execution, golden-ami:family) in the creating
+/// call, which is what lets cleanup, the reaper and Retain prove a resource is this run's own.
+pub fn run_parameters<'a>(
+    config: &'a crate::Config,
+    context: &'a crate::ExecutionContext,
+    family: &'a crate::FamilyTarget,
+) -> [(&'static str, &'a str); 3] {
+    [
+        ("StackName", config.pipeline_name.as_str()),
+        ("RunId", context.execution_id.as_str()),
+        ("Family", family.name.as_str()),
+    ]
+}
+
 /// StopAutomationExecution (Cancel), so the document's onCancel route terminates the temporary
 /// instance. An automation that ended between the caller's look and the stop is fine.
 pub async fn stop_automation(ssm: &aws_sdk_ssm::Client, id: &str) -> Result<(), StepError> {

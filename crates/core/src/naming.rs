@@ -17,6 +17,11 @@ pub const TYPE_INTERMEDIATE: &str = "golden-ami-intermediate";
 pub const TAG_SOURCE_AMI: &str = "golden-ami:source-ami-id";
 pub const TAG_EXECUTION: &str = "golden-ami:execution";
 pub const TAG_PATCH_DATE: &str = "golden-ami:patch-date";
+/// The pipeline stack (its name, the functions' PIPELINE_NAME) that made an image, snapshot,
+/// instance or volume, set in the call that creates it. Cleanup, the reaper and Retain remove
+/// only what carries their own stack's value: two stacks in one account never touch each
+/// other's resources.
+pub const TAG_STACK: &str = "golden-ami:stack";
 /// The image family a golden image belongs to (retention and the CLI work per family).
 pub const TAG_FAMILY: &str = "golden-ami:family";
 /// Set by the bake and test documents on the instances, volumes, images and snapshots they make.
@@ -127,6 +132,7 @@ pub fn target_token(execution_id: &str, step: &str, family: &str, region: Option
 /// The tags of the golden image: what it is, where it comes from, which run made it, and what
 /// the update changed (when the bake reported it).
 pub fn golden_image_tags(
+    stack: &str,
     context: &ExecutionContext,
     family: &str,
     source_ami_id: &str,
@@ -134,6 +140,7 @@ pub fn golden_image_tags(
 ) -> Result<Vec<(&'static str, String)>, StepError> {
     let mut tags = vec![
         (TAG_TYPE, TYPE_GOLDEN.to_string()),
+        (TAG_STACK, stack.to_string()),
         (TAG_FAMILY, family.to_string()),
         (TAG_SOURCE_AMI, source_ami_id.to_string()),
         (TAG_EXECUTION, context.execution_id.clone()),
@@ -328,7 +335,15 @@ mod tests {
 
     #[test]
     fn tags_name_type_source_execution_and_date() {
-        let tags = golden_image_tags(&context(), "al2023-arm64", "ami-12345678", None).unwrap();
+        let tags = golden_image_tags(
+            "golden-ami-pipeline",
+            &context(),
+            "al2023-arm64",
+            "ami-12345678",
+            None,
+        )
+        .unwrap();
+        assert!(tags.contains(&(TAG_STACK, "golden-ami-pipeline".to_string())));
         assert!(tags.contains(&(TAG_FAMILY, "al2023-arm64".to_string())));
         assert!(tags.contains(&(TAG_TYPE, "golden-ami".to_string())));
         assert!(tags.contains(&(TAG_SOURCE_AMI, "ami-12345678".to_string())));

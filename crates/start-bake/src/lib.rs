@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ec2::types::ImageState;
-use golden_ami_core::automation::{parameters, start_automation};
+use golden_ami_core::automation::{parameters, run_parameters, start_automation};
 use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::{self, format_timestamp};
 use golden_ami_core::pacing;
@@ -40,7 +40,13 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<BakeStarted, StepE
             Some(direct_block_device_mappings(family, current)?),
         ),
     };
-    let mut parameters = bake_parameters(config, family, &current.ami_id, &target_ami_name);
+    let mut parameters = bake_parameters(
+        config,
+        &input.context,
+        family,
+        &current.ami_id,
+        &target_ami_name,
+    );
     if let Some(mappings) = launch {
         parameters.insert("BlockDeviceMappings".to_string(), mappings);
     }
@@ -146,40 +152,45 @@ pub fn client_token(context: &ExecutionContext, family: &FamilyTarget) -> String
 /// The bake document's parameters (infra/bake-document.yaml).
 pub fn bake_parameters(
     config: &Config,
+    context: &ExecutionContext,
     family: &FamilyTarget,
     source_ami_id: &str,
     target_ami_name: &str,
 ) -> HashMap<String, Vec<String>> {
-    parameters([
-        ("SourceAmiId", source_ami_id),
-        ("InstanceType", family.instance_type.as_str()),
-        ("SubnetId", family.subnet_id.as_str()),
-        ("SecurityGroupId", config.bake_security_group_id.as_str()),
-        ("IamInstanceProfileName", family.instance_profile.as_str()),
-        ("TargetAmiName", target_ami_name),
-        ("ImageType", family.encryption.baked_image_type()),
-        (
-            "UpdateReportDocumentName",
-            config.update_report_document_name.as_str(),
-        ),
-        (
-            "BaselineApplyDocumentName",
-            config.baseline_apply_document_name.as_str(),
-        ),
-        ("ReportBucketName", config.report_bucket_name.as_str()),
-        (
-            "RebuildWhenUpToDate",
-            if config.rebuild_when_up_to_date {
-                "true"
-            } else {
-                "false"
-            },
-        ),
-        (
-            "AutomationAssumeRole",
-            config.automation_assume_role_arn.as_str(),
-        ),
-    ])
+    parameters(
+        [
+            ("SourceAmiId", source_ami_id),
+            ("InstanceType", family.instance_type.as_str()),
+            ("SubnetId", family.subnet_id.as_str()),
+            ("SecurityGroupId", config.bake_security_group_id.as_str()),
+            ("IamInstanceProfileName", family.instance_profile.as_str()),
+            ("TargetAmiName", target_ami_name),
+            ("ImageType", family.encryption.baked_image_type()),
+            (
+                "UpdateReportDocumentName",
+                config.update_report_document_name.as_str(),
+            ),
+            (
+                "BaselineApplyDocumentName",
+                config.baseline_apply_document_name.as_str(),
+            ),
+            ("ReportBucketName", config.report_bucket_name.as_str()),
+            (
+                "RebuildWhenUpToDate",
+                if config.rebuild_when_up_to_date {
+                    "true"
+                } else {
+                    "false"
+                },
+            ),
+            (
+                "AutomationAssumeRole",
+                config.automation_assume_role_arn.as_str(),
+            ),
+        ]
+        .into_iter()
+        .chain(run_parameters(config, context, family)),
+    )
 }
 
 #[cfg(test)]
@@ -271,6 +282,7 @@ mod tests {
         .unwrap();
         let expected = bake_parameters(
             &testing::config(),
+            &input.context,
             &family,
             "ami-0123456789abcdef0",
             &expected_name,
@@ -339,6 +351,7 @@ mod tests {
     fn parameters_name_every_input_of_the_document() {
         let parameters = bake_parameters(
             &testing::config(),
+            &testing::context(),
             &testing::family(),
             "ami-12345678",
             "golden-ami-intermediate-x",
@@ -357,6 +370,10 @@ mod tests {
         // The seed's copy mode: an intermediate image, volumes as the source has them.
         assert_eq!(parameters["ImageType"], ["golden-ami-intermediate"]);
         assert!(!parameters.contains_key("BlockDeviceMappings"));
+        // What the document tags everything it creates with: cleanup proves ownership by them.
+        assert_eq!(parameters["StackName"], ["golden-ami-pipeline"]);
+        assert_eq!(parameters["RunId"], [testing::context().execution_id]);
+        assert_eq!(parameters["Family"], ["default"]);
         assert_eq!(
             parameters["ReportBucketName"],
             ["golden-ami-reports-111122223333"]

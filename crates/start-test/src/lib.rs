@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use golden_ami_core::automation::{parameters, start_automation};
+use golden_ami_core::automation::{parameters, run_parameters, start_automation};
 use golden_ami_core::naming::{self, format_timestamp};
 use golden_ami_core::pacing;
 use golden_ami_core::{
@@ -25,7 +25,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<TestStarted, StepE
         deps.clients.ssm(),
         &config.test_document_name,
         "TEST_DOCUMENT_NAME",
-        test_parameters(config, family, golden_ami_id, test_name),
+        test_parameters(config, &input.context, family, golden_ami_id, test_name),
         client_token(&input.context, family),
     )
     .await?;
@@ -50,27 +50,32 @@ pub fn client_token(context: &ExecutionContext, family: &FamilyTarget) -> String
 /// The test document's parameters (infra/test-document.yaml).
 pub fn test_parameters(
     config: &Config,
+    context: &ExecutionContext,
     family: &FamilyTarget,
     golden_ami_id: &str,
     test_name: &str,
 ) -> HashMap<String, Vec<String>> {
-    parameters([
-        ("ImageId", golden_ami_id),
-        ("InstanceType", family.instance_type.as_str()),
-        ("SubnetId", family.subnet_id.as_str()),
-        ("SecurityGroupId", config.bake_security_group_id.as_str()),
-        ("IamInstanceProfileName", family.instance_profile.as_str()),
-        (
-            "BaselineCheckDocumentName",
-            config.baseline_check_document_name.as_str(),
-        ),
-        ("ReportBucketName", config.report_bucket_name.as_str()),
-        ("TestName", test_name),
-        (
-            "AutomationAssumeRole",
-            config.automation_assume_role_arn.as_str(),
-        ),
-    ])
+    parameters(
+        [
+            ("ImageId", golden_ami_id),
+            ("InstanceType", family.instance_type.as_str()),
+            ("SubnetId", family.subnet_id.as_str()),
+            ("SecurityGroupId", config.bake_security_group_id.as_str()),
+            ("IamInstanceProfileName", family.instance_profile.as_str()),
+            (
+                "BaselineCheckDocumentName",
+                config.baseline_check_document_name.as_str(),
+            ),
+            ("ReportBucketName", config.report_bucket_name.as_str()),
+            ("TestName", test_name),
+            (
+                "AutomationAssumeRole",
+                config.automation_assume_role_arn.as_str(),
+            ),
+        ]
+        .into_iter()
+        .chain(run_parameters(config, context, family)),
+    )
 }
 
 #[cfg(test)]
@@ -95,6 +100,7 @@ mod tests {
         let token = client_token(&input.context, &family);
         let expected = test_parameters(
             &testing::config(),
+            &input.context,
             &family,
             GOLDEN,
             "golden-ami-2026-12-01-5e6f7a8b",
@@ -128,6 +134,7 @@ mod tests {
     fn parameters_name_every_input_of_the_document() {
         let parameters = test_parameters(
             &testing::config(),
+            &testing::context(),
             &testing::family(),
             GOLDEN,
             "golden-ami-x",

@@ -54,6 +54,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
             snapshot_ids = ids;
             checks.push(check_tags(
                 &golden_image_tags(
+                    &deps.config.pipeline_name,
                     &input.context,
                     &family.name,
                     source_ami_id,
@@ -423,15 +424,21 @@ mod tests {
         "arn:aws:kms:eu-west-1:111122223333:key/aaaabbbb-cccc-dddd-eeee-ffff00001111";
 
     fn tags() -> Vec<Tag> {
-        golden_image_tags(&testing::context(), "default", SOURCE, None)
-            .unwrap()
-            .into_iter()
-            .map(|(key, value)| Tag::builder().key(key).value(value).build())
-            .chain([Tag::builder()
-                .key("Name")
-                .value("golden-ami-2026-12-01-0420140d")
-                .build()])
-            .collect()
+        golden_image_tags(
+            "golden-ami-pipeline",
+            &testing::context(),
+            "default",
+            SOURCE,
+            None,
+        )
+        .unwrap()
+        .into_iter()
+        .map(|(key, value)| Tag::builder().key(key).value(value).build())
+        .chain([Tag::builder()
+            .key("Name")
+            .value("golden-ami-2026-12-01-0420140d")
+            .build()])
+        .collect()
     }
 
     fn golden_image(state: ImageState, tags: Vec<Tag>) -> Image {
