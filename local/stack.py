@@ -144,6 +144,12 @@ def _substitute(text: str, refs: dict[str, Any]) -> str:
     while (start := text.find("${", i)) >= 0:
         end = text.index("}", start)
         name = text[start + 2:end]
+        if name.startswith("!"):
+            # ${!Literal} is written as ${Literal}, e.g. an IAM policy variable
+            # (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/intrinsic-function-reference-sub.html)
+            out += [text[i:start], "${", name[1:], "}"]
+            i = end + 1
+            continue
         if name not in refs:
             raise StackError(f"cannot resolve ${{{name}}} in infra/template.yaml")
         out += [text[i:start], str(refs[name])]

@@ -6,6 +6,10 @@ leaves the decision to the identity policy, or one that names the caller (e.g. P
 aws:PrincipalOrgID and kms:ViaService), which allows it by itself
 (https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html,
 https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic.html).
+A policy variable in a condition value (`${aws:PrincipalAccount}`) is replaced with the request's
+value of that key before matching, and matches nothing when the request has no such key
+(https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_variables.html);
+principalmapper substitutes variables in the Resource element only.
 
     denials = evaluate(calls, policies, key_policies)   # [] when every call is allowed
     print(explain(denials))
@@ -14,6 +18,7 @@ https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-l
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -45,9 +50,29 @@ def explain(denials: list[Denial]) -> str:
     return "\n".join(str(d) for d in denials)
 
 
+_VARIABLE = re.compile(r"\$\{([^}]+)\}")
+
+
+def with_variables(doc: dict[str, Any], ctx: CaseInsensitiveDict) -> dict[str, Any]:
+    """`doc` with the policy variables of its statements' condition values replaced by the
+    request's values."""
+    def value(v: Any) -> Any:
+        if isinstance(v, list):
+            return [value(x) for x in v]
+        if isinstance(v, dict):
+            return {k: value(x) for k, x in v.items()}
+        if isinstance(v, str) and "${" in v:
+            # A key the request lacks leaves a value no request string equals.
+            return _VARIABLE.sub(lambda m: str(ctx.get(m.group(1), "\x00no " + m.group(1))), v)
+        return v
+    statements = [{**st, "Condition": value(st["Condition"])} if "Condition" in st else st
+                  for st in _listify_dictionary(doc["Statement"])]
+    return {**doc, "Statement": statements}
+
+
 def _allowed_by(documents: list[tuple[str, dict[str, Any]]], effect: str, action: str,
                 resource: str, ctx: CaseInsensitiveDict) -> bool:
-    return any(policy_has_matching_statement(doc, effect, action, resource, ctx)
+    return any(policy_has_matching_statement(with_variables(doc, ctx), effect, action, resource, ctx)
                for _name, doc in documents)
 
 
@@ -56,7 +81,7 @@ def closest(documents: list[tuple[str, dict[str, Any]]], action: str, resource: 
     """The Allow statements naming the action, each with what did not match."""
     found = []
     for name, doc in documents:
-        for st in _listify_dictionary(doc["Statement"]):
+        for st in _listify_dictionary(with_variables(doc, ctx)["Statement"]):
             if st.get("Effect") != "Allow":
                 continue
             actions = _listify_string(st.get("Action", []))
@@ -87,7 +112,8 @@ def _key_policy_decision(key_policy: dict[str, Any] | None, account: str, action
             continue
         one = {k: v for k, v in st.items() if k != "Principal"}
         one.setdefault("Resource", "*")
-        if not policy_has_matching_statement({"Statement": [one]}, st["Effect"], action, resource, ctx):
+        if not policy_has_matching_statement(with_variables({"Statement": [one]}, ctx), st["Effect"],
+                                             action, resource, ctx):
             continue
         if st["Effect"] == "Deny":
             return "deny"

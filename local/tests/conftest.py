@@ -99,6 +99,11 @@ def bake_env(client):
             "test_document": DOCUMENT_NAMES["TestDocument"]}
 
 
+# What StartBake and StartTest pass for the run's tags (core::automation::run_parameters).
+RUN_PARAMETERS = {"StackName": "golden-ami-pipeline", "Family": "default",
+                  "RunId": "arn:aws:states:eu-west-1:123456789012:execution:golden-ami-pipeline:local"}
+
+
 def bake_parameters(env: dict, name: str = "golden-2026-11", **overrides: str) -> dict:
     """The bake document's parameters, as StartBake sends them."""
     values = {"SourceAmiId": env["base_ami"], "SubnetId": env["subnet"],
@@ -106,7 +111,8 @@ def bake_parameters(env: dict, name: str = "golden-2026-11", **overrides: str) -
               "TargetAmiName": name, "UpdateReportDocumentName": DOCUMENT_NAMES["UpdateReportDocument"],
               "BaselineApplyDocumentName": DOCUMENT_NAMES["BaselineApplyDocument"],
               "ReportBucketName": env["bucket"],
-              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake", **overrides}
+              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake", **RUN_PARAMETERS,
+              **overrides}
     return {key: [value] for key, value in values.items()}
 
 
@@ -116,5 +122,5 @@ def boot_test_parameters(env: dict, image_id: str, name: str = "golden-2026-11")
               "IamInstanceProfileName": env["profile"],
               "BaselineCheckDocumentName": DOCUMENT_NAMES["BaselineCheckDocument"],
               "ReportBucketName": env["bucket"], "TestName": name,
-              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake"}
+              "AutomationAssumeRole": "arn:aws:iam::123456789012:role/bake", **RUN_PARAMETERS}
     return {key: [value] for key, value in values.items()}
