@@ -25,6 +25,13 @@ ALLOWED = REPO / "infra" / "iam-allowed-findings.yaml"
 FAILING = {"UNKNOWN_ACTION", "UNKNOWN_PREFIX", "RESOURCE_MISMATCH", "UNKNOWN_CONDITION_FOR_ACTION"}
 
 
+# Values of the other templates' parameters without a default, in the shape they require.
+PARAMETER_EXAMPLES = {
+    "GoldenKeyArn": "arn:aws:kms:eu-west-1:123456789012:key/mrk-example",
+    "PointerParameterArn": "arn:aws:ssm:eu-west-1:123456789012:parameter/golden-ami/current",
+}
+
+
 class _Refs(dict):
     """The refs of policies.refs, and a stand-in physical name for anything else."""
 
@@ -47,7 +54,8 @@ def _documents(path: Path) -> list[tuple[str, dict[str, Any]]]:
         base, _ = iam_policies.refs(template, env)
         refs.update(base)
     else:
-        refs.update({k: v.get("Default", f"local-{k}") for k, v in template.get("Parameters", {}).items()})
+        refs.update({k: v.get("Default", PARAMETER_EXAMPLES.get(k, f"local-{k}"))
+                     for k, v in template.get("Parameters", {}).items()})
         refs.update({"AWS::AccountId": "123456789012", "AWS::Region": local_stack.REGION,
                      "AWS::Partition": "aws", "AWS::StackName": "golden-ami-region",
                      "AWS::URLSuffix": "amazonaws.com"})
