@@ -25,6 +25,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `local` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from local.iam.check import Checker
 from local.stack import (APPROVALS_PATH, DURATIONS_PATH, LOCK_PARAMETER_NAME, POINTER_PARAMETER_NAME,  # noqa: E402
                          POINTER_SHARE_NAME, REGION, LocalStack, RunResult, StackError,
                          automation_outputs, read_facts, read_notifications)
@@ -371,6 +372,18 @@ def direct_encryption(stack: LocalStack, matrix: dict[str, Any]) -> list[str]:
     return problems
 
 
+def iam_evaluation(stack: LocalStack, checker: Checker) -> list[str]:
+    """Every call the demo's runs made, evaluated against the policy of the role that made it
+    (local/iam, as after each e2e test): a call AWS would deny fails the demo."""
+    calls = checker.take()
+    by = sorted({c["principal"] for c in calls})
+    denials = checker.check(calls)
+    say(f"[iam] {len(calls)} calls by {len(by)} principals (each function's role, the automation "
+        f"role, the instance role, the operator's approve/deny) evaluated against infra/ "
+        f"policies: {len(denials)} denied")
+    return [f"IAM would deny: {d}" for d in denials]
+
+
 def main() -> int:
     # SIGTERM behaves like Ctrl-C: unwind, so the stack stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -381,6 +394,9 @@ def main() -> int:
             started = entered + stack.build_seconds  # wall time excludes the build
             say(f"[stack] seeded: organization {stack.seed.organization_arn}, golden AMI "
                 f"{stack.seed.golden_ami_id}, pointer version {stack.seed.pointer_version}")
+            # Every AWS call from here on is evaluated against its caller's policy at the end.
+            stack.admin("calls/take", {})
+            checker = Checker(stack, recording=None)
             matrix = set_up_matrix(stack)
             say(f"[stack] {OTHER_REGION} prepared as infra/region.yaml would (key replica "
                 f"{matrix['replica']}, pointer share); family {ARM_FAMILY} added without a pointer")
@@ -404,6 +420,7 @@ def main() -> int:
                 problems += operator_cli(stack, matrix)
                 problems += approval_gate(stack, matrix)
                 problems += direct_encryption(stack, matrix)
+            problems += iam_evaluation(stack, checker)
     except StackError as exc:
         say(f"demo: the local stack failed: {exc}")
         return 1

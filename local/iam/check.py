@@ -64,8 +64,9 @@ class Checker:
             kept.append(call)
         return kept
 
-    def check(self) -> list[Denial]:
-        calls = self.take()
+    def check(self, calls: list[dict[str, Any]] | None = None) -> list[Denial]:
+        """Evaluate `calls` (default: those taken now)."""
+        calls = self.take() if calls is None else calls
         started = time.monotonic()
         if self.stack.seed is None or not calls:
             return []
