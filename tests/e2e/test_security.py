@@ -20,15 +20,22 @@ def test_the_bakes_image_and_snapshots_carry_the_pipelines_tags(fresh: LocalStac
     image = during.images[intermediate]
     assert image["tags"]["Type"] == "golden-ami-intermediate"
     assert image["tags"]["golden-ami:automation-execution"] == bake["id"]
+    # The stack, the run and the family, set in CreateImage: what proves the image is this run's.
+    run_tags = {"golden-ami:stack": "golden-ami-pipeline", "golden-ami:family": "default"}
+    assert run_tags.items() <= image["tags"].items(), image["tags"]
+    assert image["tags"]["golden-ami:execution"].endswith(":tags-on-create")
     for snapshot in image["snapshots"]:
         tags = during.snapshots[snapshot]["tags"]
         assert tags["Type"] == "golden-ami-intermediate", tags
         assert tags["golden-ami:automation-execution"] == bake["id"]
+        assert run_tags.items() <= tags.items(), tags
 
     after = read_facts(fresh)
     golden = after.images[after.pointer["value"]]
+    assert golden["tags"]["golden-ami:stack"] == "golden-ami-pipeline"
     for snapshot in golden["snapshots"]:
         assert after.snapshots[snapshot]["tags"]["Type"] == "golden-ami"
+        assert after.snapshots[snapshot]["tags"]["golden-ami:stack"] == "golden-ami-pipeline"
     assert bake["parameters"]["SecurityGroupId"] == fresh.seed.security_group_id
     assert_nothing_left(before, after, published=after.pointer["value"])
 

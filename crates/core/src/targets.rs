@@ -93,6 +93,8 @@ pub struct FamilySpec {
     pub instance_type: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subnet_id: Option<String>,
+    /// Refused when set (see `validate`): kept so that a targets document naming one is told
+    /// why, not merely that the field is unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance_profile: Option<String>,
     /// Publish in these target regions only (default: all of them).
@@ -394,7 +396,17 @@ impl Targets {
             {
                 return Err(bad(
                     entry,
-                    format!("subnetId {subnet:?} is not a subnet id"),
+                    format!(
+                        "subnetId {subnet:?} is not a subnet id (it must be a subnet of the stack's BakeVpcId)"
+                    ),
+                ));
+            }
+            if let Some(profile) = &family.instance_profile {
+                return Err(bad(
+                    entry,
+                    format!(
+                        "instanceProfile {profile:?} cannot be used: the bake automation role may pass only the stack's bake instance role, so a family's own profile could never launch; remove instanceProfile (every family bakes and boots with the stack's instance profile, whose role the baseline and the report upload need)"
+                    ),
                 ));
             }
             for region in family.regions.iter().flatten() {
@@ -419,8 +431,8 @@ impl Targets {
         Ok(targets)
     }
 
-    /// Every family, resolved: the stack's subnet and instance profile unless the family names
-    /// its own, its regions with the home region first.
+    /// Every family, resolved: the stack's subnet unless the family names its own (a subnet of
+    /// the bake VPC), the stack's instance profile, its regions with the home region first.
     pub fn plan(
         &self,
         stack: &Stack<'_>,
@@ -469,10 +481,7 @@ impl Targets {
                         .subnet_id
                         .clone()
                         .unwrap_or_else(|| subnet_id.to_string()),
-                    instance_profile: family
-                        .instance_profile
-                        .clone()
-                        .unwrap_or_else(|| instance_profile.to_string()),
+                    instance_profile: instance_profile.to_string(),
                     home_region: home_region.to_string(),
                     regions,
                     base_image: family.base_image.clone(),
@@ -678,6 +687,10 @@ mod tests {
             (
                 |d| d["families"][0]["regions"] = serde_json::json!(["ap-south-1"]),
                 "region ap-south-1 is not one of the target regions",
+            ),
+            (
+                |d| d["families"][0]["instanceProfile"] = "team-profile".into(),
+                "instanceProfile \"team-profile\" cannot be used: the bake automation role may pass only the stack's bake instance role",
             ),
         ];
         for (change, expected) in cases {
