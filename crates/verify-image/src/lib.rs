@@ -7,8 +7,8 @@
 //! published image nor the intermediate one. The image's checks are golden_ami_core::golden's,
 //! the ones `golden-ami pin` runs too.
 
-use golden_ami_core::golden::{GoldenSpec, inspect, split};
 pub use golden_ami_core::golden::Check;
+use golden_ami_core::golden::{GoldenSpec, inspect, split};
 use golden_ami_core::naming::golden_image_tags;
 use golden_ami_core::{Deps, ShareResult, StepError, StepInput, VerifyResult};
 
@@ -131,7 +131,9 @@ mod tests {
     use golden_ami_core::naming::{TAG_PATCH_DATE, TAG_SOURCE_AMI};
     use std::collections::HashMap;
 
-    use aws_sdk_ec2::types::{ArchitectureValues, Image, ImageState, LaunchPermission, Snapshot, Tag};
+    use aws_sdk_ec2::types::{
+        ArchitectureValues, Image, ImageState, LaunchPermission, Snapshot, Tag,
+    };
     use golden_ami_core::golden::*;
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
