@@ -47,7 +47,8 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
                         Overwrite=True)
     result = running.wait()
     after = read_facts(fresh)
-    message = assert_failed_once(result, after, "PublishPointer")["message"]
+    # Caught before any pointer moves: CheckPointers reads every region's pointer first.
+    message = assert_failed_once(result, after, "CheckPointers")["message"]
     assert result.root_cause["Error"] == "PointerChangedConcurrently"
     assert after.pointer["value"] == pin
     [entry] = [e for e in ssm.get_parameter_history(Name=POINTER_PARAMETER_NAME)["Parameters"]

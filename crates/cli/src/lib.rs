@@ -13,6 +13,7 @@ use aws_sdk_ec2::types::ImageState;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
+use golden_ami_core::config::split_list;
 use golden_ami_core::golden::{GoldenSpec, inspect, split};
 use golden_ami_core::naming::{self, TAG_FAMILY, TAG_TYPE, TYPE_GOLDEN, format_timestamp};
 use golden_ami_core::targets::{Architecture, region_key};
@@ -209,15 +210,6 @@ pub async fn find_stack(
         .principals(None)
     });
     Ok(stack)
-}
-
-fn split_list(value: &str) -> Vec<String> {
-    value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 /// `--shared-with`: organization ARNs, OU ARNs and 12-digit account ids, comma-separated.

@@ -30,6 +30,16 @@ pub struct ShareConfig {
     pub share_with_organization: bool,
 }
 
+/// A comma-separated list (the stack's list parameters), its items trimmed, empty ones left out.
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 impl ShareConfig {
     /// Who the image is shared with: the organization (configured, else `looked_up`) unless
     /// sharing with it is off, plus the configured OUs and accounts. What ShareImage grants and
@@ -439,14 +449,7 @@ impl Env<'_> {
 
     fn list(&self, name: &str) -> Vec<String> {
         self.optional(name)
-            .map(|value| {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|value| split_list(&value))
             .unwrap_or_default()
     }
 
