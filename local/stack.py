@@ -701,6 +701,26 @@ class LocalStack:
                                 Overwrite=True)
         return ids
 
+    def golden_copy(self, source: str, family: str = "default", *, region: str = REGION,
+                    key_arn: str | None = None) -> str:
+        """A golden image of `family` in `region` as the pipeline makes one, from `source` (an
+        image at home): copied under the region's golden key (`key_arn`; default the home key),
+        tagged as the family's golden image and shared with the organization. Returns its id."""
+        seed = self.seed
+        assert seed is not None
+        tags = [{"Key": "Type", "Value": "golden-ami"}, {"Key": "golden-ami:family", "Value": family}]
+        ec2 = self.client("ec2", region=region)
+        image = ec2.copy_image(
+            SourceImageId=source, SourceRegion=REGION, Name=f"golden-ami-{family}-copy-{source}",
+            Encrypted=True, KmsKeyId=key_arn or seed.kms_key_arn,
+            TagSpecifications=[{"ResourceType": "image", "Tags": tags},
+                               {"ResourceType": "snapshot", "Tags": tags}])["ImageId"]
+        ec2.get_waiter("image_available").wait(ImageIds=[image],
+                                               WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+        ec2.modify_image_attribute(ImageId=image, LaunchPermission={
+            "Add": [{"OrganizationArn": seed.organization_arn}]})
+        return image
+
     # ---- the fan-out: regions and families ----
 
     def add_region(self, region: str) -> str:
@@ -967,13 +987,17 @@ class LocalStack:
             return error.code, json.loads(error.read() or b"null")
 
     def golden_ami(self, *args: str) -> subprocess.CompletedProcess:
-        """The operator CLI (the stack's debug build) against this stack: the targets by name,
-        as the local stack has no CloudFormation stack to read them from."""
+        """The operator CLI (the stack's debug build) against this stack: the targets, the golden
+        key and who the images are shared with given by flags, as the local stack has no
+        CloudFormation stack to read them from."""
+        assert self.seed is not None
         target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(DUMMY_CREDENTIALS, AWS_REGION=REGION, AWS_EC2_METADATA_DISABLED="true")
         return subprocess.run([f"{target}/debug/golden-ami", "--endpoint-url", self.endpoint,
-                               "--targets-parameter", TARGETS_PARAMETER_NAME, *args],
+                               "--targets-parameter", TARGETS_PARAMETER_NAME,
+                               "--golden-key-arn", self.seed.kms_key_arn,
+                               "--shared-with", self.seed.organization_arn, *args],
                               env=env, capture_output=True, text=True, timeout=60)
 
     def _forget(self, proc: subprocess.Popen) -> None:

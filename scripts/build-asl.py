@@ -135,9 +135,10 @@ class Level:
 
     def region_map(self, name: str, items_path: str, selector: dict[str, Any], processor: Level,
                    start: str, result_path: str, flag: str, comment: str, next_ok: str,
-                   failed_as: str) -> None:
+                   failed_as: str, on_region_failure: str | None = None) -> None:
         """A Map over the family's regions whose iterations never fail (each records its own
-        failure and sets `flag` false), then a check that every region set it true."""
+        failure and sets `flag` false), then a check that every region set it true; when one did
+        not, `on_region_failure` (if given) runs before `<name>FailedInARegion`."""
         self.add(name, {
             "Type": "Map",
             "Comment": comment,
@@ -165,7 +166,7 @@ class Level:
         self.add(f"{name}Succeeded?", {
             "Type": "Choice",
             "Choices": [{"Variable": f"{result_path}Check.anyFailed", "BooleanEquals": True,
-                         "Next": f"{name}FailedInARegion"}],
+                         "Next": on_region_failure or f"{name}FailedInARegion"}],
             "Default": next_ok,
         })
         self.add(f"{name}FailedInARegion", {
@@ -256,6 +257,8 @@ def family() -> Level:
            comment="One poll; fails with TestFailed naming each failed control, or TestTimedOut past the deadline.",
            next_state="ApprovalRequired?")
     approval_gate(f)
+    f.task("CheckPointers", "PublishPointer", None, "PublishPointers", params={"mode": "CHECK"},
+           comment="Before the first pointer moves: the family is not pinned and every region's pointer is what ReadCurrentAmi read. One changed by hand stops every region (all regions or none).")
     f.region_map(
         "PublishPointers", "$.regions",
         {"context.$": "$.context", "family.$": "$.family", "current.$": "$.current",
@@ -264,7 +267,11 @@ def family() -> Level:
          "share.$": "$$.Map.Item.Value.share", "verify.$": "$$.Map.Item.Value.verify"},
         region_publish(), "PublishPointer", "$.pointers", "published",
         "Move the family's pointer in every region: all of them were verified and the copy booted.",
-        "Cleanup", "PublishPointers")
+        "Cleanup", "PublishPointers", on_region_failure="RestorePointers")
+    f.task("RestorePointers", "PublishPointer", "$.restore", "PublishPointersFailedInARegion",
+           params={"mode": "RESTORE"}, catch_path="$.restoreError",
+           on_catch="PublishPointersFailedInARegion",
+           comment="A region's pointer did not move: put back the pointers this run moved in the others (all regions or none), each awaited until SSM shows it.")
     f.task("Cleanup", "Cleanup", "$.cleanup", "Retain", params={"mode": "SUCCESS"},
            comment="Remove the intermediate (account-key) image and its snapshots (a direct bake made none).")
     f.task("Retain", "Retain", "$.retention", "FamilyPublished", catch_path="$.retentionError",
@@ -322,7 +329,7 @@ def approval_gate(f: Level) -> None:
         "Comment": "An ungated family: no decision ({}), so the family's result has the same keys either way.",
         "Result": {},
         "ResultPath": "$.approval",
-        "Next": "PublishPointers",
+        "Next": "CheckPointers",
     })
     f.add("AwaitApproval", {
         "Comment": "Store the task token and ask for approval (SNS, with the change summary and the exact golden-ami command), then wait for the answer, at most the family's deadline.",
@@ -336,7 +343,7 @@ def approval_gate(f: Level) -> None:
         "ResultPath": "$.approval",
         "Retry": [dict(RETRY)],
         "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "AwaitApprovalFailed"}],
-        "Next": "PublishPointers",
+        "Next": "CheckPointers",
     })
     f.record_failure("AwaitApproval")
 

@@ -4,7 +4,12 @@ so run, history and why are covered by the CLI's unit tests (aws-smithy-mocks) i
 
 import json
 
-from local.stack import PINS_PATH, POINTER_PARAMETER_NAME, REGION, LocalStack, read_facts
+from local.stack import (PINS_PATH, POINTER_PARAMETER_NAME, REGION, LocalStack, put_image_parameter,
+                         read_facts)
+
+OTHER = "us-east-1"
+DEFAULT_FAMILY = {"name": "default", "pointer": POINTER_PARAMETER_NAME, "architecture": "x86_64",
+                  "instanceType": "t3.small"}
 
 
 def test_status_shows_each_pointer_and_says_the_runs_need_a_state_machine(fresh: LocalStack):
@@ -45,7 +50,9 @@ def test_rollback_puts_the_previous_image_back_and_refuses_a_gone_one(fresh: Loc
 
 
 def test_a_pinned_family_is_skipped_by_the_pipeline_until_unpinned(fresh: LocalStack):
-    pinned_image = fresh.seed.golden_ami_id
+    pinned_image = fresh.golden_copy(fresh.seed.golden_ami_id)
+    put_image_parameter(fresh.client("ssm"), Name=POINTER_PARAMETER_NAME, Value=pinned_image,
+                        Type="String", Overwrite=True)
     pinned = fresh.golden_ami("pin", pinned_image, "--reason", "kernel regression")
     assert pinned.returncode == 0, pinned.stderr
     assert "the pointer already holds" in pinned.stdout
@@ -76,9 +83,82 @@ def test_pin_refuses_what_is_not_a_usable_image(fresh: LocalStack):
     bad = fresh.golden_ami("pin", "not-an-ami")
     assert bad.returncode == 2 and "not-an-ami is not an AMI id" in bad.stderr
     gone = fresh.golden_ami("pin", "ami-0123456789abcdef0")
-    assert gone.returncode == 1 and "ami-0123456789abcdef0 does not exist in" in gone.stderr
+    assert gone.returncode == 1 and "the golden image ami-0123456789abcdef0 does not exist" \
+        in gone.stderr, gone.stderr
     other = fresh.golden_ami("pin", fresh.seed.golden_ami_id, "--region", "ap-south-1")
     assert other.returncode == 2 and "family default is not published in ap-south-1" in other.stderr
     assert fresh.client("ssm").get_parameters_by_path(Path=PINS_PATH)["Parameters"] == []
     assert read_facts(fresh).pointer["value"] == fresh.seed.golden_ami_id
     assert POINTER_PARAMETER_NAME in fresh.golden_ami("status", "--json").stdout
+
+
+def test_pin_refuses_an_image_that_is_not_the_familys_golden_image(fresh: LocalStack):
+    """A pin is as strict as VerifyImage: a public image, an image under the account key, the
+    golden image of another architecture are refused, each naming why; the family's golden
+    image is pinned."""
+    seed = fresh.seed
+    arm = fresh.add_family("arm64", "arm64", pointer="/golden-ami/arm64")
+    ec2 = fresh.client("ec2")
+    # The bake's intermediate image: under the account's own key, tagged as such.
+    intermediate = ec2.copy_image(
+        SourceImageId=seed.golden_ami_id, SourceRegion=REGION, Name="golden-ami-intermediate",
+        Encrypted=True, TagSpecifications=[{"ResourceType": "image", "Tags": [
+            {"Key": "Type", "Value": "golden-ami-intermediate"},
+            {"Key": "golden-ami:family", "Value": "default"}]}])["ImageId"]
+    refused = {
+        seed.base_ami_id: [f"{seed.base_ami_id} is owned by ", f"not this account {seed.account_id}"],
+        intermediate: ['tag Type is "golden-ami-intermediate", expected "golden-ami"',
+                       f"not the golden key {seed.kms_key_arn}",
+                       f"the launch permission lacks {seed.organization_arn}"],
+        fresh.golden_copy(arm["seededImage"]): ["is arm64, not the family's architecture x86_64"],
+    }
+    for image, reasons in refused.items():
+        result = fresh.golden_ami("pin", image)
+        assert result.returncode == 1, (image, result.stdout, result.stderr)
+        assert f"cannot pin {image}: it is not a golden image of default in {REGION}" \
+            in result.stderr, result.stderr
+        for reason in reasons:
+            assert reason in result.stderr, (reason, result.stderr)
+        assert result.stderr.rstrip().endswith("the family's golden images are tagged "
+                                               "golden-ami:family=default)"), result.stderr
+    assert fresh.client("ssm").get_parameters_by_path(Path=PINS_PATH)["Parameters"] == []
+    assert read_facts(fresh).pointer["value"] == seed.golden_ami_id
+
+    golden = fresh.golden_copy(seed.golden_ami_id)
+    pinned = fresh.golden_ami("pin", golden, "--json")
+    assert pinned.returncode == 0, pinned.stderr
+    assert read_facts(fresh).pointer["value"] == golden
+
+
+def test_a_pin_set_during_the_run_stops_every_region_and_the_next_run_skips_the_family(
+        fresh: LocalStack):
+    """Pinned to the very image the home pointer holds while the bake runs: no pointer of the
+    family moves in any region, and the next run reports the family pinned."""
+    replica = fresh.add_region(OTHER)
+    fresh.set_targets([DEFAULT_FAMILY], [OTHER])
+    seed = fresh.seed
+    home = fresh.golden_copy(seed.golden_ami_id)
+    put_image_parameter(fresh.client("ssm"), Name=POINTER_PARAMETER_NAME, Value=home,
+                        Type="String", Overwrite=True)
+    put_image_parameter(fresh.client("ssm", region=OTHER), Name=POINTER_PARAMETER_NAME,
+                        Value=fresh.golden_copy(seed.golden_ami_id, region=OTHER, key_arn=replica),
+                        Type="String", Tier="Advanced")
+    before = read_facts(fresh)
+    fresh.admin("config", {"automationPollsPerStep": 3})
+    running = fresh.start_run(name="pinned-during-the-bake", wait_ms=20)
+    running.wait_for(lambda e: e["type"] == "StateEntered" and e["state"] == "CheckBake")
+    pinned = fresh.golden_ami("pin", home, "--reason", "kernel regression")
+    assert pinned.returncode == 0, pinned.stderr
+    assert "the pointer already holds" in pinned.stdout
+    result = running.wait()
+    after = read_facts(fresh)
+    assert result.status == "FAILED"
+    assert after.pointers == before.pointers
+    [failed] = [n for n in after.notifications if n["event"] == "FAILED"]
+    assert "FamilyPinned" in failed["message"], failed["message"]
+
+    again = fresh.run()
+    assert again.succeeded, again.stderr[-3000:]
+    assert read_facts(fresh).pointers == before.pointers
+    end = read_facts(fresh).notifications[-1]
+    assert "0 of 1 families published, 1 pinned" in end["subject"], end["subject"]

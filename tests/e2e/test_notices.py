@@ -47,7 +47,8 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
                         Overwrite=True)
     result = running.wait()
     after = read_facts(fresh)
-    message = assert_failed_once(result, after, "PublishPointer")["message"]
+    # Caught before any pointer moves: CheckPointers reads every region's pointer first.
+    message = assert_failed_once(result, after, "CheckPointers")["message"]
     assert result.root_cause["Error"] == "PointerChangedConcurrently"
     assert after.pointer["value"] == pin
     [entry] = [e for e in ssm.get_parameter_history(Name=POINTER_PARAMETER_NAME)["Parameters"]
@@ -63,7 +64,8 @@ def test_a_pin_during_the_run_is_named_with_who_and_when_and_respected(
 
 
 def test_a_run_with_every_family_pinned_says_so_and_by_whom_when_it_starts(fresh: LocalStack):
-    pinned = fresh.golden_ami("pin", fresh.seed.golden_ami_id, "--reason", "kernel regression")
+    golden = fresh.golden_copy(fresh.seed.golden_ami_id)
+    pinned = fresh.golden_ami("pin", golden, "--reason", "kernel regression")
     assert pinned.returncode == 0, pinned.stderr
     pin = json.loads(fresh.client("ssm").get_parameter(Name=f"{PINS_PATH}/default")
                      ["Parameter"]["Value"])
@@ -78,5 +80,5 @@ def test_a_run_with_every_family_pinned_says_so_and_by_whom_when_it_starts(fresh
     assert ("The monthly patch of the golden images has started, but nothing runs: every image "
             f"family is pinned (default), by {pin['pinnedBy']}. This run bakes, tests and "
             "publishes nothing; every pointer keeps what it holds.") in message, message
-    assert f"Family default: pinned to {fresh.seed.golden_ami_id} in {REGION}" in message
+    assert f"Family default: pinned to {golden} in {REGION}" in message
     assert "0 image families" not in message and " in ." not in message

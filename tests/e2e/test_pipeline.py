@@ -25,6 +25,7 @@ FAILING_CALL = {
     "VerifyImage": {**EC2_DENIED, "action": "DescribeSnapshots"},
     "StartTest": {**SSM_DENIED, "action": "StartAutomationExecution"},
     "CheckTest": {**SSM_DENIED, "action": "GetAutomationExecution"},
+    "CheckPointers": {**SSM_DENIED, "action": "GetParameter"},
     "PublishPointer": {**SSM_DENIED, "action": "PutParameter"},
     "Cleanup": {**EC2_DENIED, "action": "DeregisterImage"},
     "ReleaseLock": {**SSM_DENIED, "action": "DeleteParameter"},

@@ -9,6 +9,8 @@ pub struct Aws {
     pub sfn: aws_sdk_sfn::Client,
     pub ssm: aws_sdk_ssm::Client,
     pub ec2: aws_sdk_ec2::Client,
+    /// `pin` resolves a snapshot's key that EC2 names by alias or id (as VerifyImage does).
+    pub kms: aws_sdk_kms::Client,
     pub sts: aws_sdk_sts::Client,
     /// How long a pointer write may take to show (SSM validates aws:ec2:image values
     /// asynchronously): `rollback` and `pin` wait this long before they give up.
@@ -41,6 +43,7 @@ impl Aws {
             aws_sdk_sfn::Client::new(&shared),
             aws_sdk_ssm::Client::new(&shared),
             aws_sdk_ec2::Client::new(&shared),
+            aws_sdk_kms::Client::new(&shared),
             aws_sdk_sts::Client::new(&shared),
         );
         aws.region = shared.region().map(|r| r.to_string()).unwrap_or_default();
@@ -54,6 +57,7 @@ impl Aws {
         sfn: aws_sdk_sfn::Client,
         ssm: aws_sdk_ssm::Client,
         ec2: aws_sdk_ec2::Client,
+        kms: aws_sdk_kms::Client,
         sts: aws_sdk_sts::Client,
     ) -> Self {
         Self {
@@ -62,6 +66,7 @@ impl Aws {
             sfn,
             ssm,
             ec2,
+            kms,
             sts,
             pointer_wait: crate::POINTER_WAIT,
             shared: None,
@@ -90,5 +95,11 @@ impl Aws {
         self.config_in(region)
             .map(|config| aws_sdk_ec2::Client::new(&config))
             .unwrap_or_else(|| self.ec2.clone())
+    }
+
+    pub fn kms_in(&self, region: &str) -> aws_sdk_kms::Client {
+        self.config_in(region)
+            .map(|config| aws_sdk_kms::Client::new(&config))
+            .unwrap_or_else(|| self.kms.clone())
     }
 }

@@ -13,10 +13,13 @@ use aws_sdk_ec2::types::ImageState;
 use aws_sdk_sfn::types::{ExecutionStatus, HistoryEvent};
 use aws_sdk_ssm::error::ProvideErrorMetadata;
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
-use golden_ami_core::naming::format_timestamp;
+use golden_ami_core::config::split_list;
+use golden_ami_core::golden::{GoldenSpec, inspect, split};
+use golden_ami_core::naming::{self, TAG_FAMILY, TAG_TYPE, TYPE_GOLDEN, format_timestamp};
+use golden_ami_core::targets::{Architecture, region_key};
 use golden_ami_core::{
-    APPROVAL_DENIED, ApprovalDecision, ApprovalRequest, Pin, StepError, Targets, WriteOutcome,
-    await_pointer_write, read_pointer, read_pointer_history,
+    APPROVAL_DENIED, ApprovalDecision, ApprovalRequest, LaunchPrincipals, Pin, ShareConfig,
+    StepError, Targets, WriteOutcome, await_pointer_write, read_pointer, read_pointer_history,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -85,6 +88,14 @@ pub struct Stack {
     /// The schedule's ScheduleTimezone (IANA name); UTC when the stack was not read.
     #[serde(default)]
     pub timezone: Option<String>,
+    /// The golden key at home (the GoldenKeyArn output, or --golden-key-arn): a target region
+    /// without its own kmsKeyArn uses its multi-Region replica. `pin` checks the snapshots.
+    #[serde(skip)]
+    pub golden_key_arn: Option<String>,
+    /// Who the stack shares its golden images with (its OrganizationArn, ShareWithOrganization,
+    /// ShareOuArns and ShareAccountIds, or --shared-with): `pin` checks the launch permission.
+    #[serde(skip)]
+    pub shared_with: Option<LaunchPrincipals>,
 }
 
 impl Stack {
@@ -122,6 +133,8 @@ pub async fn find_stack(
         state_machine_arn: state_machine_arn.clone(),
         schedule: None,
         timezone: None,
+        golden_key_arn: None,
+        shared_with: None,
     };
     // Given the targets, the stack itself is not needed (the local stack has none): the runs
     // then need --state-machine-arn.
@@ -180,7 +193,42 @@ pub async fn find_stack(
         _ => format!("cron(0 8 1 * ? *) {timezone}"),
     });
     stack.timezone = Some(timezone.to_string());
+    stack.golden_key_arn = outputs.get("GoldenKeyArn").map(|v| v.to_string());
+    stack.shared_with = parameters.get("OrganizationArn").map(|organization| {
+        let list = |key: &str| {
+            parameters
+                .get(key)
+                .map(|value| split_list(value))
+                .unwrap_or_default()
+        };
+        ShareConfig {
+            organization_arn: Some(organization.to_string()),
+            organizational_unit_arns: list("ShareOuArns"),
+            account_ids: list("ShareAccountIds"),
+            share_with_organization: parameters.get("ShareWithOrganization") != Some(&"false"),
+        }
+        .principals(None)
+    });
     Ok(stack)
+}
+
+/// `--shared-with`: organization ARNs, OU ARNs and 12-digit account ids, comma-separated.
+pub fn parse_shared_with(value: &str) -> Result<LaunchPrincipals, CliError> {
+    let mut principals = LaunchPrincipals::default();
+    for item in split_list(value) {
+        if naming::is_organization_arn(&item) {
+            principals.organization_arns.push(item);
+        } else if naming::is_organizational_unit_arn(&item) {
+            principals.organizational_unit_arns.push(item);
+        } else if item.len() == 12 && item.bytes().all(|b| b.is_ascii_digit()) {
+            principals.account_ids.push(item);
+        } else {
+            return Err(CliError::refused(format!(
+                "--shared-with: {item} is neither an organization ARN, an OU ARN nor a 12-digit account id"
+            )));
+        }
+    }
+    Ok(principals)
 }
 
 /// One family as the targets list it, with the regions it is published in.
@@ -189,6 +237,12 @@ pub struct Family {
     pub name: String,
     pub pointer: String,
     pub regions: Vec<String>,
+    #[serde(skip)]
+    pub architecture: Architecture,
+    /// The golden key of each region whose key is known (the targets' kmsKeyArn, or the
+    /// replica of the stack's golden key).
+    #[serde(skip)]
+    pub golden_keys: BTreeMap<String, String>,
 }
 
 pub async fn families(aws: &Aws, stack: &Stack) -> Result<Vec<Family>, CliError> {
@@ -210,6 +264,15 @@ pub async fn families(aws: &Aws, stack: &Stack) -> Result<Vec<Family>, CliError>
         ))
     })?;
     let all: Vec<String> = targets.regions.iter().map(|r| r.region.clone()).collect();
+    let golden_keys: BTreeMap<String, String> = targets
+        .regions
+        .iter()
+        .filter_map(|entry| {
+            region_key(entry, stack.golden_key_arn.as_deref())
+                .ok()
+                .map(|key| (entry.region.clone(), key))
+        })
+        .collect();
     Ok(targets
         .families
         .into_iter()
@@ -217,6 +280,8 @@ pub async fn families(aws: &Aws, stack: &Stack) -> Result<Vec<Family>, CliError>
             regions: f.regions.unwrap_or_else(|| all.clone()),
             name: f.name,
             pointer: f.pointer,
+            architecture: f.architecture,
+            golden_keys: golden_keys.clone(),
         })
         .collect())
 }
@@ -489,21 +554,20 @@ pub async fn pin(
     reason: Option<String>,
     now: OffsetDateTime,
 ) -> Result<(Pin, Option<Moved>), CliError> {
-    if !golden_ami_core::naming::is_ami_id(image) {
+    if !naming::is_ami_id(image) {
         return Err(CliError::refused(format!(
             "{image} is not an AMI id (ami- and 8 or 17 hex digits)"
         )));
     }
-    usable_image(aws, region, image).await?;
-    let pinned_by = aws
+    let caller = aws
         .sts
         .get_caller_identity()
         .send()
         .await
-        .map_err(sdk("sts:GetCallerIdentity"))?
-        .arn()
-        .unwrap_or("unknown")
-        .to_string();
+        .map_err(sdk("sts:GetCallerIdentity"))?;
+    let pinned_by = caller.arn().unwrap_or("unknown").to_string();
+    let account = caller.account().unwrap_or_default();
+    pinnable(aws, stack, family, region, image, account, now).await?;
     let pin = Pin {
         family: family.name.clone(),
         ami_id: image.to_string(),
@@ -540,6 +604,59 @@ pub async fn pin(
         })
     };
     Ok((pin, moved))
+}
+
+/// A pin is as strict as VerifyImage: the image must be a golden image of the family in the
+/// region (golden::inspect: owned by this account, the family's golden tags, every snapshot
+/// under the region's golden key, shared as the stack shares, the family's architecture,
+/// available and not deprecated). NotPinnable lists every check it fails.
+async fn pinnable(
+    aws: &Aws,
+    stack: &Stack,
+    family: &Family,
+    region: &str,
+    image: &str,
+    account: &str,
+    now: OffsetDateTime,
+) -> Result<(), CliError> {
+    let key_arn = family.golden_keys.get(region).ok_or_else(|| {
+        CliError::refused(format!(
+            "the golden key of {region} is not known, so {image} cannot be checked: give --golden-key-arn (the stack's GoldenKeyArn output), or the region's kmsKeyArn in the targets"
+        ))
+    })?;
+    let principals = stack.shared_with.as_ref().ok_or_else(|| {
+        CliError::refused(format!(
+            "who the stack shares its golden images with is not known, so {image} cannot be checked: give --shared-with (the stack's OrganizationArn, ShareOuArns, ShareAccountIds)"
+        ))
+    })?;
+    let tags = [
+        (TAG_TYPE, TYPE_GOLDEN.to_string()),
+        (TAG_FAMILY, family.name.clone()),
+    ];
+    let spec = GoldenSpec {
+        tags: &tags,
+        key_arn,
+        principals,
+        architecture: family.architecture,
+        owner: Some(account),
+        now,
+    };
+    let inspection = inspect(&aws.ec2_in(region), &aws.kms_in(region), image, &spec)
+        .await
+        .map_err(|error| CliError::refused(error.to_string()))?;
+    let (_, problems) = split(inspection.checks);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::failed(
+        StepError::NotPinnable {
+            family: family.name.clone(),
+            region: region.to_string(),
+            image_id: image.to_string(),
+            problems,
+        }
+        .to_string(),
+    ))
 }
 
 /// `unpin`: remove the family's pin (its pointer keeps its value until the next run).

@@ -33,6 +33,14 @@ struct Args {
     /// The state machine, instead of the stack's StateMachineArn output.
     #[arg(long, global = true)]
     state_machine_arn: Option<String>,
+    /// The stack's golden key (its GoldenKeyArn output), when the stack is not read: `pin`
+    /// checks the image's snapshots against it (or its replica in the image's region).
+    #[arg(long, global = true)]
+    golden_key_arn: Option<String>,
+    /// Who the stack shares its golden images with, when the stack is not read: organization
+    /// ARNs, OU ARNs and account ids, comma-separated. `pin` checks the launch permission.
+    #[arg(long, global = true)]
+    shared_with: Option<String>,
     /// One JSON document instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -139,13 +147,19 @@ async fn run(args: Args) -> Result<ExitCode, CliError> {
             "no region: pass --stack-region or set AWS_REGION / a profile's region",
         ));
     }
-    let stack = cli::find_stack(
+    let mut stack = cli::find_stack(
         &aws,
         &args.stack,
         args.targets_parameter.clone(),
         args.state_machine_arn.clone(),
     )
     .await?;
+    if let Some(key) = args.golden_key_arn {
+        stack.golden_key_arn = Some(key);
+    }
+    if let Some(principals) = args.shared_with.as_deref() {
+        stack.shared_with = Some(cli::parse_shared_with(principals)?);
+    }
     let families = cli::families(&aws, &stack).await?;
     // Whole seconds: the times it records (pins, decisions) are read by people.
     let now = OffsetDateTime::now_utc().truncate_to_second();

@@ -11,8 +11,13 @@ use aws_sdk_cloudformation::operation::describe_stacks::{
 use aws_sdk_cloudformation::types::{
     Output, Parameter as StackParameter, Stack as CfnStack, StackStatus,
 };
+use aws_sdk_ec2::operation::describe_image_attribute::DescribeImageAttributeOutput;
 use aws_sdk_ec2::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
-use aws_sdk_ec2::types::{Image, ImageState};
+use aws_sdk_ec2::operation::describe_snapshots::DescribeSnapshotsOutput;
+use aws_sdk_ec2::types::{
+    ArchitectureValues, BlockDeviceMapping, EbsBlockDevice, Image, ImageState, LaunchPermission,
+    Snapshot, Tag,
+};
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput;
 use aws_sdk_sfn::operation::get_execution_history::GetExecutionHistoryOutput;
 use aws_sdk_sfn::operation::list_executions::ListExecutionsOutput;
@@ -38,7 +43,8 @@ use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use aws_smithy_types::DateTime;
 use aws_smithy_types::error::ErrorMetadata;
 use golden_ami_cli::{self as cli, Aws, FailureSeen, Family, FamilyOutcome, Moved, Stack};
-use golden_ami_core::{ApprovalRequest, Pin};
+use golden_ami_core::targets::Architecture;
+use golden_ami_core::{ApprovalRequest, LaunchPrincipals, Pin};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -56,6 +62,10 @@ const TARGETS: &str = r#"{"families": [
     {"name": "arm64", "pointer": "/golden-ami/arm64", "architecture": "arm64", "instanceType": "t4g.small", "regions": ["eu-west-1"]}],
   "regions": [{"region": "eu-west-1"}, {"region": "us-east-1"}]}"#;
 const POINTER: &str = "/golden-ami/current";
+const ACCOUNT: &str = "111122223333";
+const GOLDEN_KEY: &str =
+    "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab";
+const ORGANIZATION: &str = "arn:aws:organizations::999988887777:organization/o-a1b2c3d4e5";
 const ARM_POINTER: &str = "/golden-ami/arm64";
 const CURRENT: &str = "ami-0ccccccccccccccc0";
 const PREVIOUS: &str = "ami-0bbbbbbbbbbbbbbb0";
@@ -72,6 +82,7 @@ struct Rules<'a> {
     sfn: Vec<&'a Rule>,
     ssm: Vec<&'a Rule>,
     ec2: Vec<&'a Rule>,
+    kms: Vec<&'a Rule>,
     sts: Vec<&'a Rule>,
 }
 
@@ -90,6 +101,7 @@ impl Rules<'_> {
             client!(aws_sdk_sfn, self.sfn),
             client!(aws_sdk_ssm, self.ssm),
             client!(aws_sdk_ec2, self.ec2),
+            client!(aws_sdk_kms, self.kms),
             client!(aws_sdk_sts, self.sts),
         )
     }
@@ -111,7 +123,24 @@ fn stack(machine: Option<&str>) -> Stack {
         state_machine_arn: machine.map(str::to_string),
         schedule: Some("cron(0 8 1 * ? *) Europe/Paris".into()),
         timezone: Some("Europe/Paris".into()),
+        golden_key_arn: Some(GOLDEN_KEY.into()),
+        shared_with: Some(shared_with_organization()),
     }
+}
+
+fn shared_with_organization() -> LaunchPrincipals {
+    LaunchPrincipals {
+        organization_arns: vec![ORGANIZATION.into()],
+        ..Default::default()
+    }
+}
+
+/// The golden key of each region of TARGETS: the replicas of GOLDEN_KEY.
+fn golden_keys() -> std::collections::BTreeMap<String, String> {
+    ["eu-west-1", "us-east-1"]
+        .into_iter()
+        .map(|region| (region.to_string(), GOLDEN_KEY.replace("eu-west-1", region)))
+        .collect()
 }
 
 /// The families of TARGETS, as `families` reads them.
@@ -121,11 +150,15 @@ fn two_families() -> [Family; 2] {
             name: "default".into(),
             pointer: POINTER.into(),
             regions: vec!["eu-west-1".into(), "us-east-1".into()],
+            architecture: Architecture::X86_64,
+            golden_keys: golden_keys(),
         },
         Family {
             name: "arm64".into(),
             pointer: ARM_POINTER.into(),
             regions: vec!["eu-west-1".into()],
+            architecture: Architecture::Arm64,
+            golden_keys: golden_keys(),
         },
     ]
 }
@@ -135,6 +168,8 @@ fn default_family() -> Family {
         name: "default".into(),
         pointer: POINTER.into(),
         regions: vec!["eu-west-1".into()],
+        architecture: Architecture::X86_64,
+        golden_keys: golden_keys(),
     }
 }
 
@@ -309,9 +344,87 @@ fn image_gone() -> Rule {
     })
 }
 
+const SNAPSHOT: &str = "snap-0a1b2c3d4e5f60718";
+
+/// A golden image of the default family in eu-west-1, as a run publishes it.
+fn golden_image(image: &'static str) -> Image {
+    Image::builder()
+        .image_id(image)
+        .owner_id(ACCOUNT)
+        .state(ImageState::Available)
+        .architecture(ArchitectureValues::X8664)
+        .block_device_mappings(
+            BlockDeviceMapping::builder()
+                .device_name("/dev/xvda")
+                .ebs(
+                    EbsBlockDevice::builder()
+                        .snapshot_id(SNAPSHOT)
+                        .encrypted(true)
+                        .build(),
+                )
+                .build(),
+        )
+        .tags(Tag::builder().key("Type").value("golden-ami").build())
+        .tags(
+            Tag::builder()
+                .key("golden-ami:family")
+                .value("default")
+                .build(),
+        )
+        .build()
+}
+
+/// What EC2 answers about `image`: the image, its snapshot (under `key`) and its launch
+/// permission (`shared`).
+fn described_image(image: Image, key: &'static str, shared: Vec<LaunchPermission>) -> [Rule; 3] {
+    let id = image.image_id().unwrap_or_default().to_string();
+    let matching = id.clone();
+    [
+        mock!(aws_sdk_ec2::Client::describe_images)
+            .match_requests(move |r| r.image_ids() == [matching.clone()])
+            .then_output(move || {
+                DescribeImagesOutput::builder()
+                    .images(image.clone())
+                    .build()
+            }),
+        mock!(aws_sdk_ec2::Client::describe_snapshots)
+            .match_requests(|r| r.snapshot_ids() == [SNAPSHOT])
+            .then_output(move || {
+                DescribeSnapshotsOutput::builder()
+                    .snapshots(
+                        Snapshot::builder()
+                            .snapshot_id(SNAPSHOT)
+                            .encrypted(true)
+                            .kms_key_id(key)
+                            .build(),
+                    )
+                    .build()
+            }),
+        mock!(aws_sdk_ec2::Client::describe_image_attribute)
+            .match_requests(move |r| r.image_id() == Some(id.as_str()))
+            .then_output(move || {
+                DescribeImageAttributeOutput::builder()
+                    .set_launch_permissions(Some(shared.clone()))
+                    .build()
+            }),
+    ]
+}
+
+fn organization() -> Vec<LaunchPermission> {
+    vec![
+        LaunchPermission::builder()
+            .organization_arn(ORGANIZATION)
+            .build(),
+    ]
+}
+
 fn caller() -> Rule {
-    mock!(aws_sdk_sts::Client::get_caller_identity)
-        .then_output(|| GetCallerIdentityOutput::builder().arn(CALLER).build())
+    mock!(aws_sdk_sts::Client::get_caller_identity).then_output(|| {
+        GetCallerIdentityOutput::builder()
+            .arn(CALLER)
+            .account(ACCOUNT)
+            .build()
+    })
 }
 
 // ---- Step Functions --------------------------------------------------------------------------
@@ -425,6 +538,7 @@ fn described_stack(parameters: &'static [(&'static str, &'static str)]) -> Rule 
                         .stack_status(StackStatus::UpdateComplete)
                         .outputs(output("TargetsParameterName", TARGETS_PARAMETER))
                         .outputs(output("StateMachineArn", MACHINE))
+                        .outputs(output("GoldenKeyArn", GOLDEN_KEY))
                         .set_parameters(Some(
                             parameters
                                 .iter()
@@ -479,6 +593,8 @@ async fn find_stack_reads_the_targets_the_state_machine_and_the_schedule_from_th
                 state_machine_arn: Some(MACHINE.into()),
                 schedule: Some(schedule.into()),
                 timezone: Some(zone.into()),
+                golden_key_arn: Some(GOLDEN_KEY.into()),
+                shared_with: None,
             }
         );
         assert_eq!(found.pins_path(), PINS);
@@ -506,6 +622,8 @@ async fn find_stack_with_the_targets_given_does_not_read_the_stack() {
             state_machine_arn: Some(MACHINE.into()),
             schedule: None,
             timezone: None,
+            golden_key_arn: None,
+            shared_with: None,
         }
     );
     assert_eq!(described.num_calls(), 0);
@@ -1405,7 +1523,9 @@ fn the_pin(image: &str, reason: Option<&str>) -> Pin {
 
 #[tokio::test]
 async fn pin_writes_the_pin_then_moves_the_pointer() {
-    let (available, who) = (image(PREVIOUS, ImageState::Available), caller());
+    let [available, snapshots, shared] =
+        described_image(golden_image(PREVIOUS), GOLDEN_KEY, organization());
+    let who = caller();
     let pin_put = mock!(aws_sdk_ssm::Client::put_parameter)
         .match_requests(|r| {
             r.name() == Some("/golden-ami-pipeline/pins/default")
@@ -1430,7 +1550,7 @@ async fn pin_writes_the_pin_then_moves_the_pointer() {
     let current = pointer_written((CURRENT, 7), 0, (PREVIOUS, 8), written);
     let aws = Rules {
         ssm: vec![&pin_put, &pointer_put, &current],
-        ec2: vec![&available],
+        ec2: vec![&available, &snapshots, &shared],
         sts: vec![&who],
         ..Default::default()
     }
@@ -1468,19 +1588,17 @@ async fn pin_writes_the_pin_then_moves_the_pointer() {
         // The pointer read for the notice, before the write, and once the write shows.
         (1, 1, 3, 2)
     );
+    assert_eq!((snapshots.num_calls(), shared.num_calls()), (1, 1));
 }
 
 #[tokio::test]
 async fn pin_of_the_image_the_pointer_holds_writes_the_pin_only() {
-    let (available, who, current, any_put) = (
-        image(CURRENT, ImageState::Available),
-        caller(),
-        pointer(POINTER, CURRENT),
-        put(1),
-    );
+    let [available, snapshots, shared] =
+        described_image(golden_image(CURRENT), GOLDEN_KEY, organization());
+    let (who, current, any_put) = (caller(), pointer(POINTER, CURRENT), put(1));
     let aws = Rules {
         ssm: vec![&any_put, &current],
-        ec2: vec![&available],
+        ec2: vec![&available, &snapshots, &shared],
         sts: vec![&who],
         ..Default::default()
     }
@@ -1570,14 +1688,158 @@ async fn pin_refuses_an_image_that_is_gone_and_writes_nothing() {
     .unwrap_err();
     assert_eq!(refused.code, 1);
     assert!(
-        refused
-            .message
-            .starts_with(&format!("{PREVIOUS} does not exist in eu-west-1")),
+        refused.message.starts_with(&format!(
+            "cannot pin {PREVIOUS}: it is not a golden image of default in eu-west-1: the golden image {PREVIOUS} does not exist; pin an image"
+        )),
         "{refused}"
     );
     assert_eq!(
         (gone.num_calls(), who.num_calls(), any_put.num_calls()),
-        (1, 0, 0)
+        (1, 1, 0)
+    );
+}
+
+#[tokio::test]
+async fn pin_refuses_an_image_that_is_not_the_familys_golden_image_and_writes_nothing() {
+    const AWS_EBS_KEY: &str =
+        "arn:aws:kms:eu-west-1:111122223333:key/aaaabbbb-cccc-dddd-eeee-ffff00001111";
+    // A public arm64 image, another account's, unshared, under the account's EBS key, untagged,
+    // and deprecated.
+    let public = Image::builder()
+        .owner_id("137112412989")
+        .architecture(ArchitectureValues::Arm64)
+        .deprecation_time("2026-12-01T00:00:00.000Z")
+        .set_tags(None)
+        .set_image_id(Some(PREVIOUS.into()))
+        .set_state(Some(ImageState::Available))
+        .set_block_device_mappings(Some(
+            golden_image(PREVIOUS).block_device_mappings().to_vec(),
+        ))
+        .build();
+    let [public, snapshots, shared] = described_image(public, AWS_EBS_KEY, vec![]);
+    let (who, any_put) = (caller(), put(1));
+    let aws = Rules {
+        ssm: vec![&any_put],
+        ec2: vec![&public, &snapshots, &shared],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    let refused = cli::pin(
+        &aws,
+        &stack(None),
+        &default_family(),
+        "eu-west-1",
+        PREVIOUS,
+        None,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, 1);
+    assert_eq!(
+        refused.message,
+        format!(
+            "cannot pin {PREVIOUS}: it is not a golden image of default in eu-west-1: \
+             {PREVIOUS} is owned by 137112412989, not this account {ACCOUNT}; \
+             {PREVIOUS} is deprecated since 2026-12-01T00:00:00.000Z; \
+             {PREVIOUS} is arm64, not the family's architecture x86_64; \
+             snapshot {SNAPSHOT} is encrypted under {AWS_EBS_KEY}, not the golden key {GOLDEN_KEY}; \
+             tag Type is missing (expected \"golden-ami\"); \
+             tag golden-ami:family is missing (expected \"default\"); \
+             the launch permission lacks {ORGANIZATION}; \
+             pin an image a run published for default in eu-west-1 (`golden-ami status` shows \
+             what each pointer holds; the family's golden images are tagged \
+             golden-ami:family=default)"
+        )
+    );
+    assert_eq!(any_put.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn pin_without_the_stacks_key_or_sharing_says_which_flag_to_give() {
+    let (who, any_put) = (caller(), put(1));
+    let aws = Rules {
+        ssm: vec![&any_put],
+        sts: vec![&who],
+        ..Default::default()
+    }
+    .aws();
+    let unknown_key = Family {
+        golden_keys: Default::default(),
+        ..default_family()
+    };
+    let refused = cli::pin(
+        &aws,
+        &stack(None),
+        &unknown_key,
+        "eu-west-1",
+        PREVIOUS,
+        None,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(refused.code, 2);
+    assert!(
+        refused.message.contains("give --golden-key-arn"),
+        "{refused}"
+    );
+    let unshared = Stack {
+        shared_with: None,
+        ..stack(None)
+    };
+    let refused = cli::pin(
+        &aws,
+        &unshared,
+        &default_family(),
+        "eu-west-1",
+        PREVIOUS,
+        None,
+        NOW,
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.message.contains("give --shared-with"), "{refused}");
+    assert_eq!(any_put.num_calls(), 0);
+}
+
+#[test]
+fn shared_with_takes_organizations_ous_and_accounts_and_nothing_else() {
+    let ou = "arn:aws:organizations::999988887777:ou/o-a1b2c3d4e5/ou-ab12-cdef3456";
+    let parsed = cli::parse_shared_with(&format!("{ORGANIZATION}, {ou},444455556666")).unwrap();
+    assert_eq!(
+        parsed,
+        LaunchPrincipals {
+            organization_arns: vec![ORGANIZATION.into()],
+            organizational_unit_arns: vec![ou.into()],
+            account_ids: vec!["444455556666".into()],
+        }
+    );
+    let refused = cli::parse_shared_with("alias/everyone").unwrap_err();
+    assert_eq!(refused.code, 2);
+}
+
+#[tokio::test]
+async fn find_stack_reads_who_the_stack_shares_with_from_its_parameters() {
+    let described = described_stack(&[
+        ("OrganizationArn", ORGANIZATION),
+        ("ShareWithOrganization", "false"),
+        ("ShareAccountIds", "444455556666, 777788889999"),
+    ]);
+    let aws = Rules {
+        cloudformation: vec![&described],
+        ..Default::default()
+    }
+    .aws();
+    let found = cli::find_stack(&aws, STACK, None, None).await.unwrap();
+    assert_eq!(found.golden_key_arn.as_deref(), Some(GOLDEN_KEY));
+    assert_eq!(
+        found.shared_with,
+        Some(LaunchPrincipals {
+            account_ids: vec!["444455556666".into(), "777788889999".into()],
+            ..Default::default()
+        })
     );
 }
 

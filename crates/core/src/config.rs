@@ -30,6 +30,34 @@ pub struct ShareConfig {
     pub share_with_organization: bool,
 }
 
+/// A comma-separated list (the stack's list parameters), its items trimmed, empty ones left out.
+pub fn split_list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+impl ShareConfig {
+    /// Who the image is shared with: the organization (configured, else `looked_up`) unless
+    /// sharing with it is off, plus the configured OUs and accounts. What ShareImage grants and
+    /// what `golden-ami pin` requires of a pinned image.
+    pub fn principals(&self, looked_up: Option<String>) -> crate::types::LaunchPrincipals {
+        let organization_arns = if self.share_with_organization {
+            self.organization_arn.clone().or(looked_up)
+        } else {
+            None
+        };
+        crate::types::LaunchPrincipals {
+            organization_arns: organization_arns.into_iter().collect(),
+            organizational_unit_arns: self.organizational_unit_arns.clone(),
+            account_ids: self.account_ids.clone(),
+        }
+    }
+}
+
 /// The typed configuration of every step.
 /// What Retain keeps, deprecates and removes of a family's golden images in each region.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,14 +449,7 @@ impl Env<'_> {
 
     fn list(&self, name: &str) -> Vec<String> {
         self.optional(name)
-            .map(|value| {
-                value
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|item| !item.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
+            .map(|value| split_list(&value))
             .unwrap_or_default()
     }
 

@@ -96,6 +96,19 @@ pub enum StepError {
         reason: String,
     },
 
+    /// `golden-ami pin` was given an image that is not a golden image of the family in that
+    /// region (the checks of VerifyImage, golden::inspect): every failed check is listed.
+    #[error(
+        "cannot pin {image_id}: it is not a golden image of {family} in {region}: {}; pin an image a run published for {family} in {region} (`golden-ami status` shows what each pointer holds; the family's golden images are tagged golden-ami:family={family})",
+        .problems.join("; ")
+    )]
+    NotPinnable {
+        family: String,
+        region: String,
+        image_id: String,
+        problems: Vec<String>,
+    },
+
     /// SSM never made a pointer write visible: it validates an aws:ec2:image value
     /// asynchronously after PutParameter succeeded, and a value that fails validation is never
     /// written (PutParameter API reference, DataType).
@@ -158,6 +171,7 @@ pub const ERROR_NAMES: &[&str] = &[
     "TestTimedOut",
     "PointerChangedConcurrently",
     "FamilyPinned",
+    "NotPinnable",
     "PointerValidationFailed",
     "PointerShareFailed",
     "CleanupRefused",
@@ -188,6 +202,7 @@ impl StepError {
             Self::TestTimedOut(_) => "TestTimedOut",
             Self::PointerChangedConcurrently { .. } => "PointerChangedConcurrently",
             Self::FamilyPinned { .. } => "FamilyPinned",
+            Self::NotPinnable { .. } => "NotPinnable",
             Self::PointerValidationFailed { .. } => "PointerValidationFailed",
             Self::PointerShareFailed { .. } => "PointerShareFailed",
             Self::CleanupRefused(_) => "CleanupRefused",
@@ -357,6 +372,12 @@ mod tests {
                 pinned_by: String::new(),
                 pinned_at: String::new(),
                 reason: String::new(),
+            },
+            StepError::NotPinnable {
+                family: String::new(),
+                region: String::new(),
+                image_id: String::new(),
+                problems: vec![],
             },
             StepError::PointerValidationFailed {
                 parameter: String::new(),

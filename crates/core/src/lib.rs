@@ -6,6 +6,7 @@ pub mod budget;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod golden;
 pub mod image;
 pub mod lock;
 pub mod naming;

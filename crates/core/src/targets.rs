@@ -225,7 +225,7 @@ pub struct Stack<'a> {
 
 /// The key of `region` for a region entry: its own, or the golden multi-Region key's replica
 /// there (same key id, the region in the ARN).
-fn region_key(entry: &RegionEntry, golden_key_arn: Option<&str>) -> Result<String, String> {
+pub fn region_key(entry: &RegionEntry, golden_key_arn: Option<&str>) -> Result<String, String> {
     if let Some(arn) = &entry.kms_key_arn {
         return Ok(arn.clone());
     }

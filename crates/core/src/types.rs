@@ -121,6 +121,10 @@ pub struct PipelineState {
     /// {target, failure, published: false}).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pointers: Vec<PipelineState>,
+    /// A family whose pointers did not all move: the ones this run moved, put back
+    /// (RestorePointers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<RestoreResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleanup: Option<CleanupResult>,
     /// A published family: what Retain did to its older golden images (or its caught error).
@@ -627,6 +631,79 @@ pub struct PublishResult {
     /// there got ParameterNotFound): this run associated it again.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reshared: bool,
+}
+
+/// What PublishPointer does: move this region's pointer (PublishPointer, the default), check
+/// before the first pointer moves that every region's pointer is still what the run read
+/// (CheckPointers), or put back the pointers this run moved when another region's did not move
+/// (RestorePointers): a family is published in all of its regions or in none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PublishMode {
+    #[default]
+    Publish,
+    Check,
+    Restore,
+}
+
+/// The input of PublishPointer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishInput {
+    pub context: ExecutionContext,
+    #[serde(default)]
+    pub mode: PublishMode,
+    #[serde(default)]
+    pub state: PipelineState,
+}
+
+impl EventShape for PublishInput {
+    const SHAPE: &'static str = concat!(
+        "{",
+        context_shape!(),
+        r#", "mode": "PUBLISH" | "CHECK" | "RESTORE" (default PUBLISH), "state": {<the run's state so far>}}"#
+    );
+}
+
+/// What PublishPointer answers in each mode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PublishOutput {
+    Published(PublishResult),
+    Checked(PointersAsRead),
+    Restored(RestoreResult),
+}
+
+/// CheckPointers: every region's pointer is what the run read, and the family is not pinned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PointersAsRead {
+    pub regions: Vec<String>,
+}
+
+/// RestorePointers: each pointer this run moved, and whether it holds its previous value again.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreResult {
+    pub pointers: Vec<RestoredPointer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoredPointer {
+    pub parameter_name: String,
+    pub region: String,
+    /// What this run had moved it to, and the version that write made.
+    pub moved_to: String,
+    pub moved_version: i64,
+    /// Put back: the value it holds again, and the version the put-back made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_version: Option<i64>,
+    /// Not put back: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_because: Option<String>,
 }
 
 /// Cleanup: what was removed and what was deliberately kept.

@@ -1,7 +1,7 @@
 //! One family's part of the end notice: how it ended, per region what moved or where its
 //! pointer stands, what changed, the boot test, cleanup and retention.
 
-use golden_ami_core::types::{Outcome, PublishResult, RegionTarget};
+use golden_ami_core::types::{Outcome, PublishResult, RegionTarget, RestoredPointer};
 use golden_ami_core::{PipelineState, TestStatus};
 
 use crate::{PointerNow, Pointers, minutes};
@@ -61,6 +61,41 @@ pub(crate) fn published<'a>(result: &'a PipelineState, region: &str) -> Option<&
         .iter()
         .filter_map(|p| p.publish.as_ref())
         .find(|p| p.region == region)
+}
+
+/// What RestorePointers did to the region's pointer, if this run had moved it.
+pub(crate) fn restored<'a>(result: &'a PipelineState, region: &str) -> Option<&'a RestoredPointer> {
+    result
+        .restore
+        .as_ref()?
+        .pointers
+        .iter()
+        .find(|p| p.region == region)
+}
+
+/// A pointer this run moved and then put back (another region's did not move), as read now:
+/// None when it holds something else than the put-back, which pointer_status then describes.
+pub fn restored_status(
+    pointer: &str,
+    restored: &RestoredPointer,
+    now: &PointerNow,
+) -> Option<String> {
+    let pointer = format!("{pointer} in {}", restored.region);
+    let moved = format!("{} (version {})", restored.moved_to, restored.moved_version);
+    match (now, &restored.restored_to, restored.restored_version) {
+        (PointerNow::Read { value, version, .. }, Some(to), Some(at))
+            if value == to && *version == at =>
+        {
+            Some(format!(
+                "The pointer {pointer} was put back by this run to {value} (version {version}) after it had moved it to {moved}: a family's pointers move in all of its regions or in none, and another region's did not move."
+            ))
+        }
+        _ => restored.left_because.as_ref().map(|why| {
+            format!(
+                "The pointer {pointer} was moved by this run to {moved} and NOT put back ({why}): check it (`golden-ami status`) and roll it back by hand if it must not hold that image."
+            )
+        }),
+    }
 }
 
 /// One family's part of the end notice.
@@ -208,13 +243,18 @@ pub(crate) fn family_lines(result: &PipelineState, pointers: &Pointers) -> Vec<S
                 let now = pointers
                     .get(&(family.name.clone(), region.region.clone()))
                     .unwrap_or(&PointerNow::NotRead);
-                lines.push(pointer_status(
+                let status = pointer_status(
                     &family.pointer,
                     &region.region,
                     started(result, &region.region),
                     published(result, &region.region),
                     now,
-                ));
+                );
+                lines.push(
+                    restored(result, &region.region).map_or(status.clone(), |restored| {
+                        restored_status(&family.pointer, restored, now).unwrap_or(status)
+                    }),
+                );
             }
             match (&result.cleanup, &result.cleanup_error) {
                 (_, Some(cleanup_error)) => lines.push(format!(

@@ -730,7 +730,7 @@ mod tests {
     #[tokio::test]
     async fn a_matrix_past_step_functions_limits_is_refused_before_the_lock() {
         // Polled every 2 s through the ordinary month (a 40-minute bake, a 15-minute copy, a
-        // 10-minute boot test): 32 + 13,567 F + 4,087 F R events; 2 x 2 is 43,514.
+        // 10-minute boot test): 32 + 13,572 F + 4,087 F R events; 2 x 2 is 43,524.
         let (get, put, none) = (targets(TWO_BY_TWO), created(), pins(&[]));
         let deps = polling_every(vec![&get, &put, &none], 2);
         let error = handler(&deps, testing::event(EVENT)).await.unwrap_err();
@@ -738,7 +738,7 @@ mod tests {
         let message = error.to_string();
         assert!(
             message.contains(
-                "2 families x 2 regions would write about 43,514 history events (limit 25,000)"
+                "2 families x 2 regions would write about 43,524 history events (limit 25,000)"
             ),
             "{message}"
         );

@@ -7,6 +7,11 @@
 //! response recognises its own write. A family's first image in a region creates the pointer
 //! there (Overwrite=false, so a pointer someone created meanwhile is never replaced) and adds it
 //! to the region's AWS RAM pointer share, so the organization can read it.
+//!
+//! A family is published in all of its regions or in none: before the first pointer moves,
+//! CheckPointers (mode CHECK) reads every region's pointer and stops the family if one is no
+//! longer what the run read; when a region's pointer still did not move, RestorePointers (mode
+//! RESTORE) puts back the pointers this run moved, waiting until SSM shows each put-back.
 
 use aws_sdk_ec2::types::{ImageState, Tag};
 use aws_sdk_ram::types::{
@@ -16,11 +21,35 @@ use aws_sdk_ram::types::{
 use aws_sdk_ssm::types::{ParameterTier, ParameterType};
 use golden_ami_core::image::describe_image;
 use golden_ami_core::naming::TAG_POINTER_WRITE;
-use golden_ami_core::types::{Pin, RegionTarget};
+use golden_ami_core::types::{
+    Pin, PipelineState, PointersAsRead, PublishInput, PublishMode, PublishOutput, RegionTarget,
+    RestoreResult, RestoredPointer,
+};
 use golden_ami_core::{
     Deps, PointerValue, PublishResult, RegionClients, StepError, StepInput, WriteOutcome,
     await_pointer_write, classify_sdk_error, read_pointer,
 };
+
+/// The function's entry: one region's publication, or the family-wide check or put-back.
+pub async fn run(deps: &Deps, input: PublishInput) -> Result<PublishOutput, StepError> {
+    match input.mode {
+        PublishMode::Publish => handler(
+            deps,
+            StepInput {
+                context: input.context,
+                state: input.state,
+            },
+        )
+        .await
+        .map(PublishOutput::Published),
+        PublishMode::Check => check_pointers(deps, &input.state)
+            .await
+            .map(PublishOutput::Checked),
+        PublishMode::Restore => restore_pointers(deps, &input.context.execution_id, &input.state)
+            .await
+            .map(PublishOutput::Restored),
+    }
+}
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, StepError> {
     let new_ami_id = input.state.tested_golden_image()?.to_string();
@@ -28,20 +57,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
     // A pin set while the run was in flight stops every region's pointer, even one to the image
     // the pointer already holds: PlanRun read the pins before the run began, this is the last
     // look before the write.
-    let family = &input.state.require_family()?.name;
-    if let Some(pin) = read_pin(deps, family).await? {
-        tracing::warn!(%family, pin = ?pin, "the family was pinned during the run; its pointer stays");
-        return Err(StepError::FamilyPinned {
-            family: family.clone(),
-            ami_id: pin.ami_id,
-            pinned_by: pin.pinned_by,
-            pinned_at: pin.pinned_at,
-            reason: pin
-                .reason
-                .map(|reason| format!(" ({reason})"))
-                .unwrap_or_default(),
-        });
-    }
+    stop_if_pinned(deps, &input.state.require_family()?.name).await?;
     let clients = deps.clients.region(&target.region);
     let parameter = &target.parameter_name;
     let description = format!(
@@ -61,11 +77,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
         new_ami_id: new_ami_id.clone(),
         reshared,
     };
-    let now = match read_pointer(clients.ssm(), parameter).await {
-        Ok(pointer) => Some(pointer),
-        Err(StepError::PointerNotFound { .. }) => None,
-        Err(error) => return Err(error),
-    };
+    let now = read_now(clients.ssm(), parameter).await?;
     let now_pair = now
         .as_ref()
         .map(|pointer| (pointer.value.clone(), pointer.version));
@@ -126,6 +138,194 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<PublishResult, Ste
             Ok(published(version, reshared))
         }
     }
+}
+
+/// FamilyPinned if the family has a pin (whatever its region: one pin stops every region).
+async fn stop_if_pinned(deps: &Deps, family: &str) -> Result<(), StepError> {
+    let Some(pin) = read_pin(deps, family).await? else {
+        return Ok(());
+    };
+    tracing::warn!(%family, pin = ?pin, "the family was pinned during the run; its pointers stay");
+    Err(StepError::FamilyPinned {
+        family: family.to_string(),
+        ami_id: pin.ami_id,
+        pinned_by: pin.pinned_by,
+        pinned_at: pin.pinned_at,
+        reason: pin
+            .reason
+            .map(|reason| format!(" ({reason})"))
+            .unwrap_or_default(),
+    })
+}
+
+/// CheckPointers, before the first pointer of the family moves: the family is not pinned, and
+/// every region's pointer is what ReadCurrentAmi read (state.current.regions). One changed by
+/// hand stops every region: none moves.
+pub async fn check_pointers(
+    deps: &Deps,
+    state: &PipelineState,
+) -> Result<PointersAsRead, StepError> {
+    stop_if_pinned(deps, &state.require_family()?.name).await?;
+    let current = state.require_current()?;
+    for target in &current.regions {
+        let now = read_now(
+            deps.clients.region(&target.region).ssm(),
+            &target.parameter_name,
+        )
+        .await?
+        .map(|pointer| (pointer.value, pointer.version));
+        if let Some((found_value, found)) = changed_since_read(target, now.as_ref()) {
+            return Err(StepError::PointerChangedConcurrently {
+                parameter: format!("{} in {}", target.parameter_name, target.region),
+                expected: target.parameter_version,
+                found,
+                found_value,
+            });
+        }
+    }
+    Ok(PointersAsRead {
+        regions: current.regions.iter().map(|t| t.region.clone()).collect(),
+    })
+}
+
+/// The pointer now, None if it does not exist.
+async fn read_now(
+    ssm: &aws_sdk_ssm::Client,
+    parameter: &str,
+) -> Result<Option<PointerValue>, StepError> {
+    match read_pointer(ssm, parameter).await {
+        Ok(pointer) => Ok(Some(pointer)),
+        Err(StepError::PointerNotFound { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// What the pointer holds now (value, version) if that is not what the run read.
+pub fn changed_since_read(
+    target: &RegionTarget,
+    now: Option<&(String, i64)>,
+) -> Option<(String, i64)> {
+    match (now, &target.ami_id) {
+        (None, None) => None,
+        (None, Some(_)) => Some(("(deleted during this run)".into(), 0)),
+        (Some((value, version)), read)
+            if *version == target.parameter_version && read.as_deref() == Some(value.as_str()) =>
+        {
+            None
+        }
+        (Some((value, version)), _) => Some((value.clone(), *version)),
+    }
+}
+
+/// RestorePointers, after a region's pointer did not move: every pointer this run moved
+/// (state.pointers, published) gets its previous value back, and the put-back is awaited the
+/// way the write was. A pointer someone changed after this run's write, or that this run
+/// created, is left as it is, and the result says why.
+pub async fn restore_pointers(
+    deps: &Deps,
+    execution_id: &str,
+    state: &PipelineState,
+) -> Result<RestoreResult, StepError> {
+    let mut pointers = Vec::new();
+    for region in &state.pointers {
+        if region.published != Some(true) {
+            continue;
+        }
+        if let Some(publish) = &region.publish {
+            pointers.push(put_back(deps, execution_id, publish).await?);
+        }
+    }
+    Ok(RestoreResult { pointers })
+}
+
+async fn put_back(
+    deps: &Deps,
+    execution_id: &str,
+    publish: &PublishResult,
+) -> Result<RestoredPointer, StepError> {
+    let clients = deps.clients.region(&publish.region);
+    let parameter = &publish.parameter_name;
+    let mut restored = RestoredPointer {
+        parameter_name: parameter.clone(),
+        region: publish.region.clone(),
+        moved_to: publish.new_ami_id.clone(),
+        moved_version: publish.version,
+        restored_to: None,
+        restored_version: None,
+        left_because: None,
+    };
+    let now = read_now(clients.ssm(), parameter).await?;
+    let Some(previous) = &publish.previous_ami_id else {
+        restored.left_because = Some(
+            "this run created it (it did not exist before), so there is no value to put back"
+                .into(),
+        );
+        return Ok(restored);
+    };
+    match now {
+        // A retry of this step after the put-back showed.
+        Some(now) if &now.value == previous && now.version == publish.version + 1 => {
+            restored.restored_to = Some(now.value);
+            restored.restored_version = Some(now.version);
+        }
+        Some(now) if now.value == publish.new_ami_id && now.version == publish.version => {
+            let description = format!(
+                "Golden AMI put back by {execution_id}: another region's pointer did not move"
+            );
+            if let Err(error) = put(clients.ssm(), parameter, previous, &description, true).await {
+                let error = error.into_step_error();
+                if error.is_retryable() {
+                    return Err(error);
+                }
+                restored.left_because = Some(format!("the put-back failed: {error}"));
+                return Ok(restored);
+            }
+            match await_pointer_write(
+                clients.ssm(),
+                parameter,
+                Some(&now),
+                previous,
+                deps.config.pointer_wait,
+                deps.config.pointer_poll,
+            )
+            .await?
+            {
+                WriteOutcome::Visible(version) => {
+                    restored.restored_to = Some(previous.clone());
+                    restored.restored_version = Some(version);
+                }
+                WriteOutcome::Changed(then) => {
+                    restored.left_because = Some(format!(
+                        "someone else changed it while it was put back (it holds {})",
+                        then.map_or_else(
+                            || "nothing".into(),
+                            |then| format!("{} (version {})", then.value, then.version)
+                        )
+                    ));
+                }
+                WriteOutcome::NotVisible => {
+                    restored.left_because = Some(format!(
+                        "the put-back of {previous} did not show within {} s: {}",
+                        deps.config.pointer_wait.as_secs(),
+                        why_not_visible(&clients, previous, deps.config.pointer_wait).await?
+                    ));
+                }
+            }
+        }
+        now => {
+            restored.left_because = Some(format!(
+                "it no longer holds this run's write (it holds {}): a later change stands",
+                now.map_or_else(
+                    || "nothing".into(),
+                    |now| format!("{} (version {})", now.value, now.version)
+                )
+            ));
+        }
+    }
+    if let Some(version) = restored.restored_version {
+        tracing::warn!(%parameter, region = %publish.region, %previous, version, "pointer put back");
+    }
+    Ok(restored)
 }
 
 /// The family's pin (PINS_PATH/<family>, in the home region's SSM, as `golden-ami pin` writes
@@ -340,25 +540,15 @@ pub enum Decision {
 }
 
 pub fn decide(target: &RegionTarget, new_ami_id: &str, now: Option<&(String, i64)>) -> Decision {
-    let read_version = target.parameter_version;
-    match (now, &target.ami_id) {
-        (None, None) => Decision::Create,
-        (None, Some(_)) => Decision::Refuse {
-            found: 0,
-            value: "(deleted during this run)".into(),
-        },
-        (Some((value, version)), read_value) => {
-            if *version == read_version && read_value.as_deref() == Some(value.as_str()) {
-                Decision::Publish
-            } else if value == new_ami_id && *version == read_version + 1 {
-                Decision::AlreadyPublished(*version)
-            } else {
-                Decision::Refuse {
-                    found: *version,
-                    value: value.clone(),
-                }
-            }
+    match changed_since_read(target, now) {
+        None if now.is_none() => Decision::Create,
+        None => Decision::Publish,
+        Some((value, version))
+            if value == new_ami_id && version == target.parameter_version + 1 =>
+        {
+            Decision::AlreadyPublished(version)
         }
+        Some((value, found)) => Decision::Refuse { found, value },
     }
 }
 
@@ -1222,5 +1412,180 @@ mod tests {
             "arn:aws:ssm:us-east-1:111122223333:parameter/golden-ami/arm64"
         );
         assert!(parameter_arn("not-an-arn", "us-east-1", "/x").is_err());
+    }
+
+    // ---- all regions or none: CHECK before the first pointer moves, RESTORE after --------
+
+    /// The family's state as CheckPointers sees it: ok.json's, its pointer read at (OLD, 7).
+    fn family_state() -> PipelineState {
+        testing::event::<StepInput>(EVENT).state
+    }
+
+    #[tokio::test]
+    async fn the_check_passes_when_every_pointer_is_what_the_run_read() {
+        let get = mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::POINTER))
+            .then_output(|| parameter(OLD, 7));
+        let deps = deps(vec![&get], vec![], vec![]);
+        let checked = check_pointers(&deps, &family_state()).await.unwrap();
+        assert_eq!(checked.regions, ["eu-west-1"]);
+        assert_eq!(get.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pointer_changed_by_hand_stops_the_family_before_any_pointer_moves() {
+        let get = mock!(Ssm::get_parameter)
+            .match_requests(|r| r.name() == Some(testing::POINTER))
+            .then_output(|| parameter("ami-0dddddddddddddddd", 8));
+        let put = put(NEW, true, Arc::new(AtomicUsize::new(0)));
+        let deps = deps(vec![&get, &put], vec![], vec![]);
+        let input = PublishInput {
+            context: testing::context(),
+            mode: PublishMode::Check,
+            state: family_state(),
+        };
+        let error = run(&deps, input).await.unwrap_err();
+        assert_eq!(error.error_type(), "PointerChangedConcurrently");
+        assert!(
+            error.to_string().contains(
+                "pointer /golden-ami/current in eu-west-1 changed during the run (read at version 7, now version 8 = ami-0dddddddddddddddd)"
+            ),
+            "{error}"
+        );
+        assert_eq!(put.num_calls(), 0);
+    }
+
+    #[test]
+    fn a_pointer_is_as_read_only_with_the_value_and_the_version_read() {
+        let target = family_state().target.unwrap();
+        let now = |value: &str, version| Some((value.to_string(), version));
+        assert_eq!(changed_since_read(&target, now(OLD, 7).as_ref()), None);
+        assert_eq!(
+            changed_since_read(&target, now(OLD, 8).as_ref()),
+            Some((OLD.into(), 8))
+        );
+        assert_eq!(
+            changed_since_read(&target, None),
+            Some(("(deleted during this run)".into(), 0))
+        );
+        let new = RegionTarget {
+            ami_id: None,
+            parameter_version: 0,
+            ..target
+        };
+        assert_eq!(changed_since_read(&new, None), None);
+        assert_eq!(
+            changed_since_read(&new, now(NEW, 1).as_ref()),
+            Some((NEW.into(), 1))
+        );
+    }
+
+    /// The family's state after PublishPointers: eu-west-1 moved OLD (7) -> NEW (8), another
+    /// region failed.
+    fn moved_state(previous: Option<&str>) -> PipelineState {
+        let publish = PublishResult {
+            parameter_name: testing::POINTER.into(),
+            region: testing::REGION.into(),
+            version: 8,
+            previous_ami_id: previous.map(str::to_string),
+            new_ami_id: NEW.into(),
+            reshared: false,
+        };
+        let mut state = family_state();
+        state.pointers = vec![
+            PipelineState {
+                publish: Some(publish),
+                published: Some(true),
+                ..Default::default()
+            },
+            PipelineState {
+                published: Some(false),
+                ..Default::default()
+            },
+        ];
+        state
+    }
+
+    #[tokio::test]
+    async fn a_pointer_this_run_moved_is_put_back_once_ssm_shows_it() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(Some((NEW, 8)), 1, (OLD, 9), calls.clone());
+        let put_back = mock!(Ssm::put_parameter)
+            .match_requests(|r| {
+                r.name() == Some(testing::POINTER)
+                    && r.value() == Some(OLD)
+                    && r.overwrite() == Some(true)
+                    && r.data_type() == Some("aws:ec2:image")
+            })
+            .then_output(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                PutParameterOutput::builder().version(9).build()
+            });
+        let deps = deps(vec![&get, &put_back], vec![], vec![]);
+        let input = PublishInput {
+            context: testing::context(),
+            mode: PublishMode::Restore,
+            state: moved_state(Some(OLD)),
+        };
+        let PublishOutput::Restored(result) = run(&deps, input).await.unwrap() else {
+            panic!("not a RestoreResult");
+        };
+        let [restored] = result.pointers.as_slice() else {
+            panic!("{result:?}");
+        };
+        assert_eq!(
+            (
+                restored.restored_to.as_deref(),
+                restored.restored_version,
+                restored.left_because.as_deref()
+            ),
+            (Some(OLD), Some(9), None)
+        );
+        // Read before, then until the put-back showed.
+        assert_eq!((put_back.num_calls(), get.num_calls()), (1, 3));
+
+        // A retry of the step finds it put back and writes nothing.
+        let calls = Arc::new(AtomicUsize::new(0));
+        let done = pointer(Some((OLD, 9)), 0, (OLD, 9), calls);
+        let deps_again = super::tests::deps(vec![&done, &put_back], vec![], vec![]);
+        let again = restore_pointers(&deps_again, "x", &moved_state(Some(OLD)))
+            .await
+            .unwrap();
+        assert_eq!(again.pointers[0].restored_version, Some(9));
+        assert_eq!(put_back.num_calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_pointer_changed_after_this_runs_write_or_created_by_it_is_left() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let get = pointer(
+            Some(("ami-0dddddddddddddddd", 9)),
+            0,
+            (OLD, 10),
+            calls.clone(),
+        );
+        let any_put = put(OLD, true, calls);
+        let deps = deps(vec![&get, &any_put], vec![], vec![]);
+        let later = restore_pointers(&deps, "x", &moved_state(Some(OLD)))
+            .await
+            .unwrap();
+        assert!(
+            later.pointers[0]
+                .left_because
+                .as_deref()
+                .is_some_and(|why| why.contains("it holds ami-0dddddddddddddddd (version 9)")),
+            "{later:?}"
+        );
+        let created = restore_pointers(&deps, "x", &moved_state(None))
+            .await
+            .unwrap();
+        assert!(
+            created.pointers[0]
+                .left_because
+                .as_deref()
+                .is_some_and(|why| why.contains("this run created it")),
+            "{created:?}"
+        );
+        assert_eq!(any_put.num_calls(), 0);
     }
 }

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    golden_ami_core::runtime::run(publish_pointer::handler).await
+    golden_ami_core::runtime::run(publish_pointer::run).await
 }

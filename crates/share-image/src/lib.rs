@@ -7,8 +7,7 @@
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{ImageAttributeName, LaunchPermission, LaunchPermissionModifications};
 use golden_ami_core::{
-    Deps, LaunchPrincipals, ShareConfig, ShareResult, StepError, StepInput, classify_sdk_error,
-    error_code,
+    Deps, LaunchPrincipals, ShareResult, StepError, StepInput, classify_sdk_error, error_code,
 };
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepError> {
@@ -28,7 +27,7 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<ShareResult, StepE
     } else {
         None
     };
-    let principals = desired_principals(share, looked_up);
+    let principals = share.principals(looked_up);
 
     let existing = region
         .ec2()
@@ -127,21 +126,6 @@ pub fn check_golden_image(
     Ok(())
 }
 
-/// Who the image is shared with: the organization (configured, else looked up) unless sharing
-/// with it is off, plus the configured OUs and accounts.
-pub fn desired_principals(share: &ShareConfig, looked_up: Option<String>) -> LaunchPrincipals {
-    let organization_arns = if share.share_with_organization {
-        share.organization_arn.clone().or(looked_up)
-    } else {
-        None
-    };
-    LaunchPrincipals {
-        organization_arns: organization_arns.into_iter().collect(),
-        organizational_unit_arns: share.organizational_unit_arns.clone(),
-        account_ids: share.account_ids.clone(),
-    }
-}
-
 /// The principals still to add, and (as a person reads them) those already there.
 pub fn missing_principals(
     desired: &LaunchPrincipals,
@@ -203,6 +187,7 @@ mod tests {
     };
     use aws_sdk_organizations::types::Organization;
     use aws_sdk_organizations::types::error::AwsOrganizationsNotInUseException;
+    use golden_ami_core::ShareConfig;
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
     use super::*;
@@ -442,7 +427,7 @@ mod tests {
             account_ids: vec![],
             share_with_organization: false,
         };
-        let principals = desired_principals(&share, None);
+        let principals = share.principals(None);
         assert!(principals.organization_arns.is_empty());
         assert_eq!(principals.organizational_unit_arns, [OU]);
     }

@@ -1,22 +1,16 @@
 //! VerifyImage: the last gate before the pointer moves.
 //!
 //! Every check runs and every failure is collected, so one failed run names everything that is
-//! wrong with the golden image: it exists and is available, each of its snapshots is encrypted
-//! under the golden key, the launch permission holds every principal ShareImage granted, the
-//! golden tags are set, and it is neither the published image nor the intermediate one.
+//! wrong with the golden image: it exists and is available, not deprecated, of the family's
+//! architecture, each of its snapshots is encrypted under the golden key, the launch permission
+//! holds every principal ShareImage granted, the golden tags are set, and it is neither the
+//! published image nor the intermediate one. The image's checks are golden_ami_core::golden's,
+//! the ones `golden-ami pin` runs too.
 
-use std::collections::HashMap;
-
-use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::{Image, ImageAttributeName, ImageState, LaunchPermission, Snapshot, Tag};
-use golden_ami_core::naming::{golden_image_tags, is_kms_key_arn};
-use golden_ami_core::{
-    Deps, LaunchPrincipals, RegionClients, ShareResult, StepError, StepInput, VerifyResult,
-    classify_sdk_error, error_code,
-};
-
-/// One check: what passed (as a person reads it), or every problem found.
-pub type Check = Result<String, Vec<String>>;
+pub use golden_ami_core::golden::Check;
+use golden_ami_core::golden::{GoldenSpec, inspect, split};
+use golden_ami_core::naming::golden_image_tags;
+use golden_ami_core::{Deps, ShareResult, StepError, StepInput, VerifyResult};
 
 pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, StepError> {
     let state = &input.state;
@@ -28,6 +22,25 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
     let share = state.require_share()?;
     let key_arn = target.kms_key_arn.as_str();
     let region = deps.clients.region(&target.region);
+    let tags = golden_image_tags(
+        &deps.config.pipeline_name,
+        &input.context,
+        &family.name,
+        source_ami_id,
+        state
+            .bake_status
+            .as_ref()
+            .and_then(|status| status.updates.as_ref()),
+    )?;
+    let spec = GoldenSpec {
+        tags: &tags,
+        key_arn,
+        principals: &share.principals,
+        architecture: family.architecture,
+        // The copy CopyImage made in this account.
+        owner: None,
+        now: deps.now(),
+    };
 
     let mut checks = vec![
         check_identity(
@@ -37,42 +50,8 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
         ),
         check_share_record(share, golden_ami_id),
     ];
-    let mut snapshot_ids = Vec::new();
-    match describe_image(&region, golden_ami_id).await? {
-        None => checks.push(Err(vec![format!(
-            "the golden image {golden_ami_id} does not exist"
-        )])),
-        Some(image) => {
-            checks.push(check_available(&image));
-            let (ids, mapping_problems) = ebs_snapshot_ids(&image);
-            if !mapping_problems.is_empty() {
-                checks.push(Err(mapping_problems));
-            }
-            if !ids.is_empty() {
-                checks.push(verify_snapshots(&region, &ids, key_arn).await?);
-            }
-            snapshot_ids = ids;
-            checks.push(check_tags(
-                &golden_image_tags(
-                    &deps.config.pipeline_name,
-                    &input.context,
-                    &family.name,
-                    source_ami_id,
-                    state
-                        .bake_status
-                        .as_ref()
-                        .and_then(|status| status.updates.as_ref()),
-                )?,
-                image.tags(),
-            ));
-            let permissions = launch_permissions(&region, golden_ami_id).await?;
-            checks.push(
-                permissions.and_then(|permissions| {
-                    check_launch_permission(&share.principals, &permissions)
-                }),
-            );
-        }
-    }
+    let inspection = inspect(region.ec2(), region.kms(), golden_ami_id, &spec).await?;
+    checks.extend(inspection.checks);
 
     let (passed, failed) = split(checks);
     if !failed.is_empty() {
@@ -81,224 +60,10 @@ pub async fn handler(deps: &Deps, input: StepInput) -> Result<VerifyResult, Step
     tracing::info!(%golden_ami_id, checks = ?passed, "golden image verified");
     Ok(VerifyResult {
         golden_ami_id: golden_ami_id.to_string(),
-        snapshot_ids,
+        snapshot_ids: inspection.snapshot_ids,
         kms_key_arn: key_arn.to_string(),
         checks: passed,
     })
-}
-
-/// The passed checks' descriptions and every problem, in check order.
-pub fn split(checks: Vec<Check>) -> (Vec<String>, Vec<String>) {
-    let mut passed = Vec::new();
-    let mut failed = Vec::new();
-    for check in checks {
-        match check {
-            Ok(description) => passed.push(description),
-            Err(problems) => failed.extend(problems),
-        }
-    }
-    (passed, failed)
-}
-
-async fn describe_image(
-    clients: &RegionClients,
-    image_id: &str,
-) -> Result<Option<Image>, StepError> {
-    match clients
-        .ec2()
-        .describe_images()
-        .image_ids(image_id)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(output
-            .images()
-            .iter()
-            .find(|image| image.image_id() == Some(image_id))
-            .cloned()),
-        Err(error) if error_code(&error) == Some("InvalidAMIID.NotFound") => Ok(None),
-        Err(error) => Err(classify_sdk_error("ec2:DescribeImages", error)),
-    }
-}
-
-/// The launch permission on the image, or the check's failure if EC2 cannot tell.
-async fn launch_permissions(
-    clients: &RegionClients,
-    image_id: &str,
-) -> Result<Result<Vec<LaunchPermission>, Vec<String>>, StepError> {
-    match clients
-        .ec2()
-        .describe_image_attribute()
-        .image_id(image_id)
-        .attribute(ImageAttributeName::LaunchPermission)
-        .send()
-        .await
-    {
-        Ok(output) => Ok(Ok(output.launch_permissions().to_vec())),
-        Err(error) if error_code(&error).is_some_and(|code| code.starts_with("InvalidAMIID.")) => {
-            Ok(Err(vec![format!(
-                "the launch permission of {image_id} cannot be read: {}",
-                error.message().unwrap_or("image not found")
-            )]))
-        }
-        Err(error) => Err(classify_sdk_error("ec2:DescribeImageAttribute", error)),
-    }
-}
-
-/// Describe the snapshots, resolve any key that is not given as a key ARN, and check each.
-async fn verify_snapshots(
-    clients: &RegionClients,
-    ids: &[String],
-    golden_key_arn: &str,
-) -> Result<Check, StepError> {
-    let snapshots = match clients
-        .ec2()
-        .describe_snapshots()
-        .set_snapshot_ids(Some(ids.to_vec()))
-        .send()
-        .await
-    {
-        Ok(output) => output.snapshots().to_vec(),
-        Err(error)
-            if error_code(&error).is_some_and(|code| code.starts_with("InvalidSnapshot.")) =>
-        {
-            return Ok(Err(vec![format!(
-                "the snapshots {} of the golden image cannot be described: {}",
-                ids.join(", "),
-                error.message().unwrap_or("not found")
-            )]));
-        }
-        Err(error) => return Err(classify_sdk_error("ec2:DescribeSnapshots", error)),
-    };
-    let mut resolved = HashMap::new();
-    for key in snapshots.iter().filter_map(Snapshot::kms_key_id) {
-        if !is_kms_key_arn(key) && !resolved.contains_key(key) {
-            resolved.insert(key.to_string(), resolve_key(clients, key).await?);
-        }
-    }
-    let problems: Vec<String> = ids
-        .iter()
-        .filter_map(|id| {
-            let snapshot = snapshots
-                .iter()
-                .find(|snapshot| snapshot.snapshot_id() == Some(id.as_str()));
-            check_snapshot(id, snapshot, &resolved, golden_key_arn).err()
-        })
-        .collect();
-    Ok(if problems.is_empty() {
-        Ok(format!(
-            "snapshots {} are encrypted under the golden key {golden_key_arn}",
-            ids.join(", ")
-        ))
-    } else {
-        Err(problems)
-    })
-}
-
-/// A key reference that is not a key ARN (a key id or an alias), resolved to the key's ARN; the
-/// error is the reason it could not be.
-async fn resolve_key(
-    clients: &RegionClients,
-    key: &str,
-) -> Result<Result<String, String>, StepError> {
-    match clients.kms().describe_key().key_id(key).send().await {
-        Ok(output) => Ok(output
-            .key_metadata()
-            .and_then(|metadata| metadata.arn())
-            .map(str::to_string)
-            .ok_or_else(|| "KMS returned no key ARN".to_string())),
-        Err(error)
-            if error.as_service_error().is_some_and(|service| {
-                service.is_not_found_exception() || service.is_invalid_arn_exception()
-            }) || error_code(&error) == Some("AccessDeniedException") =>
-        {
-            Ok(Err(format!(
-                "kms:DescribeKey failed: {}",
-                error.message().unwrap_or("key not found")
-            )))
-        }
-        Err(error) => Err(classify_sdk_error("kms:DescribeKey", error)),
-    }
-}
-
-/// A key reference names the golden key only if it is a key ARN equal to it: an alias, a bare
-/// key id or another key (aws/ebs, the account's EBS key) fails. References that are not key
-/// ARNs are resolved through kms:DescribeKey before they get here.
-pub fn same_key(key: &str, golden_key_arn: &str) -> bool {
-    is_kms_key_arn(key) && key == golden_key_arn
-}
-
-/// One snapshot of the golden image: it exists, is encrypted, and under the golden key.
-/// `resolved` maps key references that are not key ARNs to their ARN (or why not).
-pub fn check_snapshot(
-    id: &str,
-    snapshot: Option<&Snapshot>,
-    resolved: &HashMap<String, Result<String, String>>,
-    golden_key_arn: &str,
-) -> Result<(), String> {
-    let snapshot =
-        snapshot.ok_or_else(|| format!("snapshot {id} of the golden image does not exist"))?;
-    if snapshot.encrypted() != Some(true) {
-        return Err(format!("snapshot {id} is not encrypted"));
-    }
-    let key = snapshot
-        .kms_key_id()
-        .ok_or_else(|| format!("snapshot {id} is encrypted but EC2 reports no KMS key"))?;
-    let key_arn = if is_kms_key_arn(key) {
-        key
-    } else {
-        match resolved.get(key) {
-            Some(Ok(arn)) => arn.as_str(),
-            Some(Err(reason)) => {
-                return Err(format!(
-                    "snapshot {id} is encrypted under {key}, which cannot be resolved to a key ARN ({reason})"
-                ));
-            }
-            None => {
-                return Err(format!(
-                    "snapshot {id} is encrypted under {key}, which was not resolved to a key ARN"
-                ));
-            }
-        }
-    };
-    if same_key(key_arn, golden_key_arn) {
-        Ok(())
-    } else {
-        Err(format!(
-            "snapshot {id} is encrypted under {key_arn}, not the golden key {golden_key_arn}"
-        ))
-    }
-}
-
-/// The snapshot ids of the image's EBS block devices, and every device without one.
-pub fn ebs_snapshot_ids(image: &Image) -> (Vec<String>, Vec<String>) {
-    let mut ids = Vec::new();
-    let mut problems = Vec::new();
-    for mapping in image.block_device_mappings() {
-        let Some(ebs) = mapping.ebs() else { continue };
-        match ebs.snapshot_id() {
-            Some(id) => ids.push(id.to_string()),
-            None => problems.push(format!(
-                "EBS block device {} of the golden image has no snapshot",
-                mapping.device_name().unwrap_or("(unnamed)")
-            )),
-        }
-    }
-    if ids.is_empty() && problems.is_empty() {
-        problems.push("the golden image has no EBS snapshot".to_string());
-    }
-    (ids, problems)
-}
-
-pub fn check_available(image: &Image) -> Check {
-    let id = image.image_id().unwrap_or("(no id)");
-    match image.state() {
-        Some(ImageState::Available) => Ok(format!("golden image {id} is available")),
-        state => Err(vec![format!(
-            "the golden image {id} is {}, not available",
-            state.map_or("in an unknown state", ImageState::as_str)
-        )]),
-    }
 }
 
 /// The golden image is this run's copy: not the published image, not the intermediate one.
@@ -353,51 +118,6 @@ pub fn check_share_record(share: &ShareResult, golden_ami_id: &str) -> Check {
     }
 }
 
-/// Every principal ShareImage granted is in the image's launch permission.
-pub fn check_launch_permission(
-    principals: &LaunchPrincipals,
-    existing: &[LaunchPermission],
-) -> Check {
-    let missing: Vec<String> = principals
-        .partition_by(existing)
-        .0
-        .describe()
-        .into_iter()
-        .map(|principal| format!("the launch permission lacks {principal}"))
-        .collect();
-    if missing.is_empty() {
-        Ok(format!(
-            "launch permission holds {}",
-            principals.describe().join(", ")
-        ))
-    } else {
-        Err(missing)
-    }
-}
-
-/// Every expected tag is on the image with the expected value.
-pub fn check_tags(expected: &[(&str, String)], actual: &[Tag]) -> Check {
-    let problems: Vec<String> = expected
-        .iter()
-        .filter_map(
-            |(key, value)| match actual.iter().find(|tag| tag.key() == Some(*key)) {
-                None => Some(format!("tag {key} is missing (expected {value:?})")),
-                Some(tag) if tag.value() != Some(value.as_str()) => Some(format!(
-                    "tag {key} is {:?}, expected {value:?}",
-                    tag.value().unwrap_or_default()
-                )),
-                Some(_) => None,
-            },
-        )
-        .collect();
-    if problems.is_empty() {
-        let keys: Vec<&str> = expected.iter().map(|(key, _)| *key).collect();
-        Ok(format!("tags {} are set", keys.join(", ")))
-    } else {
-        Err(problems)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::Client as Ec2;
@@ -410,6 +130,12 @@ mod tests {
     use aws_sdk_kms::operation::describe_key::DescribeKeyOutput;
     use aws_sdk_kms::types::KeyMetadata;
     use golden_ami_core::naming::{TAG_PATCH_DATE, TAG_SOURCE_AMI};
+    use std::collections::HashMap;
+
+    use aws_sdk_ec2::types::{
+        ArchitectureValues, Image, ImageState, LaunchPermission, Snapshot, Tag,
+    };
+    use golden_ami_core::golden::*;
     use golden_ami_core::testing::{self, MockClients, Rule, mock};
 
     use super::*;
@@ -455,6 +181,7 @@ mod tests {
         };
         Image::builder()
             .image_id(GOLDEN)
+            .architecture(ArchitectureValues::X8664)
             .state(state)
             .block_device_mappings(device("/dev/xvda", ROOT))
             .block_device_mappings(device("/dev/xvdb", DATA))
@@ -532,7 +259,7 @@ mod tests {
         assert_eq!(result.golden_ami_id, GOLDEN);
         assert_eq!(result.snapshot_ids, [ROOT, DATA]);
         assert_eq!(result.kms_key_arn, testing::GOLDEN_KEY_ARN);
-        assert_eq!(result.checks.len(), 6, "{:?}", result.checks);
+        assert_eq!(result.checks.len(), 8, "{:?}", result.checks);
         assert!(
             result
                 .checks

@@ -255,23 +255,23 @@ test('a loop whose last event is number N (ExecutionSucceeded) passes the quota 
   assert.equal(over.historyEvents, 46);
 });
 
-test('the real ASL: the happy path writes 172 history events; a quota of 171 fails it', async () => {
-  // 49 states entered (see HAPPY_PATH in runner.test.mjs), each Entered + Exited = 98; 20 Lambda
-  // attempts x (Scheduled, Started, Succeeded) = 60; 3 Map states x (Started, Succeeded) = 6;
+test('the real ASL: the happy path writes 177 history events; a quota of 176 fails it', async () => {
+  // 50 states entered (see HAPPY_PATH in runner.test.mjs), each Entered + Exited = 100; 21 Lambda
+  // attempts x (Scheduled, Started, Succeeded) = 63; 3 Map states x (Started, Succeeded) = 6;
   // 3 Map iterations x (Started, Succeeded) = 6; ExecutionStarted + ExecutionSucceeded = 2.
   const opts = { definitionPath: PIPELINE, stateMachineName: undefined, input: { dryRun: false } };
   const r = await run('lim-happy', happyScript(), opts);
   assert.equal(r.status, 'SUCCEEDED', r.cause);
-  assert.equal(r.path.length, 49);
-  assert.equal(r.invocations.length, 20);
-  assert.equal(r.historyEvents, 172);
+  assert.equal(r.path.length, 50);
+  assert.equal(r.invocations.length, 21);
+  assert.equal(r.historyEvents, 177);
   assert.ok(r.largestPayloadBytes > 1000 && r.largestPayloadBytes < DEFAULT_MAX_PAYLOAD_BYTES, `${r.largestPayloadBytes}`);
-  const exact = await run('lim-happy-172', happyScript(), { ...opts, maxHistoryEvents: 172 });
+  const exact = await run('lim-happy-177', happyScript(), { ...opts, maxHistoryEvents: 177 });
   assert.equal(exact.status, 'SUCCEEDED', exact.cause);
-  const over = await run('lim-happy-171', happyScript(), { ...opts, maxHistoryEvents: 171 });
+  const over = await run('lim-happy-176', happyScript(), { ...opts, maxHistoryEvents: 176 });
   assert.equal(over.status, 'FAILED');
   assert.equal(over.error, 'States.Runtime');
-  assert.equal(over.historyEvents, 171);
+  assert.equal(over.historyEvents, 176);
 });
 
 test('CLI: --max-payload-bytes and --max-history-events, and the --json line reports historyEvents and the largest payload', async () => {

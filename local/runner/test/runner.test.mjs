@@ -47,6 +47,8 @@ function run(name, script, extra = {}) {
 }
 
 const callsOf = (execution, fn) => fake.calls.filter((c) => c.execution === execution && (!fn || c.fn === fn));
+// PublishPointer's per-region calls (CheckPointers and RestorePointers call it with a mode).
+const publishCalls = (execution) => callsOf(execution, 'publish-pointer').filter((c) => !c.payload.mode);
 
 function runCli(args) {
   return new Promise((resolve, reject) => {
@@ -84,6 +86,7 @@ const HAPPY_PATH = [
   ...['WaitForTest', 'CheckTest', 'TestDone?'],
   'ApprovalRequired?',
   'NoApprovalNeeded',
+  'CheckPointers',
   'PublishPointers',
   'PublishPointer',
   'PointerPublished',
@@ -167,8 +170,9 @@ test('happy path: states in order through both Maps, polling loops loop, context
   // Each family's steps get the family from their input (the Map item), each region step its target.
   assert.equal(callsOf('happy', 'read-current-ami')[0].payload.state.family.name, 'default');
   assert.equal(callsOf('happy', 'copy-image')[0].payload.state.target.region, 'eu-west-1');
-  assert.equal(callsOf('happy', 'publish-pointer')[0].payload.state.target.region, 'eu-west-1');
-  assert.equal(callsOf('happy', 'publish-pointer')[0].payload.state.verify.goldenAmiId, 'ami-0c0py000000000001');
+  assert.equal(publishCalls('happy')[0].payload.state.target.region, 'eu-west-1');
+  assert.equal(publishCalls('happy')[0].payload.state.verify.goldenAmiId, 'ami-0c0py000000000001');
+  assert.deepEqual(callsOf('happy', 'publish-pointer').map((c) => c.payload.mode), ['CHECK', undefined]);
   const notify = callsOf('happy', 'notify').map((c) => c.payload.event);
   assert.deepEqual(notify, ['STARTED', 'FINISHED']);
   assert.equal(callsOf('happy', 'cleanup')[0].payload.mode, 'SUCCESS');
@@ -301,7 +305,7 @@ test('two families in two regions: one fails in one region, cleans up alone, and
       'check-copy': { done: true, state: 'available' },
       'check-bake': { done: true, status: 'Success', bakedAmiId: 'ami-0bake0000000000001', upToDate: false },
       'check-test': { done: true, status: 'Success', passed: true },
-      'publish-pointer': (payload) => ({
+      'publish-pointer': (payload) => payload.mode === 'CHECK' ? { regions: [] } : ({
         parameterName: payload.state.family.pointer,
         region: payload.state.target.region,
         version: 2,
@@ -316,7 +320,8 @@ test('two families in two regions: one fails in one region, cleans up alone, and
   assert.deepEqual(sorted(byFamily('copy-image')), ['al2023-arm64@eu-west-1', 'al2023-arm64@us-east-1', 'al2023-x86_64@eu-west-1', 'al2023-x86_64@us-east-1']);
   // Only the healthy family is tested and published, in both its regions.
   assert.deepEqual(byFamily('start-test'), ['al2023-x86_64']);
-  assert.deepEqual(sorted(byFamily('publish-pointer')), ['al2023-x86_64@eu-west-1', 'al2023-x86_64@us-east-1']);
+  // CheckPointers once for the family, then each region.
+  assert.deepEqual(sorted(byFamily('publish-pointer')), ['al2023-x86_64', 'al2023-x86_64@eu-west-1', 'al2023-x86_64@us-east-1']);
   // Each family cleans up its own work: SUCCESS for one, FAILURE for the other.
   assert.deepEqual(sorted(callsOf('matrix', 'cleanup').map((c) => `${familyOf(c.payload)}:${c.payload.mode}`)), ['al2023-arm64:FAILURE', 'al2023-x86_64:SUCCESS']);
   // One notice for the run, with both families' outcomes in it.
@@ -693,5 +698,5 @@ test('the real ASL: a family with an approval waits at AwaitApproval and publish
   const [call] = callsOf('cb-real', 'request-approval');
   assert.match(call.payload.taskToken, /^local-cb-real-AwaitApproval-1-/);
   assert.equal(call.payload.state.family.approval.timeoutSeconds, 86400);
-  assert.equal(callsOf('cb-real', 'publish-pointer').length, 1);
+  assert.equal(publishCalls('cb-real').length, 1);
 });
